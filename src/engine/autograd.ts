@@ -1,0 +1,103 @@
+// Tape-based reverse-mode autograd. An op computes its output with kernels, then calls record()
+// with a closure that maps the output's gradient to its inputs' gradients. Backward closures are
+// built from ops too, so every gradient runs on the GPU.
+import { engine, Tensor, ShapeError, shapeString, type TapeNode } from './tensor';
+
+/** Attaches a backward closure to an op's output, when any input needs a gradient. */
+export function record(op: string, output: Tensor, inputs: readonly Tensor[], backward: TapeNode['backward']): Tensor {
+  const e = engine();
+  if (e.gradEnabled && inputs.some((t) => t.requiresGrad)) {
+    output.requiresGrad = true;
+    output.node = { op, inputs, backward };
+  }
+  return output;
+}
+
+/** Runs fn without recording the tape (evaluation, sampling, optimizer updates). */
+export function noGrad<T>(fn: () => T): T {
+  const e = engine();
+  const before = e.gradEnabled;
+  e.gradEnabled = false;
+  try {
+    return fn();
+  } finally {
+    e.gradEnabled = before;
+  }
+}
+
+/** Marks a tensor as a leaf that wants gradients (a parameter). */
+export function param(tensor: Tensor): Tensor {
+  tensor.requiresGrad = true;
+  return tensor;
+}
+
+function topoOrder(root: Tensor): Tensor[] {
+  const order: Tensor[] = [];
+  const seen = new Set<number>();
+  // Iterative DFS: deep networks would overflow a recursive one.
+  const stack: [Tensor, boolean][] = [[root, false]];
+  while (stack.length > 0) {
+    const [t, expanded] = stack.pop()!;
+    if (expanded) {
+      order.push(t);
+      continue;
+    }
+    if (seen.has(t.id)) continue;
+    seen.add(t.id);
+    stack.push([t, true]);
+    for (const input of t.node?.inputs ?? []) if (input.requiresGrad && !seen.has(input.id)) stack.push([input, false]);
+  }
+  return order; // inputs before outputs
+}
+
+/**
+ * Gradients of `output` (seeded with `seed`, default 1 for a scalar) with respect to `wrt`: one per
+ * entry, null where `output` does not depend on it. Backward closures may return their incoming
+ * gradient itself (add does), so nothing is disposed here: run training steps inside tidy(), which
+ * frees every intermediate gradient at the end of the step.
+ */
+export function grad(output: Tensor, wrt: readonly Tensor[], seed?: Tensor): (Tensor | null)[] {
+  const e = engine();
+  if (!seed && output.size !== 1) {
+    throw new ShapeError('grad', `output ${shapeString(output.shape)} is not a scalar; pass a seed gradient`);
+  }
+  const order = topoOrder(output);
+  const grads = new Map<number, Tensor>([[output.id, seed ?? fill(output.shape, 1)]]);
+  const before = e.gradEnabled;
+  e.gradEnabled = false;
+  try {
+    for (let i = order.length - 1; i >= 0; i--) {
+      const t = order[i];
+      const g = grads.get(t.id);
+      const node = t.node;
+      if (!g || !node) continue;
+      const inputGrads = node.backward(g);
+      node.inputs.forEach((input, k) => {
+        const gi = inputGrads[k];
+        if (!gi || !input.requiresGrad) return;
+        if (gi.shape.length !== input.shape.length || gi.shape.some((d, j) => d !== input.shape[j])) {
+          throw new ShapeError(`${node.op} backward`, `gradient ${shapeString(gi.shape)} for input ${shapeString(input.shape)}`);
+        }
+        const previous = grads.get(input.id);
+        grads.set(input.id, previous ? addInto(previous, gi) : gi);
+      });
+    }
+  } finally {
+    e.gradEnabled = before;
+  }
+  return wrt.map((t) => grads.get(t.id) ?? null);
+}
+
+// Late-bound helpers (ops import this module; these break the cycle).
+let fill: (shape: readonly number[], value: number) => Tensor = () => {
+  throw new Error('autograd helpers not installed');
+};
+let addInto: (a: Tensor, b: Tensor) => Tensor = fill as never;
+
+export function installAutogradHelpers(helpers: {
+  fill: (shape: readonly number[], value: number) => Tensor;
+  add: (a: Tensor, b: Tensor) => Tensor;
+}): void {
+  fill = helpers.fill;
+  addInto = helpers.add;
+}

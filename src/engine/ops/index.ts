@@ -1,0 +1,3 @@
+// Every op of the engine, forward and backward. One module per family.
+export * from './elementwise';
+export * from './reduce';

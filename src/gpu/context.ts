@@ -1,0 +1,322 @@
+// The GPU context: one device, its pipeline cache, its buffer pool, and the batching of dispatches.
+// Every kernel launch in the engine goes through GpuContext.dispatch. Dispatches are recorded into
+// one open compute pass and submitted in batches; readback is asynchronous and is the only place we
+// wait for the GPU.
+import type { AcquiredDevice, AdapterSummary } from './device';
+import { BUFFER_USAGE, BufferPool, type PoolStats } from './pool';
+
+/** A compute kernel variant. Storage buffers sit at @binding(1..n) of @group(0); @binding(0) is the params uniform. */
+export interface KernelSpec {
+  /** Shader family and entry, for messages and the cache key (e.g. "conv.wgsl:forward"). */
+  name: string;
+  /** WGSL source of the module. */
+  code: string;
+  entry: string;
+  /** WGSL `override` constants; part of the cache key. */
+  constants?: Record<string, number>;
+  /** Access of each storage binding, in binding order starting at 1. */
+  bindings: readonly ('read' | 'rw')[];
+}
+
+/** Uniform params are at most 64 u32 (256 bytes, the usual uniform offset alignment). */
+export const MAX_PARAM_WORDS = 64;
+const PARAM_STRIDE_BYTES = 256;
+/** Dispatches per submit. tfjs uses 15 and ORT 16; SwiftShader shows ~20 us per dispatch when batched. */
+const DISPATCHES_PER_SUBMIT = 64;
+/** WebGPU's guaranteed per-dimension dispatch limit. */
+export const MAX_WORKGROUPS_PER_DIM = 65535;
+
+export class GpuError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'GpuError';
+  }
+}
+
+export class DeviceLostError extends GpuError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DeviceLostError';
+  }
+}
+
+export interface ContextStats extends PoolStats {
+  pipelines: number;
+  dispatches: number;
+  submits: number;
+}
+
+export class GpuContext {
+  readonly device: GPUDevice;
+  readonly adapter: AdapterSummary;
+  readonly pool: BufferPool;
+  private readonly modules = new Map<string, GPUShaderModule>();
+  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private readonly pending = new Map<string, Promise<GPUComputePipeline>>();
+  private readonly layouts = new Map<string, GPUBindGroupLayout>();
+  private readonly pipelineLayouts = new Map<string, GPUPipelineLayout>();
+  private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
+  private paramsBuffer: GPUBuffer | null = null;
+  private readonly paramsData = new Uint32Array((DISPATCHES_PER_SUBMIT * PARAM_STRIDE_BYTES) / 4);
+  private dispatchesInBatch = 0;
+  private dispatchCount = 0;
+  private submitCount = 0;
+  private readonly errors: string[] = [];
+  private lostMessage: string | null = null;
+  private readonly stagingFree: GPUBuffer[] = [];
+
+  constructor(acquired: AcquiredDevice) {
+    this.device = acquired.device;
+    this.adapter = acquired.summary;
+    this.pool = new BufferPool(this.device);
+    this.device.addEventListener('uncapturederror', (event) => {
+      const error = (event as GPUUncapturedErrorEvent).error;
+      this.errors.push(error?.message ?? String(error));
+    });
+    void this.device.lost.then((info) => {
+      if (info.reason !== 'destroyed') {
+        this.lostMessage =
+          `The GPU device was lost (${info.reason || 'unknown reason'}: ${info.message}). ` +
+          'This happens when the driver resets or the GPU is reclaimed. Reload to get a new device; ' +
+          'saved checkpoints are unaffected.';
+      }
+    });
+  }
+
+  get isLost(): boolean {
+    return this.lostMessage !== null;
+  }
+
+  /** Throws if the device was lost or a WebGPU validation error was reported since the last check. */
+  checkHealth(): void {
+    if (this.lostMessage) throw new DeviceLostError(this.lostMessage);
+    if (this.errors.length > 0) {
+      const messages = this.errors.splice(0, this.errors.length);
+      throw new GpuError(`WebGPU reported an error: ${messages.join(' | ')}`);
+    }
+  }
+
+  // ---- pipelines ----------------------------------------------------------------------------
+
+  private key(spec: KernelSpec): string {
+    const constants = spec.constants
+      ? Object.entries(spec.constants)
+          .sort(([a], [b]) => (a < b ? -1 : 1))
+          .map(([k, v]) => `${k}=${v}`)
+          .join(',')
+      : '';
+    return `${spec.name}|${spec.entry}|${constants}|${spec.bindings.join('')}`;
+  }
+
+  private module(spec: KernelSpec): GPUShaderModule {
+    let module = this.modules.get(spec.code);
+    if (!module) {
+      module = this.device.createShaderModule({ code: spec.code, label: spec.name });
+      this.modules.set(spec.code, module);
+      // Compilation messages arrive asynchronously; keep errors so the next check names the shader.
+      void module.getCompilationInfo?.().then((info) => {
+        for (const m of info.messages) {
+          if (m.type === 'error') this.errors.push(`${spec.name} line ${m.lineNum}:${m.linePos}: ${m.message}`);
+        }
+      });
+    }
+    return module;
+  }
+
+  private pipelineLayout(spec: KernelSpec): GPUPipelineLayout {
+    const layoutKey = spec.bindings.join('');
+    let layout = this.pipelineLayouts.get(layoutKey);
+    if (!layout) {
+      const entries: GPUBindGroupLayoutEntry[] = [
+        { binding: 0, visibility: 4 /* COMPUTE */, buffer: { type: 'uniform' } },
+        ...spec.bindings.map((access, i) => ({
+          binding: i + 1,
+          visibility: 4,
+          buffer: { type: access === 'read' ? ('read-only-storage' as const) : ('storage' as const) },
+        })),
+      ];
+      const group = this.device.createBindGroupLayout({ entries, label: `layout ${layoutKey}` });
+      this.layouts.set(layoutKey, group);
+      layout = this.device.createPipelineLayout({ bindGroupLayouts: [group] });
+      this.pipelineLayouts.set(layoutKey, layout);
+    }
+    return layout;
+  }
+
+  private descriptor(spec: KernelSpec): GPUComputePipelineDescriptor {
+    return {
+      label: this.key(spec),
+      layout: this.pipelineLayout(spec),
+      compute: { module: this.module(spec), entryPoint: spec.entry, constants: spec.constants },
+    };
+  }
+
+  /** The pipeline for a kernel variant, compiled once (synchronously on first use if not prewarmed). */
+  pipeline(spec: KernelSpec): GPUComputePipeline {
+    const key = this.key(spec);
+    let pipeline = this.pipelines.get(key);
+    if (!pipeline) {
+      pipeline = this.device.createComputePipeline(this.descriptor(spec));
+      this.pipelines.set(key, pipeline);
+    }
+    return pipeline;
+  }
+
+  /** Compiles kernel variants ahead of use, asynchronously, de-duplicating in-flight compiles. */
+  async compile(specs: readonly KernelSpec[], onProgress?: (done: number, total: number) => void): Promise<void> {
+    let done = 0;
+    await Promise.all(
+      specs.map(async (spec) => {
+        const key = this.key(spec);
+        if (!this.pipelines.has(key)) {
+          let promise = this.pending.get(key);
+          if (!promise) {
+            promise = this.device.createComputePipelineAsync(this.descriptor(spec));
+            this.pending.set(key, promise);
+          }
+          try {
+            this.pipelines.set(key, await promise);
+          } catch (error) {
+            throw new GpuError(`compiling ${spec.name} (${spec.entry}) failed: ${(error as Error).message}`);
+          } finally {
+            this.pending.delete(key);
+          }
+        }
+        onProgress?.(++done, specs.length);
+      }),
+    );
+  }
+
+  // ---- dispatch -----------------------------------------------------------------------------
+
+  /**
+   * Records one dispatch. `params` fills the uniform at @binding(0) (at most 64 words);
+   * `buffers` bind in order at @binding(1..n). Nothing is submitted until the batch fills or flush().
+   */
+  dispatch(spec: KernelSpec, buffers: readonly GPUBuffer[], params: ArrayLike<number>, workgroups: readonly number[]): void {
+    if (buffers.length !== spec.bindings.length) {
+      throw new GpuError(`${spec.name}: ${buffers.length} buffers bound, kernel expects ${spec.bindings.length}`);
+    }
+    if (params.length > MAX_PARAM_WORDS) throw new GpuError(`${spec.name}: ${params.length} param words > ${MAX_PARAM_WORDS}`);
+    const [x, y = 1, z = 1] = workgroups;
+    if (x === 0 || y === 0 || z === 0) return; // empty tensors: nothing to do
+    if (x > MAX_WORKGROUPS_PER_DIM || y > MAX_WORKGROUPS_PER_DIM || z > MAX_WORKGROUPS_PER_DIM) {
+      throw new GpuError(`${spec.name}: dispatch ${x}x${y}x${z} exceeds ${MAX_WORKGROUPS_PER_DIM} workgroups per dimension`);
+    }
+    const pipeline = this.pipeline(spec);
+    const pass = this.openPass();
+    const slot = this.dispatchesInBatch;
+    this.paramsData.set(params as ArrayLike<number>, (slot * PARAM_STRIDE_BYTES) / 4);
+    const layout = this.layouts.get(spec.bindings.join(''))!;
+    const bindGroup = this.device.createBindGroup({
+      layout,
+      entries: [
+        { binding: 0, resource: { buffer: this.paramsBuffer!, offset: slot * PARAM_STRIDE_BYTES, size: PARAM_STRIDE_BYTES } },
+        ...buffers.map((buffer, i) => ({ binding: i + 1, resource: { buffer } })),
+      ],
+    });
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(x, y, z);
+    this.dispatchesInBatch += 1;
+    this.dispatchCount += 1;
+    if (this.dispatchesInBatch === DISPATCHES_PER_SUBMIT) this.flush();
+  }
+
+  private openPass(): GPUComputePassEncoder {
+    if (!this.encoder) {
+      this.encoder = this.device.createCommandEncoder();
+      this.paramsBuffer = this.pool.acquire(
+        this.paramsData.byteLength,
+        BUFFER_USAGE.UNIFORM | BUFFER_USAGE.COPY_DST,
+        'params',
+      );
+    }
+    if (!this.pass) this.pass = this.encoder.beginComputePass();
+    return this.pass;
+  }
+
+  /** Records a buffer-to-buffer copy in the current batch (closing the open compute pass). */
+  copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
+    this.openPass();
+    this.pass!.end();
+    this.pass = null;
+    this.encoder!.copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+  }
+
+  /** Submits everything recorded so far. Cheap when nothing is pending. */
+  flush(): void {
+    if (!this.encoder) return;
+    if (this.pass) this.pass.end();
+    const params = this.paramsBuffer!;
+    this.device.queue.writeBuffer(params, 0, this.paramsData, 0, (this.dispatchesInBatch * PARAM_STRIDE_BYTES) / 4);
+    this.device.queue.submit([this.encoder.finish()]);
+    this.encoder = null;
+    this.pass = null;
+    this.paramsBuffer = null;
+    this.dispatchesInBatch = 0;
+    this.submitCount += 1;
+    this.pool.release(params);
+    this.pool.afterSubmit();
+  }
+
+  // ---- upload and readback ------------------------------------------------------------------
+
+  /** Writes host data into a buffer. Ordered after all dispatches recorded so far. */
+  write(buffer: GPUBuffer, data: ArrayBufferView, offsetBytes = 0): void {
+    // queue.writeBuffer runs at submit time of the queue, ahead of the open batch: flush first so a
+    // write never overtakes a dispatch recorded before it.
+    this.flush();
+    this.device.queue.writeBuffer(buffer, offsetBytes, data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  /** Copies `bytes` from a buffer to the host. The one place the engine waits for the GPU. */
+  async read(buffer: GPUBuffer, bytes: number, offsetBytes = 0): Promise<ArrayBuffer> {
+    this.checkHealth();
+    const size = Math.ceil(bytes / 4) * 4;
+    const staging = this.acquireStaging(size);
+    this.copy(buffer, offsetBytes, staging, 0, size);
+    this.flush();
+    try {
+      await staging.mapAsync(1 /* GPUMapMode.READ */, 0, size);
+    } catch (error) {
+      this.checkHealth();
+      throw new GpuError(`reading back ${bytes} bytes failed: ${(error as Error).message}`);
+    }
+    const copy = staging.getMappedRange(0, size).slice(0, bytes);
+    staging.unmap();
+    this.stagingFree.push(staging);
+    this.checkHealth();
+    return copy;
+  }
+
+  private acquireStaging(size: number): GPUBuffer {
+    const index = this.stagingFree.findIndex((b) => b.size >= size && b.size <= size * 4);
+    if (index >= 0) return this.stagingFree.splice(index, 1)[0];
+    return this.device.createBuffer({ size: Math.max(size, 256), usage: BUFFER_USAGE.MAP_READ | BUFFER_USAGE.COPY_DST, label: 'staging' });
+  }
+
+  /** Resolves when the GPU has finished all submitted work. */
+  async sync(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+    this.checkHealth();
+  }
+
+  stats(): ContextStats {
+    return { ...this.pool.stats(), pipelines: this.pipelines.size, dispatches: this.dispatchCount, submits: this.submitCount };
+  }
+
+  destroy(): void {
+    this.flush();
+    this.device.destroy();
+  }
+}
+
+/** Splits a 1-D dispatch of `count` workgroups into x*y <= 65535 each (kernels rebuild the linear id). */
+export function grid1d(workgroups: number): [number, number] {
+  if (workgroups <= MAX_WORKGROUPS_PER_DIM) return [workgroups, 1];
+  const y = Math.ceil(workgroups / MAX_WORKGROUPS_PER_DIM);
+  return [Math.ceil(workgroups / y), y];
+}
