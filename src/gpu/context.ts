@@ -65,6 +65,8 @@ export class GpuContext {
   private readonly errors: string[] = [];
   private lostMessage: string | null = null;
   private readonly stagingFree: GPUBuffer[] = [];
+  /** While set, dispatch() only collects kernel variants (see prewarm). */
+  private captured: Map<string, KernelSpec> | null = null;
 
   constructor(acquired: AcquiredDevice) {
     this.device = acquired.device;
@@ -75,12 +77,12 @@ export class GpuContext {
       this.errors.push(error?.message ?? String(error));
     });
     void this.device.lost.then((info) => {
-      if (info.reason !== 'destroyed') {
-        this.lostMessage =
-          `The GPU device was lost (${info.reason || 'unknown reason'}: ${info.message}). ` +
-          'This happens when the driver resets or the GPU is reclaimed. Reload to get a new device; ' +
-          'saved checkpoints are unaffected.';
-      }
+      this.lostMessage =
+        info.reason === 'destroyed'
+          ? 'The GPU device was closed by the application; start a new session to use the GPU again.'
+          : `The GPU device was lost (${info.reason || 'unknown reason'}: ${info.message}). ` +
+            'This happens when the driver resets or the GPU is reclaimed. Reload to get a new device; ' +
+            'saved checkpoints are unaffected.';
     });
   }
 
@@ -188,6 +190,26 @@ export class GpuContext {
     );
   }
 
+  /**
+   * Compiles, asynchronously and with progress, every kernel variant that `work` would dispatch.
+   * `work` runs in capture mode: its dispatches are collected, not executed, so its outputs are
+   * garbage; run it inside tidy(). Use before the first training step or sample so shader compilation
+   * never blocks a step and the UI can show progress.
+   */
+  async prewarm(work: () => void, onProgress?: (done: number, total: number) => void): Promise<number> {
+    this.flush();
+    const captured = new Map<string, KernelSpec>();
+    this.captured = captured;
+    try {
+      work();
+    } finally {
+      this.captured = null;
+    }
+    const specs = [...captured.values()].filter((spec) => !this.pipelines.has(this.key(spec)));
+    await this.compile(specs, onProgress);
+    return specs.length;
+  }
+
   // ---- dispatch -----------------------------------------------------------------------------
 
   /**
@@ -203,6 +225,10 @@ export class GpuContext {
     if (x === 0 || y === 0 || z === 0) return; // empty tensors: nothing to do
     if (x > MAX_WORKGROUPS_PER_DIM || y > MAX_WORKGROUPS_PER_DIM || z > MAX_WORKGROUPS_PER_DIM) {
       throw new GpuError(`${spec.name}: dispatch ${x}x${y}x${z} exceeds ${MAX_WORKGROUPS_PER_DIM} workgroups per dimension`);
+    }
+    if (this.captured) {
+      this.captured.set(this.key(spec), spec);
+      return;
     }
     const pipeline = this.pipeline(spec);
     const pass = this.openPass();
