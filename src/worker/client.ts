@@ -1,0 +1,26 @@
+// The UI's handle on the engine worker. The worker is created lazily, once per page.
+import * as Comlink from 'comlink';
+import type { EngineApi } from './api';
+
+export type { AdapterInfo, EngineApi, OpCheck, ProbeResult } from './api';
+
+let remote: Comlink.Remote<EngineApi> | null = null;
+let failure: Promise<never> | null = null;
+
+/**
+ * The engine API. `failed` rejects if the worker script itself cannot load or crashes (a syntax
+ * error, a blocked module worker); comlink calls would otherwise wait forever.
+ */
+export function engineWorker(): { api: Comlink.Remote<EngineApi>; failed: Promise<never> } {
+  if (!remote || !failure) {
+    const worker = new Worker(new URL('./engine.worker.ts', import.meta.url), { type: 'module', name: 'pixelvae-engine' });
+    failure = new Promise<never>((_, reject) => {
+      worker.addEventListener('error', (event) => {
+        reject(new Error(`The engine worker failed to start: ${event.message || 'unknown error'}`));
+      });
+    });
+    failure.catch(() => undefined); // observed by callers that race it; avoid an unhandled rejection
+    remote = Comlink.wrap<EngineApi>(worker);
+  }
+  return { api: remote, failed: failure };
+}
