@@ -1,3 +1,5 @@
 // Every op of the engine, forward and backward. One module per family.
 export * from './elementwise';
 export * from './reduce';
+export * from './shape';
+export * from './gather';
