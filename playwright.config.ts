@@ -1,0 +1,53 @@
+import { defineConfig } from '@playwright/test';
+
+// End-to-end tests against the production build (`vite build`, then `vite preview` on 127.0.0.1),
+// in Debian's Chromium (`npx playwright install` cannot download browsers here). Two projects:
+// one with WebGPU on SwiftShader (a CPU adapter, so no GPU is needed), one without WebGPU.
+const PORT = Number(process.env.E2E_PORT ?? 4173);
+const CHROMIUM = process.env.PIXELVAE_CHROMIUM ?? '/usr/bin/chromium';
+
+const QUIET_ARGS = ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+const WEBGPU_ARGS = ['--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader', '--enable-unsafe-swiftshader'];
+
+export default defineConfig({
+  testDir: 'e2e',
+  outputDir: 'test-results',
+  // Both projects share one preview server; two Chromiums at once suit two cores.
+  fullyParallel: false,
+  workers: 2,
+  retries: 0,
+  forbidOnly: Boolean(process.env.CI),
+  // SwiftShader compiles pipelines on the CPU; the first op can take seconds on a busy machine.
+  timeout: 90_000,
+  expect: { timeout: 60_000 },
+  reporter: [['list']],
+  use: {
+    baseURL: `http://127.0.0.1:${PORT}`,
+    headless: true,
+    viewport: { width: 1024, height: 800 },
+    trace: 'retain-on-failure',
+  },
+  projects: [
+    {
+      name: 'webgpu-swiftshader',
+      testMatch: 'webgpu.spec.ts',
+      use: { launchOptions: { executablePath: CHROMIUM, args: [...WEBGPU_ARGS, ...QUIET_ARGS] } },
+    },
+    {
+      name: 'no-webgpu',
+      testMatch: 'no-webgpu.spec.ts',
+      use: { launchOptions: { executablePath: CHROMIUM, args: QUIET_ARGS } },
+    },
+  ],
+  webServer: {
+    // The production bundle, then preview serving dist/. (Type-checking is its own step of `npm test`,
+    // so a type error elsewhere reads as one, not as a server that would not start.)
+    command: `npx vite build && npx vite preview --host 127.0.0.1 --port ${PORT} --strictPort`,
+    url: `http://127.0.0.1:${PORT}`,
+    // Always test a fresh build of the current tree, never a stale server.
+    reuseExistingServer: false,
+    timeout: 240_000,
+    stdout: 'ignore',
+    stderr: 'pipe',
+  },
+});
