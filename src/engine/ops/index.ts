@@ -4,3 +4,4 @@ export * from './reduce';
 export * from './shape';
 export * from './gather';
 export * from './softmax';
+export * from './gaussian';
