@@ -7,3 +7,4 @@ installAutogradHelpers({ fill, add });
 export * from './tensor';
 export { grad, noGrad, param, record } from './autograd';
 export * from './ops';
+export * from './optim';
