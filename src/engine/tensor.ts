@@ -73,7 +73,7 @@ export class Tensor {
     return this.shape.length;
   }
 
-  /** A tensor of another shape over the same storage (same element count). */
+  /** A tensor of another shape over the same storage (same element count); differentiable. */
   view(shape: Shape): Tensor {
     if (sizeOf(shape) !== this.size) {
       throw new ShapeError('reshape', `cannot view ${shapeString(this.shape)} as ${shapeString(shape)}`);
@@ -81,7 +81,14 @@ export class Tensor {
     const storage = this.storage;
     if (!storage) throw new Error(`tensor #${this.id} was used after dispose()`);
     storage.refs += 1;
-    return new Tensor(shape, this.dtype, storage);
+    const y = new Tensor(shape, this.dtype, storage);
+    // A view is differentiable: its gradient is the output gradient viewed back.
+    if (this.requiresGrad && engine().gradEnabled) {
+      const sourceShape = this.shape;
+      y.requiresGrad = true;
+      y.node = { op: 'view', inputs: [this], backward: (g) => [g.view(sourceShape)] };
+    }
+    return y;
   }
 
   dispose(): void {
