@@ -3,7 +3,7 @@
 // clipping, the buffer of partial sums) once and keeps them.
 import adamWgsl from '../../shaders/adam.wgsl?raw';
 import { Params, launch, threadsGrid } from './kernels';
-import { keep, Tensor, ShapeError, shapeString } from './tensor';
+import { engine, keep, Tensor, ShapeError, shapeString } from './tensor';
 import { fill } from './ops/elementwise';
 import type { KernelSpec } from '../gpu/context';
 
@@ -124,6 +124,28 @@ export class Adam {
       const words = new Params().u(p.size, 0, 0, 0).f(this.clipValue, lrT, this.beta1, this.beta2, this.eps).build();
       launch(spec, [p.buffer, g.buffer, this.m[i].buffer, this.v[i].buffer, (clipState ?? g).buffer], words, threadsGrid(p.size));
     });
+  }
+
+  /**
+   * Restores moments and the step count from a checkpoint (all sizes checked before anything is
+   * written, so a bad checkpoint changes nothing).
+   */
+  restore(params: readonly Tensor[], m: readonly Float32Array[], v: readonly Float32Array[], t: number): void {
+    if (m.length !== params.length || v.length !== params.length) {
+      throw new ShapeError('Adam.restore', `${params.length} parameters but ${m.length} first and ${v.length} second moments`);
+    }
+    params.forEach((p, i) => {
+      if (m[i].length !== p.size || v[i].length !== p.size) {
+        throw new ShapeError('Adam.restore', `parameter ${i} ${shapeString(p.shape)} has moments of ${m[i].length} and ${v[i].length} values`);
+      }
+    });
+    if (this.m.length === 0) this.init(params);
+    const gpu = engine().gpu;
+    params.forEach((_, i) => {
+      gpu.write(this.m[i].buffer, m[i]);
+      gpu.write(this.v[i].buffer, v[i]);
+    });
+    this.t = t;
   }
 
   /** The first and second moments (for checkpoints), in parameter order. */

@@ -323,6 +323,21 @@ export class GpuContext {
     return this.device.createBuffer({ size: Math.max(size, 256), usage: BUFFER_USAGE.MAP_READ | BUFFER_USAGE.COPY_DST, label: 'staging' });
   }
 
+  private inFlight: Promise<void> | null = null;
+
+  /**
+   * Keeps the CPU at most one call ahead of the GPU: submits what is recorded, then waits for the
+   * work submitted at the previous call. Loops call it once per step, so the GPU always has the next
+   * step queued (no idle gap) while recorded work cannot pile up without bound.
+   */
+  async throttle(): Promise<void> {
+    this.flush();
+    const previous = this.inFlight;
+    this.inFlight = this.device.queue.onSubmittedWorkDone();
+    if (previous) await previous;
+    this.checkHealth();
+  }
+
   /** Resolves when the GPU has finished all submitted work. */
   async sync(): Promise<void> {
     this.flush();

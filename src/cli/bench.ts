@@ -1,0 +1,206 @@
+// `npm run bench`: one JSON line per case, with the adapter named. Kernel GFLOP/s on the MNIST
+// models' real shapes (batch 32), each beside a matmul of the same GEMM dimensions (equal work), a
+// square matmul, and the cost of one dispatch. Times are wall clock around GPU work only: inputs are
+// made first, then the case runs `reps` times between two queue drains.
+import { GpuContext } from '../gpu/context';
+import { acquireDevice } from '../gpu/device';
+import { nodeGpu } from '../gpu/node';
+import * as E from '../engine';
+import type { ConvMask } from '../engine/ops/conv';
+
+interface Args {
+  quick: boolean;
+  filter: RegExp | null;
+  reps: number;
+}
+
+function parseArgs(argv: string[]): Args {
+  const args: Args = { quick: false, filter: null, reps: 0 };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--quick') args.quick = true;
+    else if (a === '--filter') args.filter = new RegExp(argv[++i] ?? '');
+    else if (a === '--reps') args.reps = Number(argv[++i]);
+    else if (a === '--help' || a === '-h') {
+      console.log(`usage: npm run bench -- [--quick] [--filter REGEX] [--reps N]
+  --quick    fewer and smaller cases (a CPU fallback adapter takes minutes for the full set)
+  --filter   run only cases whose name matches REGEX
+  --reps     timed repetitions per case (default: chosen from a first timing, 1..20)`);
+      process.exit(0);
+    } else {
+      console.error(`bench: unknown argument ${a} (try --help)`);
+      process.exit(2);
+    }
+  }
+  return args;
+}
+
+const now = (): number => performance.now();
+
+function randomTensor(shape: number[], seed: number): E.Tensor {
+  let s = seed >>> 0;
+  const n = shape.reduce((a, b) => a * b, 1);
+  const data = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    data[i] = s / 2 ** 32 - 0.5;
+  }
+  return E.keep(E.fromArray(data, shape));
+}
+
+/** Runs `work` (which records GPU work) until timing is stable enough; returns ms per run. */
+async function time(gpu: GpuContext, work: () => void, reps: number): Promise<number> {
+  E.tidy(work); // warm-up: compiles pipelines, fills the pool
+  await gpu.sync();
+  let runs = reps;
+  if (runs <= 0) {
+    const t0 = now();
+    E.tidy(work);
+    await gpu.sync();
+    const first = now() - t0;
+    runs = Math.max(1, Math.min(20, Math.floor(2000 / Math.max(first, 1))));
+  }
+  const t0 = now();
+  for (let i = 0; i < runs; i++) E.tidy(work);
+  await gpu.sync();
+  return (now() - t0) / runs;
+}
+
+interface ConvCase {
+  name: string;
+  cin: number;
+  cout: number;
+  size: number;
+  k: number;
+  stride: 1 | 2;
+  mask?: ConvMask;
+}
+
+function convCases(quick: boolean): ConvCase[] {
+  const cases: ConvCase[] = [
+    // the Table-1 decoder: 7x7 mask-A input layer, 5x5 vertical/horizontal stacks, 1x1 mixing, 2P = 32
+    { name: 'pix-input 7x7 A 1->32 28x28', cin: 1, cout: 32, size: 28, k: 7, stride: 1, mask: { type: 'A' } },
+    { name: 'vstack 5x5 16->32 28x28', cin: 16, cout: 32, size: 28, k: 5, stride: 1, mask: { type: 'vstack' } },
+    { name: 'plain 5x5 16->32 28x28', cin: 16, cout: 32, size: 28, k: 5, stride: 1 },
+    { name: 'masked-B 5x5 16->32 28x28', cin: 16, cout: 32, size: 28, k: 5, stride: 1, mask: { type: 'B' } },
+    { name: '1x1 32->32 28x28', cin: 32, cout: 32, size: 28, k: 1, stride: 1 },
+    // the encoder
+    { name: 'enc 3x3 1->32 28x28', cin: 1, cout: 32, size: 28, k: 3, stride: 1 },
+    { name: 'enc 3x3 32->32 s2 28->14', cin: 32, cout: 32, size: 28, k: 3, stride: 2 },
+    { name: 'enc 3x3 32->64 14x14', cin: 32, cout: 64, size: 14, k: 3, stride: 1 },
+    { name: 'enc 3x3 64->64 14x14', cin: 64, cout: 64, size: 14, k: 3, stride: 1 },
+  ];
+  return quick ? cases.filter((c) => /pix-input|vstack|enc 3x3 32->32/.test(c.name)) : cases;
+}
+
+/** Taps a masked k x k kernel really visits (masked taps are skipped, so they cost nothing). */
+function tapsVisited(k: number, mask?: ConvMask): number {
+  const c = Math.floor(k / 2);
+  if (!mask) return k * k;
+  if (mask.type === 'vstack') return (c + 1) * k;
+  return c * k + c + (mask.type === 'B' ? 1 : 0);
+}
+
+function emit(record: Record<string, unknown>): void {
+  console.log(JSON.stringify(record));
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const gpu = new GpuContext(await acquireDevice(nodeGpu()));
+  E.initEngine(gpu);
+  const adapter = `${gpu.adapter.vendor || '?'} ${gpu.adapter.architecture || gpu.adapter.description || '?'}${gpu.adapter.isFallbackAdapter ? ' (fallback)' : ''}`;
+  const base = { adapter, driver: process.env.VK_ICD_FILENAMES ?? 'system' };
+  const wanted = (name: string): boolean => !args.filter || args.filter.test(name);
+  const batch = args.quick ? 8 : 32;
+
+  // Dispatch overhead: many tiny dispatches, batched as the engine batches them.
+  if (wanted('dispatch')) {
+    const x = randomTensor([1], 1);
+    const count = 500;
+    const ms = await time(gpu, () => {
+      for (let i = 0; i < count; i++) E.neg(x);
+    }, 3);
+    emit({ ...base, case: 'dispatch overhead', dispatches: count, ms_per_dispatch: +(ms / count).toFixed(4) });
+  }
+
+  // Square matmuls: the reference figure.
+  for (const n of args.quick ? [256] : [256, 512]) {
+    const name = `matmul ${n}x${n}x${n}`;
+    if (!wanted(name)) continue;
+    const a = randomTensor([n, n], 2);
+    const b = randomTensor([n, n], 3);
+    const ms = await time(gpu, () => void E.matmul(a, b), args.reps);
+    emit({ ...base, case: name, ms: +ms.toFixed(3), gflops: +((2 * n * n * n) / ms / 1e6).toFixed(3) });
+  }
+
+  for (const c of convCases(args.quick)) {
+    const pad = Math.floor(c.k / 2);
+    const out = Math.floor((c.size + 2 * pad - c.k) / c.stride) + 1;
+    const x = randomTensor([batch, c.cin, c.size, c.size], 4);
+    const w = randomTensor([c.cout, c.cin, c.k, c.k], 5);
+    const gy = randomTensor([batch, c.cout, out, out], 6);
+    // Dense FLOPs of the GEMM view (M = B*Ho*Wo, N = Cout, K = Cin*k*k), and the taps actually visited.
+    const m = batch * out * out;
+    const kDense = c.cin * c.k * c.k;
+    const flops = 2 * m * c.cout * kDense;
+    const usefulFlops = 2 * m * c.cout * c.cin * tapsVisited(c.k, c.mask);
+    const ops: [string, () => void][] = [
+      ['forward', () => void E.conv2d(x, w, { stride: c.stride, padding: pad, mask: c.mask })],
+      ['grad-input', () => {
+        const xi = E.param(x);
+        const y = E.conv2d(xi, w, { stride: c.stride, padding: pad, mask: c.mask });
+        E.grad(y, [xi], gy);
+        xi.requiresGrad = false;
+      }],
+      ['grad-weight', () => {
+        const wi = E.param(w);
+        const y = E.conv2d(x, wi, { stride: c.stride, padding: pad, mask: c.mask });
+        E.grad(y, [wi], gy);
+        wi.requiresGrad = false;
+      }],
+    ];
+    // The same work as a matmul: [M, K] x [K, N], K the taps really visited.
+    const name0 = `conv ${c.name} b${batch}`;
+    let matmulGflops = 0;
+    if (ops.some(([dir]) => wanted(`${name0} ${dir}`))) {
+      const kUseful = c.cin * tapsVisited(c.k, c.mask);
+      const a = randomTensor([m, kUseful], 7);
+      const b = randomTensor([kUseful, c.cout], 8);
+      const ms = await time(gpu, () => void E.matmul(a, b), args.reps);
+      matmulGflops = usefulFlops / ms / 1e6;
+      a.dispose();
+      b.dispose();
+    }
+    let forwardMs: number | null = null;
+    for (const [dir, work] of ops) {
+      const name = `${name0} ${dir}`;
+      if (!wanted(name)) continue;
+      // grad-input/grad-weight include the forward; subtract it to report the backward kernels alone.
+      const ms = await time(gpu, work, args.reps);
+      if (dir === 'forward') forwardMs = ms;
+      forwardMs ??= await time(gpu, ops[0][1], args.reps);
+      const kernelMs = dir === 'forward' ? ms : Math.max(ms - forwardMs, 1e-3);
+      const gflops = flops / kernelMs / 1e6;
+      emit({
+        ...base,
+        case: name,
+        gemm: { m, n: c.cout, k: kDense },
+        ms: +kernelMs.toFixed(3),
+        gflops_dense: +gflops.toFixed(3),
+        gflops_useful: +(usefulFlops / kernelMs / 1e6).toFixed(3),
+        matmul_equal_work_gflops: +matmulGflops.toFixed(3),
+        ratio_to_matmul: +(usefulFlops / kernelMs / 1e6 / matmulGflops).toFixed(3),
+      });
+    }
+    x.dispose();
+    w.dispose();
+    gy.dispose();
+  }
+  gpu.destroy();
+}
+
+main().catch((error: unknown) => {
+  console.error(`bench failed: ${(error as Error).message}`);
+  process.exit(1);
+});

@@ -1,0 +1,277 @@
+// The networks of the MNIST model family (pixelvae-reference.md, 1.3-1.5): the conv encoder, the
+// upsampling decoder, the blind-spot PixelCNN and the gated two-stack PixelCNN (optionally
+// conditioned on z in every gate).
+import * as E from '../engine';
+import { Conv2d, ConvTranspose2d, Linear } from '../nn/layers';
+import type { ParamSet } from '../nn/params';
+import type { MnistModelConfig } from './config';
+
+/** Spatial sizes through the encoder: s -> s/2 -> s/4 (padded to even) -> ceil(s/8). */
+export function encoderSizes(imageSize: number): { half: number; quarter: number; quarterPadded: number; eighth: number } {
+  const half = imageSize / 2;
+  const quarter = imageSize / 4;
+  const quarterPadded = quarter + (quarter % 2);
+  return { half, quarter, quarterPadded, eighth: quarterPadded / 2 };
+}
+
+/** Conv encoder: 8 ReLU convs (3 strided), zero-pad 7->8, flatten, linear to (mu, log sigma) interleaved. */
+export class Encoder {
+  private readonly convs: Conv2d[];
+  private readonly out: Linear;
+  private readonly sizes: ReturnType<typeof encoderSizes>;
+
+  constructor(params: ParamSet, private readonly c: MnistModelConfig) {
+    const [d1, d2, d3, d4] = c.encoderDims;
+    const wn = c.weightNorm;
+    const conv = (name: string, cin: number, cout: number, stride: 1 | 2 = 1): Conv2d =>
+      new Conv2d(params, `enc.${name}`, { in: cin, out: cout, kernel: 3, stride, weightNorm: wn });
+    this.convs = [conv('1', 1, d1), conv('2', d1, d2, 2), conv('3', d2, d2), conv('4', d2, d3, 2), conv('5', d3, d3), conv('6', d3, d4, 2), conv('7', d4, d4), conv('8', d4, d4)];
+    this.sizes = encoderSizes(c.imageSize);
+    this.out = new Linear(params, 'enc.out', { in: d4 * this.sizes.eighth ** 2, out: 2 * c.latentDim, weightNorm: wn });
+  }
+
+  /** x [B,1,S,S] -> { mu, logSigma } each [B, Z]. */
+  forward(x: E.Tensor): { mu: E.Tensor; logSigma: E.Tensor } {
+    let h = x;
+    this.convs.forEach((conv, i) => {
+      h = E.relu(conv.forward(h));
+      if (i === 3 && this.sizes.quarter !== this.sizes.quarterPadded) {
+        // The reference pads 7x7 maps to 8x8 at the bottom and right before the last stride.
+        h = E.pad(h, [[0, 0], [0, 0], [0, 1], [0, 1]]);
+      }
+    });
+    const batch = x.shape[0];
+    const stats = this.out.forward(h.view([batch, h.size / batch]));
+    // Interleaved split, as the reference: mu = out[:, 0::2], log sigma = out[:, 1::2].
+    const pairs = stats.view([batch, this.c.latentDim, 2]);
+    const mu = E.slice(pairs, [0, 0, 0], [batch, this.c.latentDim, 1]).view([batch, this.c.latentDim]);
+    const logSigma = E.slice(pairs, [0, 0, 1], [batch, this.c.latentDim, 1]).view([batch, this.c.latentDim]);
+    return { mu, logSigma };
+  }
+
+  macs(): number {
+    const s = this.c.imageSize;
+    const sz = [s, s, s / 2, s / 2, this.sizes.quarterPadded, this.sizes.quarterPadded, this.sizes.eighth, this.sizes.eighth];
+    return this.convs.reduce((n, conv, i) => n + conv.macs(sz[i], sz[i]), 0) + this.out.macs();
+  }
+}
+
+/** Upsampling decoder: linear -> ReLU convs and three x2 transposed convs -> feature maps [B, D, S, S]. */
+export class UpsamplingDecoder {
+  private readonly fc: Linear;
+  private readonly convs: Conv2d[];
+  private readonly deconvs: ConvTranspose2d[];
+  private readonly sizes: ReturnType<typeof encoderSizes>;
+  readonly outChannels: number;
+
+  constructor(params: ParamSet, private readonly c: MnistModelConfig) {
+    const [d0, d1, d2] = c.decoderDims;
+    const wn = c.weightNorm;
+    this.sizes = encoderSizes(c.imageSize);
+    this.fc = new Linear(params, 'dec.fc', { in: c.latentDim, out: d0 * this.sizes.eighth ** 2, weightNorm: wn });
+    const conv = (name: string, cin: number, cout: number): Conv2d => new Conv2d(params, `dec.${name}`, { in: cin, out: cout, kernel: 3, weightNorm: wn });
+    // The reference's Deconv2D has no weight norm.
+    const deconv = (name: string, cin: number, cout: number): ConvTranspose2d =>
+      new ConvTranspose2d(params, `dec.${name}`, { in: cin, out: cout, kernel: 3, stride: 2, padding: 1, outputPadding: 1 });
+    this.convs = [conv('conv1', d0, d0), conv('conv2', d0, d0), conv('conv3', d1, d1), conv('conv4', d2, d2), conv('conv5', d2, d2)];
+    this.deconvs = [deconv('deconv1', d0, d1), deconv('deconv2', d1, d2), deconv('deconv3', d2, d2)];
+    this.outChannels = d2;
+  }
+
+  forward(z: E.Tensor): E.Tensor {
+    const batch = z.shape[0];
+    const e = this.sizes.eighth;
+    let h = E.relu(this.fc.forward(z)).view([batch, this.c.decoderDims[0], e, e]);
+    h = E.relu(this.convs[0].forward(h));
+    h = E.relu(this.convs[1].forward(h));
+    h = E.relu(this.deconvs[0].forward(h));
+    h = E.relu(this.convs[2].forward(h));
+    if (this.sizes.quarterPadded !== this.sizes.quarter) {
+      h = E.slice(h, [0, 0, 0, 0], [batch, h.shape[1], this.sizes.quarter, this.sizes.quarter]); // crop 8 -> 7
+    }
+    h = E.relu(this.deconvs[1].forward(h));
+    h = E.relu(this.convs[3].forward(h));
+    h = E.relu(this.deconvs[2].forward(h));
+    h = E.relu(this.convs[4].forward(h));
+    return h;
+  }
+
+  macs(): number {
+    const { eighth: e, quarter: q, half: h } = this.sizes;
+    const s = this.c.imageSize;
+    return (
+      this.fc.macs() + this.convs[0].macs(e, e) + this.convs[1].macs(e, e) + this.deconvs[0].macs(e, e) + this.convs[2].macs(2 * e, 2 * e) +
+      this.deconvs[1].macs(q, q) + this.convs[3].macs(h, h) + this.deconvs[2].macs(h, h) + this.convs[4].macs(s, s)
+    );
+  }
+}
+
+/** Adds z's per-gate terms: x [B, 2P, H, W] + interleave(tanhTerm, sigmoidTerm) [B, 2P, 1, 1]. */
+class GateConditioning {
+  private readonly tanhMap: Linear;
+  private readonly sigmoidMap: Linear;
+
+  constructor(params: ParamSet, name: string, latentDim: number, width: number, weightNorm: boolean) {
+    this.tanhMap = new Linear(params, `${name}.cond_tanh`, { in: latentDim, out: width, weightNorm });
+    this.sigmoidMap = new Linear(params, `${name}.cond_sigmoid`, { in: latentDim, out: width, weightNorm });
+  }
+
+  apply(x: E.Tensor, z: E.Tensor): E.Tensor {
+    const batch = z.shape[0];
+    const p = this.tanhMap.opts.out;
+    const a = this.tanhMap.forward(z).view([batch, p, 1]);
+    const b = this.sigmoidMap.forward(z).view([batch, p, 1]);
+    return E.add(x, E.concat([a, b], 2).view([batch, 2 * p, 1, 1]));
+  }
+
+  macs(): number {
+    return 2 * this.tanhMap.macs();
+  }
+}
+
+/**
+ * One gated layer with vertical and horizontal stacks (no blind spot), as next_stacks_gated in the
+ * reference: the vertical stack sees rows above and the current row (through a k x k 'vstack' mask
+ * on a map padded with one zero row on top); its pre-activation, shifted down one row, feeds the
+ * horizontal stack through a 1x1 conv; the horizontal stack sees pixels to the left (1 x k mask A in
+ * the first layer, B after).
+ */
+export class GatedStackLayer {
+  private readonly vconv: Conv2d;
+  private readonly v2h: Conv2d;
+  private readonly hconv: Conv2d;
+  private readonly h2h: Conv2d;
+  private readonly vcond: GateConditioning | null;
+  private readonly hcond: GateConditioning | null;
+
+  constructor(
+    params: ParamSet,
+    name: string,
+    inChannels: number,
+    private readonly width: number,
+    k: number,
+    first: boolean,
+    private readonly residual: boolean,
+    latentDim: number | null,
+    weightNorm: boolean,
+  ) {
+    const c = Math.floor(k / 2);
+    const p2 = 2 * width;
+    this.vconv = new Conv2d(params, `${name}.vstack`, { in: inChannels, out: p2, kernel: k, mask: { type: 'vstack' }, weightNorm, padding: [c, c, c, c] });
+    this.v2h = new Conv2d(params, `${name}.v2h`, { in: p2, out: p2, kernel: 1, weightNorm });
+    this.hconv = new Conv2d(params, `${name}.hstack`, { in: inChannels, out: p2, kernel: [1, k], mask: { type: first ? 'A' : 'B' }, weightNorm, padding: [0, 0, c, c] });
+    this.h2h = new Conv2d(params, `${name}.h2h`, { in: width, out: width, kernel: 1, weightNorm });
+    this.vcond = latentDim ? new GateConditioning(params, `${name}.vstack`, latentDim, width, weightNorm) : null;
+    this.hcond = latentDim ? new GateConditioning(params, `${name}.hstack`, latentDim, width, weightNorm) : null;
+  }
+
+  forward(xv: E.Tensor, xh: E.Tensor, z: E.Tensor | null): { v: E.Tensor; h: E.Tensor } {
+    const [batch, , height, width] = xv.shape;
+    const p2 = 2 * this.width;
+    const vpad = E.pad(xv, [[0, 0], [0, 0], [1, 0], [0, 0]]);
+    const vpre = this.vconv.forward(vpad); // [B, 2P, H+1, W]
+    const vcur = E.slice(vpre, [0, 0, 1, 0], [batch, p2, height, width]);
+    const vout = E.gate(this.vcond && z ? this.vcond.apply(vcur, z) : vcur);
+    const vshift = E.slice(vpre, [0, 0, 0, 0], [batch, p2, height, width]);
+    const hpre = this.hconv.forward(xh, { residual: this.v2h.forward(vshift) });
+    const hgated = E.gate(this.hcond && z ? this.hcond.apply(hpre, z) : hpre);
+    const hout = this.h2h.forward(hgated, this.residual ? { residual: xh } : {});
+    return { v: vout, h: hout };
+  }
+
+  macs(h: number, w: number): number {
+    return this.vconv.macs(h + 1, w) + this.v2h.macs(h, w) + this.hconv.macs(h, w) + this.h2h.macs(h, w) + (this.vcond ? this.vcond.macs() + this.hcond!.macs() : 0);
+  }
+}
+
+/** Gated output head: 1x1 conv to 2W then gate (optionally z-conditioned), twice, then a 1x1 conv to one logit. */
+class GatedHead {
+  private readonly out1: Conv2d;
+  private readonly out2: Conv2d;
+  private readonly out3: Conv2d;
+  private readonly cond1: GateConditioning | null;
+  private readonly cond2: GateConditioning | null;
+
+  constructor(params: ParamSet, inChannels: number, width: number, latentDim: number | null, weightNorm: boolean) {
+    this.out1 = new Conv2d(params, 'pix.out1', { in: inChannels, out: 2 * width, kernel: 1, weightNorm });
+    this.out2 = new Conv2d(params, 'pix.out2', { in: width, out: 2 * width, kernel: 1, weightNorm });
+    this.out3 = new Conv2d(params, 'pix.out3', { in: width, out: 1, kernel: 1, weightNorm, he: false });
+    this.cond1 = latentDim ? new GateConditioning(params, 'pix.out1', latentDim, width, weightNorm) : null;
+    this.cond2 = latentDim ? new GateConditioning(params, 'pix.out2', latentDim, width, weightNorm) : null;
+  }
+
+  forward(h: E.Tensor, z: E.Tensor | null): E.Tensor {
+    let a = this.out1.forward(h);
+    a = E.gate(this.cond1 && z ? this.cond1.apply(a, z) : a);
+    let b = this.out2.forward(a);
+    b = E.gate(this.cond2 && z ? this.cond2.apply(b, z) : b);
+    return this.out3.forward(b);
+  }
+
+  macs(h: number, w: number): number {
+    return this.out1.macs(h, w) + this.out2.macs(h, w) + this.out3.macs(h, w) + (this.cond1 ? this.cond1.macs() + this.cond2!.macs() : 0);
+  }
+}
+
+/** The gated two-stack PixelCNN decoder (gated-pixelcnn, gated-pixelvae, gated-pixelvae-cond). */
+export class GatedPixelCnn {
+  private readonly layers: GatedStackLayer[];
+  private readonly head: GatedHead;
+
+  /** `inChannels`: 1 for the image alone, 1 + D when decoder features are concatenated. */
+  constructor(params: ParamSet, private readonly c: MnistModelConfig, inChannels: number, conditionOnZ: boolean) {
+    const latent = conditionOnZ ? c.latentDim : null;
+    const p = c.pixelWidth;
+    const wn = c.weightNorm;
+    this.layers = [new GatedStackLayer(params, 'pix.input', inChannels, p, c.inputFilterSize, true, false, latent, wn)];
+    for (let i = 1; i <= c.pixelLayers; i++) this.layers.push(new GatedStackLayer(params, `pix.${i}`, p, p, c.filterSize, false, true, latent, wn));
+    // The cond_z_bias head keeps width P; the upsampling variants use outputWidth (32).
+    this.head = new GatedHead(params, p, conditionOnZ ? p : c.outputWidth, latent, wn);
+  }
+
+  /** input [B, Cin, S, S] (image first) -> logits [B, 1, S, S]. */
+  forward(input: E.Tensor, z: E.Tensor | null): E.Tensor {
+    let v = input;
+    let h = input;
+    for (const layer of this.layers) ({ v, h } = layer.forward(v, h, z));
+    return this.head.forward(h, z);
+  }
+
+  macs(): number {
+    const s = this.c.imageSize;
+    return this.layers.reduce((n, l) => n + l.macs(s, s), 0) + this.head.macs(s, s);
+  }
+}
+
+/** The blind-spot PixelCNN (pixelcnn, pixelvae): a 7x7 mask-A conv, residual 5x5 mask-B ReLU layers, 1x1 head. */
+export class MaskedPixelCnn {
+  private readonly input: Conv2d;
+  private readonly layers: Conv2d[] = [];
+  private readonly out1: Conv2d;
+  private readonly out2: Conv2d;
+  private readonly out3: Conv2d;
+
+  constructor(params: ParamSet, private readonly c: MnistModelConfig, inChannels: number) {
+    const p = c.pixelWidth;
+    const wn = c.weightNorm;
+    this.input = new Conv2d(params, 'pix.input', { in: inChannels, out: p, kernel: c.inputFilterSize, mask: { type: 'A' }, weightNorm: wn });
+    for (let i = 1; i <= c.pixelLayers; i++) this.layers.push(new Conv2d(params, `pix.${i}`, { in: p, out: p, kernel: c.filterSize, mask: { type: 'B' }, weightNorm: wn }));
+    this.out1 = new Conv2d(params, 'pix.out1', { in: p, out: c.outputWidth, kernel: 1, weightNorm: wn });
+    this.out2 = new Conv2d(params, 'pix.out2', { in: c.outputWidth, out: c.outputWidth, kernel: 1, weightNorm: wn });
+    this.out3 = new Conv2d(params, 'pix.out3', { in: c.outputWidth, out: 1, kernel: 1, weightNorm: wn, he: false });
+  }
+
+  forward(input: E.Tensor): E.Tensor {
+    let h = E.relu(this.input.forward(input));
+    // Residual: h + relu(conv(h)); the mask-B layers keep the blind-spot causal structure.
+    for (const layer of this.layers) h = E.add(h, E.relu(layer.forward(h)));
+    h = E.relu(this.out1.forward(h));
+    h = E.relu(this.out2.forward(h));
+    return this.out3.forward(h);
+  }
+
+  macs(): number {
+    const s = this.c.imageSize;
+    return this.input.macs(s, s) + this.layers.reduce((n, l) => n + l.macs(s, s), 0) + this.out1.macs(s, s) + this.out2.macs(s, s) + this.out3.macs(s, s);
+  }
+}

@@ -1,0 +1,164 @@
+// Training and evaluation loops for the MNIST family. A step records its GPU work and returns:
+// batch gather and binarization, noise, loss, backward and the Adam update all run on the GPU, and
+// the loss terms are summed into a GPU accumulator that is read back only when asked.
+import * as E from '../engine';
+import { EpochSampler, SequentialBatches, type GpuImageSet } from '../data/gpu-dataset';
+import type { MnistModel } from './mnist-model';
+
+export interface TrainerOptions {
+  batchSize: number;
+  /** Adam learning rate (1e-3 in the paper). */
+  lr?: number;
+  /** Element-wise gradient clipping bound (1 in the reference); 0 disables it. */
+  clipValue?: number;
+  /** Seeds batch order, dynamic binarization and the reparameterisation noise. */
+  seed: number;
+}
+
+export interface TrainMetrics {
+  /** Steps averaged over. */
+  steps: number;
+  /** Mean minimised loss (reconstruction + alpha * KL), nats per image. */
+  loss: number;
+  reconstruction: number;
+  kl: number;
+  /** Mean negative ELBO (alpha = 1), nats per image. */
+  negElbo: number;
+}
+
+/** Offsets that keep the generator streams of one step apart (Philox counters never collide). */
+const STREAM = { binarize: 1, noise: 2 } as const;
+
+export class MnistTrainer {
+  readonly optimizer: E.Adam;
+  readonly sampler: EpochSampler;
+  step = 0;
+  /** Sums of [loss, reconstruction, kl] since the last read, on the GPU. */
+  private accumulator: E.Tensor;
+  private accumulated = 0;
+
+  constructor(
+    readonly model: MnistModel,
+    readonly data: GpuImageSet,
+    readonly options: TrainerOptions,
+  ) {
+    if (data.height !== model.config.imageSize || data.width !== model.config.imageSize) {
+      throw new Error(`training data is ${data.height}x${data.width} but the model expects ${model.config.imageSize}x${model.config.imageSize}`);
+    }
+    this.optimizer = new E.Adam({ lr: options.lr ?? 1e-3, clipValue: options.clipValue ?? 1 });
+    this.sampler = new EpochSampler(data.count, options.batchSize, options.seed);
+    this.accumulator = E.keep(E.zeros([3]));
+  }
+
+  /** Records one training step on the GPU (no readback). */
+  trainStep(): void {
+    this.recordStep(this.optimizer, true);
+    this.accumulated += 1;
+    this.step += 1;
+  }
+
+  private recordStep(optimizer: E.Adam, accumulate: boolean): void {
+    const params = this.model.params.tensors();
+    const { batchSize, seed } = this.options;
+    const step = this.step;
+    E.tidy(() => {
+      const indices = this.sampler.next();
+      const x = this.data.binarizedBatch(indices, seed, [step, STREAM.binarize]);
+      const noise = this.model.hasLatent ? E.randomNormal([batchSize, this.model.config.latentDim], seed, [step, STREAM.noise]) : null;
+      const terms = this.model.loss(x, noise, this.model.klWeight(step));
+      const grads = E.grad(terms.loss, params);
+      optimizer.step(params, grads.map((g, i) => g ?? E.zeros(params[i].shape)));
+      if (!accumulate) return;
+      const row = E.concat([terms.loss.view([1]), E.mean(terms.reconstruction).view([1]), E.mean(terms.kl).view([1])], 0);
+      const next = E.keep(E.add(this.accumulator, row));
+      this.accumulator.dispose();
+      this.accumulator = next;
+    });
+  }
+
+  /** Compiles every kernel a step uses, asynchronously, before the first step. */
+  async prewarm(onProgress?: (done: number, total: number) => void): Promise<number> {
+    // Capture mode collects dispatches without running them, so the step runs against a throwaway
+    // optimizer (its state would be garbage) and without touching the accumulator.
+    const scratch = new E.Adam({ lr: this.optimizer.lr, clipValue: this.optimizer.clipValue });
+    const samplerStep = this.sampler.step;
+    try {
+      return await E.engine().gpu.prewarm(() => this.recordStep(scratch, false), onProgress);
+    } finally {
+      this.sampler.seek(samplerStep);
+      scratch.dispose();
+    }
+  }
+
+  /** Reads and resets the accumulated training metrics (the only readback of the loop). */
+  async readMetrics(): Promise<TrainMetrics> {
+    const steps = this.accumulated;
+    const acc = this.accumulator;
+    this.accumulator = E.keep(E.zeros([3]));
+    this.accumulated = 0;
+    const [loss, reconstruction, kl] = await acc.data();
+    acc.dispose();
+    const n = Math.max(steps, 1);
+    return { steps, loss: loss / n, reconstruction: reconstruction / n, kl: kl / n, negElbo: (reconstruction + kl) / n };
+  }
+
+  dispose(): void {
+    this.accumulator.dispose();
+    this.sampler.dispose();
+  }
+}
+
+export interface EvalResult {
+  images: number;
+  /** Mean negative ELBO, nats per image (an upper bound on the NLL). */
+  negElbo: number;
+  /** Mean importance-sampled NLL estimate with k samples (equal to negElbo without a latent). */
+  nll: number;
+  k: number;
+  reconstruction: number;
+  kl: number;
+}
+
+/**
+ * Evaluates on a binarized set: the negative ELBO (reconstruction + KL, alpha = 1) and the
+ * importance-sampled NLL with k samples per image, both in nats per image.
+ */
+export async function evaluate(
+  model: MnistModel,
+  data: GpuImageSet,
+  opts: { k: number; batchSize: number; seed: number; limit?: number; onProgress?: (done: number, total: number) => void },
+): Promise<EvalResult> {
+  const count = Math.min(opts.limit ?? data.count, data.count);
+  const batches = new SequentialBatches(count, opts.batchSize);
+  const sums = E.keep(E.zeros([4]));
+  let acc = sums;
+  try {
+    for (let b = 0; b < batches.batches; b++) {
+      const next = E.noGrad(() =>
+        E.tidy(() => {
+          const indices = batches.at(b);
+          const x = data.binarizedBatch(indices, opts.seed, 0);
+          const batch = x.shape[0];
+          const zd = model.config.latentDim;
+          const noise = E.randomNormal([opts.k * batch, zd], opts.seed, [b, 7]);
+          const { nll, negElbo } = model.importanceNll(x, opts.k, noise);
+          const epsOne = E.randomNormal([batch, zd], opts.seed, [b, 8]);
+          const terms = model.loss(x, model.hasLatent ? epsOne : null, 1);
+          const row = E.concat([E.sum(negElbo).view([1]), E.sum(nll).view([1]), E.sum(terms.reconstruction).view([1]), E.sum(terms.kl).view([1])], 0);
+          return E.keep(E.add(acc, row));
+        }),
+      );
+      acc.dispose();
+      acc = next;
+      if (opts.onProgress) {
+        await E.engine().gpu.sync();
+        opts.onProgress(Math.min((b + 1) * opts.batchSize, count), count);
+      }
+    }
+    const [negElbo, nll, reconstruction, kl] = await acc.data();
+    return { images: count, negElbo: negElbo / count, nll: nll / count, k: opts.k, reconstruction: reconstruction / count, kl: kl / count };
+  } finally {
+    acc.dispose();
+    batches.dispose();
+  }
+}

@@ -1,0 +1,139 @@
+// Layers built from engine ops: convolutions (plain, strided, masked, transposed) and linear maps,
+// with the reference's weight normalisation and initialisation.
+import * as E from '../engine';
+import type { ConvMask } from '../engine/ops/conv';
+import { convInit, linearInit, rowNorms } from './init';
+import type { ParamSet } from './params';
+
+export type Padding = number | [number, number, number, number];
+
+export interface Conv2dOptions {
+  in: number;
+  out: number;
+  kernel: number | [number, number];
+  stride?: 1 | 2;
+  /** Default: k//2 on each side of each axis ("half" padding, as Theano's border_mode='half'). */
+  padding?: Padding;
+  mask?: ConvMask;
+  weightNorm?: boolean;
+  bias?: boolean;
+  /** He-style init (the reference's default); false for output layers. */
+  he?: boolean;
+}
+
+export class Conv2d {
+  readonly v: E.Tensor;
+  readonly g: E.Tensor | null;
+  readonly b: E.Tensor | null;
+  readonly kh: number;
+  readonly kw: number;
+  readonly padding: [number, number, number, number];
+
+  constructor(params: ParamSet, readonly name: string, readonly opts: Conv2dOptions) {
+    [this.kh, this.kw] = typeof opts.kernel === 'number' ? [opts.kernel, opts.kernel] : opts.kernel;
+    const p = opts.padding ?? [Math.floor(this.kh / 2), Math.floor(this.kh / 2), Math.floor(this.kw / 2), Math.floor(this.kw / 2)];
+    this.padding = typeof p === 'number' ? [p, p, p, p] : p;
+    const init = convInit(opts.out, opts.in, this.kh, this.kw, { he: opts.he ?? true, masked: Boolean(opts.mask) }, params.rng);
+    this.v = params.create(`${name}.weight`, [opts.out, opts.in, this.kh, this.kw], init);
+    this.g = opts.weightNorm ? params.create(`${name}.gain`, [opts.out], rowNorms(init, opts.out)) : null;
+    this.b = opts.bias === false ? null : params.create(`${name}.bias`, [opts.out], new Float32Array(opts.out));
+  }
+
+  /** The effective weight: g * v / ||v|| per output channel with weight norm (mask applied after, in the conv). */
+  weight(): E.Tensor {
+    return this.g ? E.weightNorm(this.v, this.g) : this.v;
+  }
+
+  forward(x: E.Tensor, extra: { residual?: E.Tensor; gate?: boolean } = {}): E.Tensor {
+    return E.conv2d(x, this.weight(), {
+      stride: this.opts.stride ?? 1,
+      padding: this.padding,
+      bias: this.b ?? undefined,
+      mask: this.opts.mask,
+      residual: extra.residual,
+      gate: extra.gate,
+    });
+  }
+
+  /** Multiply-adds per image for an input of h x w (masked taps counted as skipped). */
+  macs(h: number, w: number): number {
+    const s = this.opts.stride ?? 1;
+    const [t, b, l, r] = this.padding;
+    const ho = Math.floor((h + t + b - this.kh) / s) + 1;
+    const wo = Math.floor((w + l + r - this.kw) / s) + 1;
+    return ho * wo * this.opts.out * this.opts.in * tapsVisited(this.kh, this.kw, this.opts.mask);
+  }
+}
+
+/** Taps a kh x kw kernel visits under a mask (the rest are skipped by the kernel). */
+export function tapsVisited(kh: number, kw: number, mask?: ConvMask): number {
+  if (!mask) return kh * kw;
+  const cy = Math.floor(kh / 2);
+  const cx = Math.floor(kw / 2);
+  if (mask.type === 'vstack') return (cy + 1) * kw;
+  return cy * kw + cx + (mask.type === 'B' ? 1 : 0);
+}
+
+export interface ConvTranspose2dOptions {
+  in: number;
+  out: number;
+  kernel: number;
+  stride: 1 | 2;
+  padding: number;
+  outputPadding?: number;
+  bias?: boolean;
+}
+
+/** Transposed convolution (the reference's Deconv2D: no weight norm). Weight [in, out, k, k]. */
+export class ConvTranspose2d {
+  readonly w: E.Tensor;
+  readonly b: E.Tensor | null;
+
+  constructor(params: ParamSet, readonly name: string, readonly opts: ConvTranspose2dOptions) {
+    const k = opts.kernel;
+    this.w = params.create(`${name}.weight`, [opts.in, opts.out, k, k], convInit(opts.in, opts.out, k, k, { he: true, masked: false }, params.rng));
+    this.b = opts.bias === false ? null : params.create(`${name}.bias`, [opts.out], new Float32Array(opts.out));
+  }
+
+  forward(x: E.Tensor): E.Tensor {
+    return E.convTranspose2d(x, this.w, {
+      stride: this.opts.stride,
+      padding: this.opts.padding,
+      outputPadding: this.opts.outputPadding ?? 0,
+      bias: this.b ?? undefined,
+    });
+  }
+
+  macs(h: number, w: number): number {
+    return h * w * this.opts.in * this.opts.out * this.opts.kernel * this.opts.kernel;
+  }
+}
+
+export interface LinearOptions {
+  in: number;
+  out: number;
+  weightNorm?: boolean;
+  bias?: boolean;
+}
+
+export class Linear {
+  readonly v: E.Tensor;
+  readonly g: E.Tensor | null;
+  readonly b: E.Tensor | null;
+
+  constructor(params: ParamSet, readonly name: string, readonly opts: LinearOptions) {
+    const init = linearInit(opts.out, opts.in, params.rng);
+    this.v = params.create(`${name}.weight`, [opts.out, opts.in], init);
+    this.g = opts.weightNorm ? params.create(`${name}.gain`, [opts.out], rowNorms(init, opts.out)) : null;
+    this.b = opts.bias === false ? null : params.create(`${name}.bias`, [opts.out], new Float32Array(opts.out));
+  }
+
+  forward(x: E.Tensor): E.Tensor {
+    const w = this.g ? E.weightNorm(this.v, this.g) : this.v;
+    return E.linear(x, w, this.b ?? undefined);
+  }
+
+  macs(): number {
+    return this.opts.in * this.opts.out;
+  }
+}
