@@ -8,3 +8,4 @@ export * from './softmax';
 export * from './random';
 export * from './gaussian';
 export * from './norm';
+export * from './conv';

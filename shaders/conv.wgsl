@@ -1,0 +1,477 @@
+// Convolutions, NCHW f32, weights [Cout, Cin, KH, KW] (cross-correlation). One family, three entries:
+//   conv_forward          y = x (*) w, with masks, stride, padding and a fused epilogue
+//                         (+bias, gated activation over interleaved channels, +residual)
+//   conv_backward_data    d = g (*)^T w: the transposed convolution (gathers over output positions;
+//                         stride 2 by the divisibility test). Also convTranspose2d's forward.
+//   conv_backward_weight  dW partial sums over chunks of N*Ho rows (split-K), [S, Cout, Cin, KH, KW]
+// plus gate_forward / gate_backward for the stand-alone gated activation.
+//
+// Register blocking: a thread owns CB (1, 2 or 4) channels x 4 positions along x, so every input
+// load feeds CB FMAs and every weight load feeds 4. No workgroup memory (barriers are slow on the
+// CPU adapters). Masked taps are never visited: the loops run over the kept rows / columns only,
+// with bounds that are override constants; the colour-group condition applies at the centre tap.
+//
+// Dimensions in Params are those of the convolution (x: n, cin, h, w; y: cout, ho, wo) in every
+// entry, whichever tensor is the entry's input or output.
+
+struct Params {
+  n: u32, cin: u32, h: u32, w: u32,
+  cout: u32, ho: u32, wo: u32, threads: u32,
+  pad_t: i32, pad_l: i32, cblocks: u32, xblocks: u32,
+  rows: u32, chunk_rows: u32, _p0: u32, _p1: u32,
+}
+
+override KH: u32 = 3u;
+override KW: u32 = 3u;
+override STRIDE: u32 = 1u;
+/** 0 none, 1 A, 2 B, 3 vstack. */
+override MASK: u32 = 0u;
+/** Colour groups of masks A/B: channel group = channel index mod GROUPS. */
+override GROUPS: u32 = 1u;
+/** Channels per thread (1, 2 or 4). */
+override CB: u32 = 4u;
+override HAS_BIAS: bool = false;
+override HAS_RES: bool = false;
+override GATE: bool = false;
+override WRITE_PRE: bool = false;
+
+override CY: u32 = KH / 2u;
+override CX: u32 = KW / 2u;
+override MASK_AB: bool = MASK == 1u || MASK == 2u;
+/** Rows visited in full: all of them, rows <= CY (vstack), rows < CY (A, B). */
+override FULL_ROWS: u32 = select(select(KH, CY + 1u, MASK == 3u), CY, MASK_AB);
+/** Masks A/B visit row CY up to column CX (exclusive), then maybe the centre tap. */
+override HAS_CENTRE: bool = MASK == 2u || (MASK == 1u && GROUPS > 1u);
+
+@group(0) @binding(0) var<uniform> p: Params;
+
+// Is the centre tap from input channel ci to output channel co kept?
+fn centre_kept(ci: u32, co: u32) -> bool {
+  let gi = ci % GROUPS;
+  let go = co % GROUPS;
+  if (MASK == 1u) { return gi < go; }
+  return gi <= go;
+}
+
+fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+  return gid.x + gid.y * nwg.x * 64u;
+}
+
+// Accumulators of the calling thread: acc_j is channel j of the block, lanes are the 4 x positions.
+var<private> acc0: vec4<f32>;
+var<private> acc1: vec4<f32>;
+var<private> acc2: vec4<f32>;
+var<private> acc3: vec4<f32>;
+// Offsets of the block's weight filters (per channel of the block).
+var<private> wb0: u32;
+var<private> wb1: u32;
+var<private> wb2: u32;
+var<private> wb3: u32;
+
+// ---- forward ---------------------------------------------------------------------------------
+
+@group(0) @binding(1) var<storage, read> fx: array<f32>;
+@group(0) @binding(2) var<storage, read> fw: array<f32>;
+@group(0) @binding(3) var<storage, read> fbias: array<f32>;
+@group(0) @binding(4) var<storage, read> fres: array<f32>;
+@group(0) @binding(5) var<storage, read_write> fy: array<f32>;
+@group(0) @binding(6) var<storage, read_write> fpre: array<f32>;
+
+fn fx_at(row: u32, ix: i32) -> f32 {
+  let ok = ix >= 0 && ix < i32(p.w);
+  return select(0.0, fx[row + u32(select(0, ix, ok))], ok);
+}
+
+fn fx4(row: u32, ix: i32) -> vec4<f32> {
+  let s = i32(STRIDE);
+  return vec4<f32>(fx_at(row, ix), fx_at(row, ix + s), fx_at(row, ix + 2 * s), fx_at(row, ix + 3 * s));
+}
+
+fn fwd_tap(xv: vec4<f32>, wk: u32) {
+  acc0 += fw[wb0 + wk] * xv;
+  if (CB > 1u) { acc1 += fw[wb1 + wk] * xv; }
+  if (CB > 2u) {
+    acc2 += fw[wb2 + wk] * xv;
+    acc3 += fw[wb3 + wk] * xv;
+  }
+}
+
+fn fwd_centre(xv: vec4<f32>, wk: u32, ci: u32, co0: u32) {
+  if (centre_kept(ci, co0)) { acc0 += fw[wb0 + wk] * xv; }
+  if (CB > 1u && centre_kept(ci, co0 + 1u)) { acc1 += fw[wb1 + wk] * xv; }
+  if (CB > 2u) {
+    if (centre_kept(ci, co0 + 2u)) { acc2 += fw[wb2 + wk] * xv; }
+    if (centre_kept(ci, co0 + 3u)) { acc3 += fw[wb3 + wk] * xv; }
+  }
+}
+
+fn safe_tanh(x: vec4<f32>) -> vec4<f32> {
+  return tanh(clamp(x, vec4<f32>(-15.0), vec4<f32>(15.0)));
+}
+
+fn sigmoid4(x: vec4<f32>) -> vec4<f32> {
+  // exp of a non-positive argument only, so nothing overflows.
+  let e = exp(-abs(x));
+  return select(e / (1.0 + e), 1.0 / (1.0 + e), x >= vec4<f32>(0.0));
+}
+
+// Writes lanes [0, lanes) of v to channel c of an output with `channels` channels (+ residual).
+fn fwd_store(n: u32, c: u32, channels: u32, oy: u32, ox0: u32, lanes: u32, v: vec4<f32>) {
+  let base = ((n * channels + c) * p.ho + oy) * p.wo + ox0;
+  for (var j = 0u; j < lanes; j++) {
+    var out = v[j];
+    if (HAS_RES) { out += fres[base + j]; }
+    fy[base + j] = out;
+  }
+}
+
+fn pre_store(n: u32, c: u32, oy: u32, ox0: u32, lanes: u32, v: vec4<f32>) {
+  let base = ((n * p.cout + c) * p.ho + oy) * p.wo + ox0;
+  for (var j = 0u; j < lanes; j++) { fpre[base + j] = v[j]; }
+}
+
+@compute @workgroup_size(64)
+fn conv_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let t = linear_id(gid, nwg);
+  if (t >= p.threads) { return; }
+  let xb = t % p.xblocks;
+  var r = t / p.xblocks;
+  let oy = r % p.ho;
+  r = r / p.ho;
+  let cb = r % p.cblocks;
+  let n = r / p.cblocks;
+
+  let co0 = cb * CB;
+  let last = p.cout - 1u;
+  let fsize = p.cin * KH * KW;
+  // Channels past cout (a partial last block) read a valid filter and are never written.
+  wb0 = co0 * fsize;
+  wb1 = min(co0 + 1u, last) * fsize;
+  wb2 = min(co0 + 2u, last) * fsize;
+  wb3 = min(co0 + 3u, last) * fsize;
+  acc0 = vec4<f32>(0.0);
+  acc1 = vec4<f32>(0.0);
+  acc2 = vec4<f32>(0.0);
+  acc3 = vec4<f32>(0.0);
+
+  let ox0 = xb * 4u;
+  let ix0 = i32(ox0 * STRIDE) - p.pad_l;
+  let iy0 = i32(oy * STRIDE) - p.pad_t;
+  for (var ci = 0u; ci < p.cin; ci++) {
+    let plane = (n * p.cin + ci) * p.h;
+    let wci = ci * KH * KW;
+    for (var ky = 0u; ky < FULL_ROWS; ky++) {
+      let iy = iy0 + i32(ky);
+      if (iy < 0 || iy >= i32(p.h)) { continue; }
+      let row = (plane + u32(iy)) * p.w;
+      for (var kx = 0u; kx < KW; kx++) {
+        fwd_tap(fx4(row, ix0 + i32(kx)), wci + ky * KW + kx);
+      }
+    }
+    if (MASK_AB) {
+      let iy = iy0 + i32(CY);
+      if (iy >= 0 && iy < i32(p.h)) {
+        let row = (plane + u32(iy)) * p.w;
+        for (var kx = 0u; kx < CX; kx++) {
+          fwd_tap(fx4(row, ix0 + i32(kx)), wci + CY * KW + kx);
+        }
+        if (HAS_CENTRE) {
+          fwd_centre(fx4(row, ix0 + i32(CX)), wci + CY * KW + CX, ci, co0);
+        }
+      }
+    }
+  }
+
+  // Epilogue: bias, pre-activation, gate, residual.
+  var b = vec4<f32>(0.0);
+  if (HAS_BIAS) {
+    b = vec4<f32>(fbias[co0], fbias[min(co0 + 1u, last)], fbias[min(co0 + 2u, last)], fbias[min(co0 + 3u, last)]);
+  }
+  let v0 = acc0 + b.x;
+  let v1 = acc1 + b.y;
+  let v2 = acc2 + b.z;
+  let v3 = acc3 + b.w;
+  let lanes = min(4u, p.wo - ox0);
+  if (WRITE_PRE) {
+    pre_store(n, co0, oy, ox0, lanes, v0);
+    if (CB > 1u && co0 + 1u < p.cout) { pre_store(n, co0 + 1u, oy, ox0, lanes, v1); }
+    if (CB > 2u && co0 + 2u < p.cout) { pre_store(n, co0 + 2u, oy, ox0, lanes, v2); }
+    if (CB > 3u && co0 + 3u < p.cout) { pre_store(n, co0 + 3u, oy, ox0, lanes, v3); }
+  }
+  if (GATE) {
+    // Interleaved: channel 2c goes through tanh, 2c+1 through sigmoid (CB is even here).
+    let half = p.cout / 2u;
+    fwd_store(n, co0 / 2u, half, oy, ox0, lanes, safe_tanh(v0) * sigmoid4(v1));
+    if (CB > 2u && co0 + 2u < p.cout) {
+      fwd_store(n, co0 / 2u + 1u, half, oy, ox0, lanes, safe_tanh(v2) * sigmoid4(v3));
+    }
+  } else {
+    fwd_store(n, co0, p.cout, oy, ox0, lanes, v0);
+    if (CB > 1u && co0 + 1u < p.cout) { fwd_store(n, co0 + 1u, p.cout, oy, ox0, lanes, v1); }
+    if (CB > 2u && co0 + 2u < p.cout) { fwd_store(n, co0 + 2u, p.cout, oy, ox0, lanes, v2); }
+    if (CB > 3u && co0 + 3u < p.cout) { fwd_store(n, co0 + 3u, p.cout, oy, ox0, lanes, v3); }
+  }
+}
+
+// ---- backward data: d[n, ci, iy, ix] = sum g[n, co, oy, ox] w[co, ci, ky, kx], iy = oy*S + ky - pad_t
+// A thread owns CB input channels and the 4 positions ix = ph + S*(4*b + j) of one phase ph, so that
+// the divisibility test (ix + pad_l - kx) % S == 0 is the same for its 4 lanes and they read 4
+// consecutive ox.
+
+@group(0) @binding(1) var<storage, read> dg: array<f32>;
+@group(0) @binding(2) var<storage, read> dw: array<f32>;
+@group(0) @binding(3) var<storage, read> dbias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dd: array<f32>;
+
+fn dg_at(row: u32, ox: i32) -> f32 {
+  let ok = ox >= 0 && ox < i32(p.wo);
+  return select(0.0, dg[row + u32(select(0, ox, ok))], ok);
+}
+
+fn bwd_tap(row: u32, ox0: i32, wk: u32) {
+  let gv = vec4<f32>(dg_at(row, ox0), dg_at(row, ox0 + 1), dg_at(row, ox0 + 2), dg_at(row, ox0 + 3));
+  acc0 += dw[wb0 + wk] * gv;
+  if (CB > 1u) { acc1 += dw[wb1 + wk] * gv; }
+  if (CB > 2u) {
+    acc2 += dw[wb2 + wk] * gv;
+    acc3 += dw[wb3 + wk] * gv;
+  }
+}
+
+fn bwd_centre(row: u32, ox0: i32, wk: u32, ci0: u32, co: u32) {
+  let gv = vec4<f32>(dg_at(row, ox0), dg_at(row, ox0 + 1), dg_at(row, ox0 + 2), dg_at(row, ox0 + 3));
+  if (centre_kept(ci0, co)) { acc0 += dw[wb0 + wk] * gv; }
+  if (CB > 1u && centre_kept(ci0 + 1u, co)) { acc1 += dw[wb1 + wk] * gv; }
+  if (CB > 2u) {
+    if (centre_kept(ci0 + 2u, co)) { acc2 += dw[wb2 + wk] * gv; }
+    if (centre_kept(ci0 + 3u, co)) { acc3 += dw[wb3 + wk] * gv; }
+  }
+}
+
+// The output row oy that input row iy meets through kernel row ky, or -1.
+fn source_row(iy: u32, ky: u32) -> i32 {
+  let t = i32(iy) + p.pad_t - i32(ky);
+  if (t < 0 || t % i32(STRIDE) != 0) { return -1; }
+  let oy = t / i32(STRIDE);
+  return select(-1, oy, oy < i32(p.ho));
+}
+
+fn dd_store(n: u32, c: u32, iy: u32, ph: u32, xb: u32, v: vec4<f32>) {
+  let base = ((n * p.cin + c) * p.h + iy) * p.w;
+  for (var j = 0u; j < 4u; j++) {
+    let ix = ph + STRIDE * (4u * xb + j);
+    if (ix < p.w) { dd[base + ix] = v[j]; }
+  }
+}
+
+@compute @workgroup_size(64)
+fn conv_backward_data(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let t = linear_id(gid, nwg);
+  if (t >= p.threads) { return; }
+  let xi = t % p.xblocks;
+  var r = t / p.xblocks;
+  let iy = r % p.h;
+  r = r / p.h;
+  let cb = r % p.cblocks;
+  let n = r / p.cblocks;
+  let ph = xi % STRIDE;
+  let xb = xi / STRIDE;
+
+  let ci0 = cb * CB;
+  let last = p.cin - 1u;
+  let taps = KH * KW;
+  wb0 = ci0 * taps;
+  wb1 = min(ci0 + 1u, last) * taps;
+  wb2 = min(ci0 + 2u, last) * taps;
+  wb3 = min(ci0 + 3u, last) * taps;
+  acc0 = vec4<f32>(0.0);
+  acc1 = vec4<f32>(0.0);
+  acc2 = vec4<f32>(0.0);
+  acc3 = vec4<f32>(0.0);
+
+  let s = i32(STRIDE);
+  for (var co = 0u; co < p.cout; co++) {
+    let plane = (n * p.cout + co) * p.ho;
+    let wco = co * p.cin * taps;
+    for (var ky = 0u; ky < FULL_ROWS; ky++) {
+      let oy = source_row(iy, ky);
+      if (oy < 0) { continue; }
+      let row = (plane + u32(oy)) * p.wo;
+      for (var kx = 0u; kx < KW; kx++) {
+        let tx = i32(ph) + p.pad_l - i32(kx);
+        if (tx % s != 0) { continue; }
+        bwd_tap(row, tx / s + i32(4u * xb), wco + ky * KW + kx);
+      }
+    }
+    if (MASK_AB) {
+      let oy = source_row(iy, CY);
+      if (oy >= 0) {
+        let row = (plane + u32(oy)) * p.wo;
+        for (var kx = 0u; kx < CX; kx++) {
+          let tx = i32(ph) + p.pad_l - i32(kx);
+          if (tx % s != 0) { continue; }
+          bwd_tap(row, tx / s + i32(4u * xb), wco + CY * KW + kx);
+        }
+        if (HAS_CENTRE) {
+          let tx = i32(ph) + p.pad_l - i32(CX);
+          if (tx % s == 0) { bwd_centre(row, tx / s + i32(4u * xb), wco + CY * KW + CX, ci0, co); }
+        }
+      }
+    }
+  }
+
+  var b = vec4<f32>(0.0);
+  if (HAS_BIAS) {
+    b = vec4<f32>(dbias[ci0], dbias[min(ci0 + 1u, last)], dbias[min(ci0 + 2u, last)], dbias[min(ci0 + 3u, last)]);
+  }
+  dd_store(n, ci0, iy, ph, xb, acc0 + b.x);
+  if (CB > 1u && ci0 + 1u < p.cin) { dd_store(n, ci0 + 1u, iy, ph, xb, acc1 + b.y); }
+  if (CB > 2u && ci0 + 2u < p.cin) { dd_store(n, ci0 + 2u, iy, ph, xb, acc2 + b.z); }
+  if (CB > 3u && ci0 + 3u < p.cin) { dd_store(n, ci0 + 3u, iy, ph, xb, acc3 + b.w); }
+}
+
+// ---- backward weight (split-K): part[s, co, ci, ky, kx] = sum over rows (n, oy) of chunk s and all ox
+// of g[n, co, oy, ox] * x[n, ci, oy*S + ky - pad_t, ox*S + kx - pad_l]. A thread owns CB output
+// channels (vec4 lanes) x all KW columns (k0..k6) of one (ci, ky) and one chunk.
+
+@group(0) @binding(1) var<storage, read> wx: array<f32>;
+@group(0) @binding(2) var<storage, read> wg: array<f32>;
+@group(0) @binding(3) var<storage, read_write> wpart: array<f32>;
+
+var<private> k0: vec4<f32>;
+var<private> k1: vec4<f32>;
+var<private> k2: vec4<f32>;
+var<private> k3: vec4<f32>;
+var<private> k4: vec4<f32>;
+var<private> k5: vec4<f32>;
+var<private> k6: vec4<f32>;
+
+fn wx_at(row: u32, ix: i32) -> f32 {
+  let ok = ix >= 0 && ix < i32(p.w);
+  return select(0.0, wx[row + u32(select(0, ix, ok))], ok);
+}
+
+fn kacc(kx: u32) -> vec4<f32> {
+  switch kx {
+    case 0u: { return k0; }
+    case 1u: { return k1; }
+    case 2u: { return k2; }
+    case 3u: { return k3; }
+    case 4u: { return k4; }
+    case 5u: { return k5; }
+    default: { return k6; }
+  }
+}
+
+@compute @workgroup_size(64)
+fn conv_backward_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let t = linear_id(gid, nwg);
+  if (t >= p.threads) { return; }
+  let ky = t % KH;
+  var r = t / KH;
+  let ci = r % p.cin;
+  r = r / p.cin;
+  let cb = r % p.cblocks;
+  let split = r / p.cblocks;
+
+  let co0 = cb * CB;
+  let last = p.cout - 1u;
+  let c1 = min(co0 + 1u, last);
+  let c2 = min(co0 + 2u, last);
+  let c3 = min(co0 + 3u, last);
+  k0 = vec4<f32>(0.0);
+  k1 = vec4<f32>(0.0);
+  k2 = vec4<f32>(0.0);
+  k3 = vec4<f32>(0.0);
+  k4 = vec4<f32>(0.0);
+  k5 = vec4<f32>(0.0);
+  k6 = vec4<f32>(0.0);
+
+  // Columns of this kernel row that the mask keeps (0: the row is masked out, never visited).
+  var ncols = select(0u, KW, ky < FULL_ROWS);
+  if (MASK_AB && ky == CY) { ncols = CX + select(0u, 1u, HAS_CENTRE); }
+
+  let s = i32(STRIDE);
+  let r0 = split * p.chunk_rows;
+  let r1 = min(p.rows, r0 + p.chunk_rows);
+  if (ncols > 0u) {
+    for (var rr = r0; rr < r1; rr++) {
+      let n = rr / p.ho;
+      let oy = rr % p.ho;
+      let iy = i32(oy * STRIDE + ky) - p.pad_t;
+      if (iy < 0 || iy >= i32(p.h)) { continue; }
+      let xrow = ((n * p.cin + ci) * p.h + u32(iy)) * p.w;
+      let gplane = n * p.cout;
+      let g0 = ((gplane + co0) * p.ho + oy) * p.wo;
+      let g1 = ((gplane + c1) * p.ho + oy) * p.wo;
+      let g2 = ((gplane + c2) * p.ho + oy) * p.wo;
+      let g3 = ((gplane + c3) * p.ho + oy) * p.wo;
+      for (var ox = 0u; ox < p.wo; ox++) {
+        var gv = vec4<f32>(wg[g0 + ox], 0.0, 0.0, 0.0);
+        if (CB > 1u) { gv.y = wg[g1 + ox]; }
+        if (CB > 2u) {
+          gv.z = wg[g2 + ox];
+          gv.w = wg[g3 + ox];
+        }
+        let ix = i32(ox) * s - p.pad_l;
+        k0 += gv * wx_at(xrow, ix);
+        if (KW > 1u && ncols > 1u) { k1 += gv * wx_at(xrow, ix + 1); }
+        if (KW > 2u && ncols > 2u) { k2 += gv * wx_at(xrow, ix + 2); }
+        if (KW > 3u && ncols > 3u) { k3 += gv * wx_at(xrow, ix + 3); }
+        if (KW > 4u && ncols > 4u) { k4 += gv * wx_at(xrow, ix + 4); }
+        if (KW > 5u && ncols > 5u) { k5 += gv * wx_at(xrow, ix + 5); }
+        if (KW > 6u && ncols > 6u) { k6 += gv * wx_at(xrow, ix + 6); }
+      }
+    }
+  }
+
+  // Every tap of the block is written: masked ones (and disallowed centre pairs) as exact zeros.
+  let taps = KH * KW;
+  for (var j = 0u; j < CB; j++) {
+    let co = co0 + j;
+    if (co >= p.cout) { break; }
+    let base = ((split * p.cout + co) * p.cin + ci) * taps + ky * KW;
+    for (var kx = 0u; kx < KW; kx++) {
+      var keep = kx < ncols;
+      if (MASK_AB && ky == CY && kx == CX) { keep = keep && centre_kept(ci, co); }
+      wpart[base + kx] = select(0.0, kacc(kx)[j], keep);
+    }
+  }
+}
+
+// ---- gated activation over interleaved channels: y[n, c, s] = tanh(x[n, 2c, s]) * sigmoid(x[n, 2c+1, s])
+// Params: n, cin = C (output channels), h = spatial size, threads = n*C*spatial.
+
+@group(0) @binding(1) var<storage, read> gx: array<f32>;
+@group(0) @binding(2) var<storage, read_write> gy: array<f32>;
+
+fn gate_index(i: u32) -> u32 {
+  let sp = i % p.h;
+  let nc = i / p.h; // n * C + c
+  return (2u * nc) * p.h + sp; // (n * 2C + 2c) * S + sp
+}
+
+@compute @workgroup_size(64)
+fn gate_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = linear_id(gid, nwg);
+  if (i >= p.threads) { return; }
+  let a = gate_index(i);
+  let v = safe_tanh(vec4<f32>(gx[a])) * sigmoid4(vec4<f32>(gx[a + p.h]));
+  gy[i] = v.x;
+}
+
+@group(0) @binding(1) var<storage, read> bg: array<f32>;
+@group(0) @binding(2) var<storage, read> bx: array<f32>;
+@group(0) @binding(3) var<storage, read_write> bdx: array<f32>;
+
+@compute @workgroup_size(64)
+fn gate_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = linear_id(gid, nwg);
+  if (i >= p.threads) { return; }
+  let a = gate_index(i);
+  let th = safe_tanh(vec4<f32>(bx[a])).x;
+  let sg = sigmoid4(vec4<f32>(bx[a + p.h])).x;
+  let g = bg[i];
+  bdx[a] = g * sg * (1.0 - th * th);
+  bdx[a + p.h] = g * th * sg * (1.0 - sg);
+}

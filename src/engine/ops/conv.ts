@@ -1,0 +1,398 @@
+// Convolutions (shaders/conv.wgsl): conv2d with masks (A/B with colour groups, vstack; a 1xk kernel
+// with A/B is the gated PixelCNN's horizontal stack), stride 1|2, asymmetric padding and a fused
+// epilogue (bias, interleaved gate, residual); convTranspose2d; the stand-alone gate. Layout NCHW,
+// weights [Cout, Cin, kh, kw], cross-correlation.
+//
+// One kernel family serves all of them: conv_forward, conv_backward_data (the transposed
+// convolution, which is also convTranspose2d's forward) and conv_backward_weight (split-K partial
+// sums over chunks of N*Ho rows, summed by the `sum` op).
+import convWgsl from '../../../shaders/conv.wgsl?raw';
+import { record } from '../autograd';
+import { Params, launch, threadsGrid } from '../kernels';
+import { empty, engine, Tensor, ShapeError, shapeString } from '../tensor';
+import { sum } from './reduce';
+import type { KernelSpec } from '../../gpu/context';
+
+export interface ConvMask {
+  /** 'A' drops the centre tap, 'B' keeps it; both keep rows above and the left part of the centre row. 'vstack' keeps rows <= centre. */
+  type: 'A' | 'B' | 'vstack';
+  /** Colour groups (channel group = channel index mod groups) for A/B: at the centre tap input group gi reaches output group go when gi < go (A) or gi <= go (B). */
+  groups?: number;
+}
+
+export type ConvPadding = number | readonly [top: number, bottom: number, left: number, right: number];
+
+export interface Conv2dOptions {
+  stride?: 1 | 2;
+  /** One value for all sides, or [top, bottom, left, right]. Default 0. */
+  padding?: ConvPadding;
+  bias?: Tensor;
+  mask?: ConvMask;
+  /** Added last (after the gate), same shape as the output. */
+  residual?: Tensor;
+  /** Gated activation over interleaved channels: out[c] = tanh(pre[2c]) * sigmoid(pre[2c+1]). */
+  gate?: boolean;
+}
+
+export interface ConvTranspose2dOptions {
+  stride?: 1 | 2;
+  padding?: number;
+  outputPadding?: number;
+  bias?: Tensor;
+}
+
+const WG = 64;
+const MASK_CODE = { none: 0, A: 1, B: 2, vstack: 3 } as const;
+
+/** Geometry of one convolution, in the forward conv's terms (x -> y). */
+interface Geometry {
+  n: number;
+  cin: number;
+  h: number;
+  w: number;
+  cout: number;
+  ho: number;
+  wo: number;
+  kh: number;
+  kw: number;
+  stride: number;
+  padT: number;
+  padL: number;
+  mask: number;
+  groups: number;
+}
+
+function spec(entry: string, constants: Record<string, number>, bindings: readonly ('read' | 'rw')[]): KernelSpec {
+  return { name: 'conv.wgsl', code: convWgsl, entry, constants, bindings };
+}
+
+function geometryConstants(g: Geometry, cb: number): Record<string, number> {
+  return { KH: g.kh, KW: g.kw, STRIDE: g.stride, MASK: g.mask, GROUPS: g.groups, CB: cb };
+}
+
+function params(g: Geometry, threads: number, cblocks: number, xblocks: number, rows = 0, chunkRows = 0): Uint32Array {
+  return new Params()
+    .u(g.n, g.cin, g.h, g.w)
+    .u(g.cout, g.ho, g.wo, threads)
+    .u(g.padT, g.padL, cblocks, xblocks)
+    .u(rows, chunkRows, 0, 0)
+    .build();
+}
+
+/** Channels per thread: 4 for wide layers, fewer when there are only 1 or 2 channels (the direct path). */
+function channelBlock(channels: number, gate: boolean): number {
+  if (channels >= 4) return 4;
+  if (channels >= 2 || gate) return 2;
+  return 1;
+}
+
+/** A scratch buffer for an unused read-write binding. */
+function scratch(): Tensor {
+  return empty([1]);
+}
+
+// ---- kernel launchers (no autograd) -----------------------------------------------------------------
+
+interface ForwardExtras {
+  bias?: Tensor;
+  residual?: Tensor;
+  gate?: boolean;
+  /** Also write the pre-activation (before the gate) here. */
+  pre?: Tensor;
+}
+
+/** y = conv(x, w) with its epilogue; y is [n, gate ? cout/2 : cout, ho, wo]. */
+function runForward(x: Tensor, w: Tensor, g: Geometry, extras: ForwardExtras = {}): Tensor {
+  const gate = extras.gate ?? false;
+  const y = empty([g.n, gate ? g.cout / 2 : g.cout, g.ho, g.wo]);
+  const cb = channelBlock(g.cout, gate);
+  const cblocks = Math.ceil(g.cout / cb);
+  const xblocks = Math.ceil(g.wo / 4);
+  const threads = g.n * cblocks * g.ho * xblocks;
+  const dummy = extras.pre ? null : scratch();
+  const constants = {
+    ...geometryConstants(g, cb),
+    HAS_BIAS: extras.bias ? 1 : 0,
+    HAS_RES: extras.residual ? 1 : 0,
+    GATE: gate ? 1 : 0,
+    WRITE_PRE: extras.pre ? 1 : 0,
+  };
+  launch(
+    spec('conv_forward', constants, ['read', 'read', 'read', 'read', 'rw', 'rw']),
+    [x.buffer, w.buffer, (extras.bias ?? w).buffer, (extras.residual ?? x).buffer, y.buffer, (extras.pre ?? dummy!).buffer],
+    params(g, threads, cblocks, xblocks),
+    threadsGrid(threads, WG),
+  );
+  dummy?.dispose();
+  return y;
+}
+
+/** The transposed convolution of gy ([n, cout, ho, wo]) with w [cout, cin, kh, kw]: [n, cin, h, w] (+ bias[cin]). */
+function runBackwardData(gy: Tensor, w: Tensor, g: Geometry, bias?: Tensor): Tensor {
+  const d = empty([g.n, g.cin, g.h, g.w]);
+  const cb = channelBlock(g.cin, false);
+  const cblocks = Math.ceil(g.cin / cb);
+  const xblocks = g.stride * Math.ceil(Math.ceil(g.w / g.stride) / 4);
+  const threads = g.n * cblocks * g.h * xblocks;
+  launch(
+    spec('conv_backward_data', { ...geometryConstants(g, cb), HAS_BIAS: bias ? 1 : 0 }, ['read', 'read', 'read', 'rw']),
+    [gy.buffer, w.buffer, (bias ?? w).buffer, d.buffer],
+    params(g, threads, cblocks, xblocks),
+    threadsGrid(threads, WG),
+  );
+  return d;
+}
+
+/** Threads the weight-gradient kernel aims for (split-K fills the GPU when filters are small). */
+const WEIGHT_GRAD_TARGET_THREADS = 8192;
+/** Each chunk sums at least this many output pixels. */
+const WEIGHT_GRAD_MIN_CHUNK = 256;
+
+/** Number of chunks (splits) of the N*Ho output rows for the weight gradient. Exported for tests. */
+export function weightGradSplits(rows: number, rowLength: number, baseThreads: number): { splits: number; chunkRows: number } {
+  let splits = Math.max(1, Math.min(rows, Math.ceil(WEIGHT_GRAD_TARGET_THREADS / Math.max(baseThreads, 1))));
+  const minRows = Math.max(1, Math.ceil(WEIGHT_GRAD_MIN_CHUNK / Math.max(rowLength, 1)));
+  splits = Math.max(1, Math.min(splits, Math.floor(rows / minRows)));
+  const chunkRows = Math.max(1, Math.ceil(rows / splits));
+  return { splits: Math.max(1, Math.ceil(rows / chunkRows)), chunkRows };
+}
+
+/** dW [cout, cin, kh, kw] = sum over n, oy, ox of gy[n, co, oy, ox] x[n, ci, ...]; masked taps exactly 0. */
+function runBackwardWeight(x: Tensor, gy: Tensor, g: Geometry, forceSplits?: number): Tensor {
+  const cb = channelBlock(g.cout, false);
+  const cblocks = Math.ceil(g.cout / cb);
+  const base = cblocks * g.cin * g.kh;
+  const rows = g.n * g.ho;
+  let { splits, chunkRows } = weightGradSplits(rows, g.wo, base);
+  if (forceSplits) {
+    chunkRows = Math.max(1, Math.ceil(rows / forceSplits));
+    splits = Math.max(1, Math.ceil(rows / chunkRows));
+  }
+  const part = empty([splits, g.cout, g.cin, g.kh, g.kw]);
+  const threads = splits * base;
+  launch(
+    spec('conv_backward_weight', geometryConstants(g, cb), ['read', 'read', 'rw']),
+    [x.buffer, gy.buffer, part.buffer],
+    params(g, threads, cblocks, 0, rows, chunkRows),
+    threadsGrid(threads, WG),
+  );
+  const shape = [g.cout, g.cin, g.kh, g.kw];
+  if (splits === 1) {
+    const dw = part.view(shape);
+    part.dispose();
+    return dw;
+  }
+  const dw = sum(part, 0);
+  part.dispose();
+  return dw;
+}
+
+/** Test hook: the weight gradient with a given number of splits (1 = no split-K). */
+export function conv2dWeightGradForTest(x: Tensor, gy: Tensor, kernel: [number, number], opts: Conv2dOptions, splits: number): Tensor {
+  const g = conv2dGeometry('conv2dWeightGrad', x, [gy.shape[1], x.shape[1], kernel[0], kernel[1]], opts);
+  return runBackwardWeight(x, gy, g, splits);
+}
+
+function gateSpatial(x: Tensor): number {
+  let s = 1;
+  for (let i = 2; i < x.rank; i++) s *= x.shape[i];
+  return s;
+}
+
+function runGate(x: Tensor): Tensor {
+  const half = x.shape[1] / 2;
+  const y = empty([x.shape[0], half, ...x.shape.slice(2)]);
+  const sp = gateSpatial(x);
+  const threads = y.size;
+  const p = new Params().u(x.shape[0], half, sp, 0).u(0, 0, 0, threads).build();
+  launch(spec('gate_forward', {}, ['read', 'rw']), [x.buffer, y.buffer], p, threadsGrid(threads, WG));
+  return y;
+}
+
+function runGateBackward(gy: Tensor, x: Tensor): Tensor {
+  const dx = empty(x.shape);
+  const half = x.shape[1] / 2;
+  const sp = gateSpatial(x);
+  const threads = gy.size;
+  const p = new Params().u(x.shape[0], half, sp, 0).u(0, 0, 0, threads).build();
+  launch(spec('gate_backward', {}, ['read', 'read', 'rw']), [gy.buffer, x.buffer, dx.buffer], p, threadsGrid(threads, WG));
+  return dx;
+}
+
+// ---- shape checks -------------------------------------------------------------------------------------
+
+function checkF32(op: string, name: string, t: Tensor): void {
+  if (t.dtype !== 'f32') throw new ShapeError(op, `${name} ${shapeString(t.shape)} must be f32, got ${t.dtype}`);
+}
+
+function isNonNegInt(v: number): boolean {
+  return Number.isInteger(v) && v >= 0;
+}
+
+function padsOf(op: string, padding: ConvPadding | undefined): [number, number, number, number] {
+  const pads: [number, number, number, number] =
+    padding === undefined ? [0, 0, 0, 0] : typeof padding === 'number' ? [padding, padding, padding, padding] : [padding[0], padding[1], padding[2], padding[3]];
+  if (typeof padding !== 'number' && padding !== undefined && padding.length !== 4) {
+    throw new ShapeError(op, `padding must be a number or [top, bottom, left, right], got [${padding.join(',')}]`);
+  }
+  if (!pads.every(isNonNegInt)) throw new ShapeError(op, `padding must be non-negative integers, got [${pads.join(',')}]`);
+  return pads;
+}
+
+function checkStride(op: string, stride: number): void {
+  if (stride !== 1 && stride !== 2) throw new ShapeError(op, `stride must be 1 or 2, got ${stride}`);
+}
+
+function checkKernel(op: string, wShape: readonly number[]): void {
+  const [, , kh, kw] = wShape;
+  if (!(kh >= 1 && kh <= 7 && kw >= 1 && kw <= 7 && Number.isInteger(kh) && Number.isInteger(kw))) {
+    throw new ShapeError(op, `kernel ${kh}x${kw} (weight ${shapeString(wShape)}) is not supported: sizes 1..7`);
+  }
+}
+
+function conv2dGeometry(op: string, x: Tensor, wShape: readonly number[], opts: Conv2dOptions): Geometry {
+  if (x.rank !== 4) throw new ShapeError(op, `input ${shapeString(x.shape)} must be NCHW (rank 4)`);
+  if (wShape.length !== 4) throw new ShapeError(op, `weight ${shapeString(wShape)} must be [Cout, Cin, kh, kw]`);
+  const [n, cin, h, w] = x.shape;
+  const [cout, wcin, kh, kw] = wShape;
+  if (wcin !== cin) {
+    throw new ShapeError(op, `input ${shapeString(x.shape)} has ${cin} channels but weight ${shapeString(wShape)} expects ${wcin}`);
+  }
+  checkKernel(op, wShape);
+  const stride = opts.stride ?? 1;
+  checkStride(op, stride);
+  const [padT, padB, padL, padR] = padsOf(op, opts.padding);
+  const ho = Math.floor((h + padT + padB - kh) / stride) + 1;
+  const wo = Math.floor((w + padL + padR - kw) / stride) + 1;
+  if (ho < 1 || wo < 1 || cout < 1 || n < 1) {
+    throw new ShapeError(op, `input ${shapeString(x.shape)} with weight ${shapeString(wShape)}, stride ${stride}, padding [${[padT, padB, padL, padR].join(',')}] gives an empty output ${ho}x${wo}`);
+  }
+  let mask: number = MASK_CODE.none;
+  let groups = 1;
+  if (opts.mask) {
+    const m = opts.mask;
+    if (m.type !== 'A' && m.type !== 'B' && m.type !== 'vstack') {
+      throw new ShapeError(op, `mask type must be 'A', 'B' or 'vstack', got '${String(m.type)}' (weight ${shapeString(wShape)})`);
+    }
+    mask = MASK_CODE[m.type];
+    groups = m.groups ?? 1;
+    if (!Number.isInteger(groups) || groups < 1) {
+      throw new ShapeError(op, `mask groups must be a positive integer, got ${groups} (weight ${shapeString(wShape)})`);
+    }
+    if (groups > 1 && m.type === 'vstack') {
+      throw new ShapeError(op, `mask 'vstack' takes no colour groups, got groups=${groups} (weight ${shapeString(wShape)})`);
+    }
+    if (cin % groups !== 0 || cout % groups !== 0) {
+      throw new ShapeError(op, `mask groups=${groups} must divide Cin and Cout of weight ${shapeString(wShape)}`);
+    }
+  }
+  return { n, cin, h, w, cout, ho, wo, kh, kw, stride, padT, padL, mask, groups };
+}
+
+// ---- ops ------------------------------------------------------------------------------------------------
+
+/**
+ * 2-D convolution (cross-correlation), NCHW, w [Cout, Cin, kh, kw]; masks, stride, padding and the
+ * epilogue (bias, gate, residual) run in one kernel. Output [N, gate ? Cout/2 : Cout, Ho, Wo] with
+ * Ho = floor((H + padT + padB - kh) / stride) + 1.
+ */
+export function conv2d(x: Tensor, w: Tensor, opts: Conv2dOptions = {}): Tensor {
+  const op = 'conv2d';
+  checkF32(op, 'input', x);
+  checkF32(op, 'weight', w);
+  const g = conv2dGeometry(op, x, w.shape, opts);
+  const gate = opts.gate ?? false;
+  if (gate && g.cout % 2 !== 0) {
+    throw new ShapeError(op, `gate needs an even number of output channels, weight ${shapeString(w.shape)} has ${g.cout}`);
+  }
+  const outShape = [g.n, gate ? g.cout / 2 : g.cout, g.ho, g.wo];
+  const { bias, residual } = opts;
+  if (bias) {
+    checkF32(op, 'bias', bias);
+    if (bias.rank !== 1 || bias.shape[0] !== g.cout) throw new ShapeError(op, `bias ${shapeString(bias.shape)} must be [${g.cout}] for weight ${shapeString(w.shape)}`);
+  }
+  if (residual) {
+    checkF32(op, 'residual', residual);
+    if (residual.rank !== 4 || residual.shape.some((d, i) => d !== outShape[i])) {
+      throw new ShapeError(op, `residual ${shapeString(residual.shape)} must match the output ${shapeString(outShape)} (input ${shapeString(x.shape)}, weight ${shapeString(w.shape)})`);
+    }
+  }
+  const inputs: Tensor[] = [x, w];
+  if (bias) inputs.push(bias);
+  if (residual) inputs.push(residual);
+  const needsGrad = engine().gradEnabled && inputs.some((t) => t.requiresGrad);
+  const pre = gate && needsGrad ? empty([g.n, g.cout, g.ho, g.wo]) : undefined;
+  const y = runForward(x, w, g, { bias, residual, gate, pre });
+
+  return record(op, y, inputs, (gy) => {
+    const dpre = pre ? runGateBackward(gy, pre) : gy;
+    const grads: (Tensor | null)[] = [
+      x.requiresGrad ? runBackwardData(dpre, w, g) : null,
+      w.requiresGrad ? runBackwardWeight(x, dpre, g) : null,
+    ];
+    if (bias) grads.push(bias.requiresGrad ? sum(dpre, [0, 2, 3]) : null);
+    if (residual) grads.push(residual.requiresGrad ? gy : null);
+    return grads;
+  });
+}
+
+/**
+ * Transposed convolution, w [Cin, Cout, kh, kw] (PyTorch layout). Output [N, Cout, Ho, Wo] with
+ * Ho = (H - 1) * stride - 2 * padding + kh + outputPadding (k=3, s=2, p=1, op=1 doubles the size).
+ */
+export function convTranspose2d(x: Tensor, w: Tensor, opts: ConvTranspose2dOptions = {}): Tensor {
+  const op = 'convTranspose2d';
+  checkF32(op, 'input', x);
+  checkF32(op, 'weight', w);
+  if (x.rank !== 4) throw new ShapeError(op, `input ${shapeString(x.shape)} must be NCHW (rank 4)`);
+  if (w.rank !== 4) throw new ShapeError(op, `weight ${shapeString(w.shape)} must be [Cin, Cout, kh, kw]`);
+  const [n, cin, h, wd] = x.shape;
+  const [wcin, cout, kh, kw] = w.shape;
+  if (wcin !== cin) {
+    throw new ShapeError(op, `input ${shapeString(x.shape)} has ${cin} channels but weight ${shapeString(w.shape)} expects ${wcin}`);
+  }
+  checkKernel(op, w.shape);
+  const stride = opts.stride ?? 1;
+  checkStride(op, stride);
+  const padding = opts.padding ?? 0;
+  const outputPadding = opts.outputPadding ?? 0;
+  if (!isNonNegInt(padding)) throw new ShapeError(op, `padding must be a non-negative integer, got ${padding}`);
+  if (!isNonNegInt(outputPadding) || outputPadding >= stride) {
+    throw new ShapeError(op, `outputPadding must be an integer in [0, stride=${stride}), got ${outputPadding}`);
+  }
+  const ho = (h - 1) * stride - 2 * padding + kh + outputPadding;
+  const wo = (wd - 1) * stride - 2 * padding + kw + outputPadding;
+  if (ho < 1 || wo < 1) {
+    throw new ShapeError(op, `input ${shapeString(x.shape)} with weight ${shapeString(w.shape)}, stride ${stride}, padding ${padding} gives an empty output ${ho}x${wo}`);
+  }
+  const { bias } = opts;
+  if (bias) {
+    checkF32(op, 'bias', bias);
+    if (bias.rank !== 1 || bias.shape[0] !== cout) throw new ShapeError(op, `bias ${shapeString(bias.shape)} must be [${cout}] for weight ${shapeString(w.shape)}`);
+  }
+  // The equivalent forward convolution maps the output [n, cout, ho, wo] to x [n, cin, h, w] with
+  // weight [cin, cout, kh, kw]: this op is its backward-data kernel, its backward is that convolution.
+  const g: Geometry = { n, cin: cout, h: ho, w: wo, cout: cin, ho: h, wo: wd, kh, kw, stride, padT: padding, padL: padding, mask: 0, groups: 1 };
+  const y = runBackwardData(x, w, g, bias);
+  const inputs: Tensor[] = bias ? [x, w, bias] : [x, w];
+  return record(op, y, inputs, (gy) => {
+    const grads: (Tensor | null)[] = [
+      x.requiresGrad ? runForward(gy, w, g) : null,
+      // dW[ci, co] = sum x[n, ci, iy, ix] gy[n, co, iy*s - p + ky, ...]: the weight kernel with the
+      // roles of the forward convolution (its input is gy, its output gradient is x).
+      w.requiresGrad ? runBackwardWeight(gy, x, g) : null,
+    ];
+    if (bias) grads.push(bias.requiresGrad ? sum(gy, [0, 2, 3]) : null);
+    return grads;
+  });
+}
+
+/** Gated activation over interleaved channels of axis 1: y[:, c] = tanh(x[:, 2c]) * sigmoid(x[:, 2c+1]). */
+export function gate(x: Tensor): Tensor {
+  checkF32('gate', 'input', x);
+  if (x.rank < 2 || x.shape[1] % 2 !== 0) {
+    throw new ShapeError('gate', `input ${shapeString(x.shape)} needs an even number of channels on axis 1`);
+  }
+  const y = runGate(x);
+  return record('gate', y, [x], (gy) => [runGateBackward(gy, x)]);
+}
