@@ -475,3 +475,18 @@ fn gate_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
   bdx[a] = g * sg * (1.0 - th * th);
   bdx[a + p.h] = g * th * sg * (1.0 - sg);
 }
+
+// ---- the second pass of split-K: dw[i] = sum over s < splits of part[s * count + i]
+// Params: threads = count (elements of dW), rows = splits. One thread per element, no barriers.
+
+@group(0) @binding(1) var<storage, read> spart: array<f32>;
+@group(0) @binding(2) var<storage, read_write> sout: array<f32>;
+
+@compute @workgroup_size(64)
+fn conv_sum_splits(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = linear_id(gid, nwg);
+  if (i >= p.threads) { return; }
+  var total = 0.0;
+  for (var s = 0u; s < p.rows; s++) { total += spart[s * p.threads + i]; }
+  sout[i] = total;
+}

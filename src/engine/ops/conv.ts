@@ -5,7 +5,7 @@
 //
 // One kernel family serves all of them: conv_forward, conv_backward_data (the transposed
 // convolution, which is also convTranspose2d's forward) and conv_backward_weight (split-K partial
-// sums over chunks of N*Ho rows, summed by the `sum` op).
+// sums over chunks of N*Ho rows, then conv_sum_splits adds the chunks).
 import convWgsl from '../../../shaders/conv.wgsl?raw';
 import { record } from '../autograd';
 import { Params, launch, threadsGrid } from '../kernels';
@@ -182,7 +182,15 @@ function runBackwardWeight(x: Tensor, gy: Tensor, g: Geometry, forceSplits?: num
     part.dispose();
     return dw;
   }
-  const dw = sum(part, 0);
+  // Second pass: one thread per weight sums its S partials (no workgroup barriers, unlike `sum`).
+  const dw = empty(shape);
+  const count = dw.size;
+  launch(
+    spec('conv_sum_splits', {}, ['read', 'rw']),
+    [part.buffer, dw.buffer],
+    new Params().u(0, 0, 0, 0).u(0, 0, 0, count).u(0, 0, 0, 0).u(splits, 0, 0, 0).build(),
+    threadsGrid(count, WG),
+  );
   part.dispose();
   return dw;
 }
