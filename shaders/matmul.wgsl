@@ -6,7 +6,7 @@
 // Storage is declared as array<vec4<f32>> (pool buffers are multiples of 256 bytes, so every tensor
 // binds whole vec4s). With VEC_A / VEC_B the host guarantees the contiguous axis of that operand is a
 // multiple of 4, and 4 values are one vec4 load; otherwise they are 4 scalar loads. Rows past M and
-// columns past N are clamped on load (their results are never written); a K tail is done one by one.
+// columns past N are clamped on load (their results are never written); a K tail is masked.
 //
 //   A is [M,K] row-major, or [K,M] when TRANS_A.   B is [K,N], or [N,K] when TRANS_B.   C is [M,N].
 
@@ -44,21 +44,42 @@ fn a4(i: u32) -> vec4<f32> {
   return vec4<f32>(a_at(i), a_at(i + 1u), a_at(i + 2u), a_at(i + 3u));
 }
 
+/// A at base + idx (4 arbitrary offsets).
+fn a_gather(base: u32, idx: vec4<u32>) -> vec4<f32> {
+  return vec4<f32>(a_at(base + idx.x), a_at(base + idx.y), a_at(base + idx.z), a_at(base + idx.w));
+}
+
+fn b_gather(base: u32, idx: vec4<u32>) -> vec4<f32> {
+  return vec4<f32>(b_at(base + idx.x), b_at(base + idx.y), b_at(base + idx.z), b_at(base + idx.w));
+}
+
 fn b4(i: u32) -> vec4<f32> {
   if (VEC_B) { return b[i >> 2u]; }
   return vec4<f32>(b_at(i), b_at(i + 1u), b_at(i + 2u), b_at(i + 3u));
 }
 
+/// C[row, n0..n0+3], the columns that exist.
+fn store_row(row: u32, n0: u32, N: u32, v: vec4<f32>) {
+  c[row + n0] = v.x;
+  if (n0 + 1u < N) { c[row + n0 + 1u] = v.y; }
+  if (n0 + 2u < N) { c[row + n0 + 2u] = v.z; }
+  if (n0 + 3u < N) { c[row + n0 + 3u] = v.w; }
+}
+
 @compute @workgroup_size(WG_X, WG_Y, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let M = p.M;
   let N = p.N;
   let K = p.K;
-  let n0 = gid.x * 4u;
-  let m0 = gid.y * 4u;
+  let n0 = (wid.x * WG_X + lid.x) * 4u;
+  // With WG_Y == 1 the row block depends on the workgroup only: every A load is then uniform across
+  // the workgroup, which SIMD-across-invocations compilers (llvmpipe, SwiftShader) turn into one
+  // scalar load instead of a per-lane gather.
+  let m0 = select(wid.y * WG_Y + lid.y, wid.y, WG_Y == 1u) * 4u;
   if (n0 >= N || m0 >= M) { return; }
-  let a_base = gid.z * p.a_batch_stride;
-  let b_base = gid.z * p.b_batch_stride;
+  let batch = wid.z;
+  let a_base = batch * p.a_batch_stride;
+  let b_base = batch * p.b_batch_stride;
 
   // Clamped row (of C) and column indices: out-of-range lanes recompute a valid row, never stored.
   let r = min(vec4<u32>(m0, m0 + 1u, m0 + 2u, m0 + 3u), vec4<u32>(M - 1u));
@@ -69,35 +90,45 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   var acc2 = vec4<f32>(0.0);
   var acc3 = vec4<f32>(0.0);
 
-  let k4 = K & ~3u;
-  for (var k = 0u; k < k4; k += 4u) {
+  // K in steps of 4. In the last step k indices past K are clamped for the loads and both operands
+  // are zeroed there (select, so whatever the clamped loads read cannot leak in as NaN).
+  let k_end = (K + 3u) & ~3u;
+  for (var k = 0u; k < k_end; k += 4u) {
+    let ks = vec4<u32>(k, k + 1u, k + 2u, k + 3u);
+    let live = ks < vec4<u32>(K);
+    let kc = min(ks, vec4<u32>(K - 1u));
     // A block: ar[i] = A[r_i, k..k+3]  (rows of op(A))
     var ar0: vec4<f32>; var ar1: vec4<f32>; var ar2: vec4<f32>; var ar3: vec4<f32>;
     if (TRANS_A) {
       // stored [K,M]: ac[j] = A[m0..m0+3, k+j] is contiguous along m
       var ac0: vec4<f32>; var ac1: vec4<f32>; var ac2: vec4<f32>; var ac3: vec4<f32>;
       if (VEC_A && m0 + 3u < M) {
-        ac0 = a4(a_base + k * M + m0);
-        ac1 = a4(a_base + (k + 1u) * M + m0);
-        ac2 = a4(a_base + (k + 2u) * M + m0);
-        ac3 = a4(a_base + (k + 3u) * M + m0);
+        ac0 = a4(a_base + kc.x * M + m0);
+        ac1 = a4(a_base + kc.y * M + m0);
+        ac2 = a4(a_base + kc.z * M + m0);
+        ac3 = a4(a_base + kc.w * M + m0);
       } else {
-        for (var j = 0u; j < 4u; j++) {
-          let row = a_base + (k + j) * M;
-          let v = vec4<f32>(a_at(row + r.x), a_at(row + r.y), a_at(row + r.z), a_at(row + r.w));
-          switch j { case 0u: { ac0 = v; } case 1u: { ac1 = v; } case 2u: { ac2 = v; } default: { ac3 = v; } }
-        }
+        ac0 = a_gather(a_base + kc.x * M, r);
+        ac1 = a_gather(a_base + kc.y * M, r);
+        ac2 = a_gather(a_base + kc.z * M, r);
+        ac3 = a_gather(a_base + kc.w * M, r);
       }
       ar0 = vec4<f32>(ac0.x, ac1.x, ac2.x, ac3.x);
       ar1 = vec4<f32>(ac0.y, ac1.y, ac2.y, ac3.y);
       ar2 = vec4<f32>(ac0.z, ac1.z, ac2.z, ac3.z);
       ar3 = vec4<f32>(ac0.w, ac1.w, ac2.w, ac3.w);
     } else {
+      // Without VEC_A the last step may run past a row's end; those lanes are zeroed below.
       ar0 = a4(a_base + r.x * K + k);
       ar1 = a4(a_base + r.y * K + k);
       ar2 = a4(a_base + r.z * K + k);
       ar3 = a4(a_base + r.w * K + k);
     }
+    let zero = vec4<f32>(0.0);
+    ar0 = select(zero, ar0, live);
+    ar1 = select(zero, ar1, live);
+    ar2 = select(zero, ar2, live);
+    ar3 = select(zero, ar3, live);
     // B block: br[j] = B[k+j, n0..n0+3]  (rows of op(B))
     var br0: vec4<f32>; var br1: vec4<f32>; var br2: vec4<f32>; var br3: vec4<f32>;
     if (TRANS_B) {
@@ -111,56 +142,31 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
       br2 = vec4<f32>(bc0.z, bc1.z, bc2.z, bc3.z);
       br3 = vec4<f32>(bc0.w, bc1.w, bc2.w, bc3.w);
     } else if (VEC_B && n0 + 3u < N) {
-      br0 = b4(b_base + k * N + n0);
-      br1 = b4(b_base + (k + 1u) * N + n0);
-      br2 = b4(b_base + (k + 2u) * N + n0);
-      br3 = b4(b_base + (k + 3u) * N + n0);
+      br0 = b4(b_base + kc.x * N + n0);
+      br1 = b4(b_base + kc.y * N + n0);
+      br2 = b4(b_base + kc.z * N + n0);
+      br3 = b4(b_base + kc.w * N + n0);
     } else {
-      for (var j = 0u; j < 4u; j++) {
-        let row = b_base + (k + j) * N;
-        let v = vec4<f32>(b_at(row + q.x), b_at(row + q.y), b_at(row + q.z), b_at(row + q.w));
-        switch j { case 0u: { br0 = v; } case 1u: { br1 = v; } case 2u: { br2 = v; } default: { br3 = v; } }
-      }
+      br0 = b_gather(b_base + kc.x * N, q);
+      br1 = b_gather(b_base + kc.y * N, q);
+      br2 = b_gather(b_base + kc.z * N, q);
+      br3 = b_gather(b_base + kc.w * N, q);
     }
+    br0 = select(zero, br0, live.x);
+    br1 = select(zero, br1, live.y);
+    br2 = select(zero, br2, live.z);
+    br3 = select(zero, br3, live.w);
     acc0 += ar0.x * br0 + ar0.y * br1 + ar0.z * br2 + ar0.w * br3;
     acc1 += ar1.x * br0 + ar1.y * br1 + ar1.z * br2 + ar1.w * br3;
     acc2 += ar2.x * br0 + ar2.y * br1 + ar2.z * br2 + ar2.w * br3;
     acc3 += ar3.x * br0 + ar3.y * br1 + ar3.z * br2 + ar3.w * br3;
   }
-  // K tail, one k at a time (scalar loads).
-  for (var k = k4; k < K; k++) {
-    var av: vec4<f32>;
-    if (TRANS_A) {
-      let row = a_base + k * M;
-      av = vec4<f32>(a_at(row + r.x), a_at(row + r.y), a_at(row + r.z), a_at(row + r.w));
-    } else {
-      av = vec4<f32>(a_at(a_base + r.x * K + k), a_at(a_base + r.y * K + k), a_at(a_base + r.z * K + k), a_at(a_base + r.w * K + k));
-    }
-    var bv: vec4<f32>;
-    if (TRANS_B) {
-      bv = vec4<f32>(b_at(b_base + q.x * K + k), b_at(b_base + q.y * K + k), b_at(b_base + q.z * K + k), b_at(b_base + q.w * K + k));
-    } else {
-      let row = b_base + k * N;
-      bv = vec4<f32>(b_at(row + q.x), b_at(row + q.y), b_at(row + q.z), b_at(row + q.w));
-    }
-    acc0 += av.x * bv;
-    acc1 += av.y * bv;
-    acc2 += av.z * bv;
-    acc3 += av.w * bv;
-  }
 
   var bias_v = vec4<f32>(0.0);
   if (HAS_BIAS) { bias_v = vec4<f32>(bias[q.x], bias[q.y], bias[q.z], bias[q.w]); }
-  let c_base = gid.z * p.c_batch_stride;
-  for (var i = 0u; i < 4u; i++) {
-    let m = m0 + i;
-    if (m >= M) { break; }
-    var v: vec4<f32>;
-    switch i { case 0u: { v = acc0; } case 1u: { v = acc1; } case 2u: { v = acc2; } default: { v = acc3; } }
-    v += bias_v;
-    let row = c_base + m * N;
-    for (var j = 0u; j < 4u; j++) {
-      if (n0 + j < N) { c[row + n0 + j] = v[j]; }
-    }
-  }
+  let c_base = batch * p.c_batch_stride;
+  store_row(c_base + m0 * N, n0, N, acc0 + bias_v);
+  if (m0 + 1u < M) { store_row(c_base + (m0 + 1u) * N, n0, N, acc1 + bias_v); }
+  if (m0 + 2u < M) { store_row(c_base + (m0 + 2u) * N, n0, N, acc2 + bias_v); }
+  if (m0 + 3u < M) { store_row(c_base + (m0 + 3u) * N, n0, N, acc3 + bias_v); }
 }

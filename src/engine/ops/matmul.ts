@@ -26,6 +26,8 @@ export const MATMUL_VARIANTS: readonly MatmulVariant[] = [
   { wgX: 16, wgY: 16 },
   { wgX: 16, wgY: 4 },
   { wgX: 4, wgY: 16 },
+  { wgX: 64, wgY: 1 },
+  { wgX: 16, wgY: 1 },
 ];
 
 let defaultVariant: MatmulVariant = MATMUL_VARIANTS[0];
