@@ -52,11 +52,11 @@ describe('matmul', () => {
       gpu: (a, b) => E.matmul(a, b, { transB: true }),
       ref: (a, b) => matmulRef(a, b, false, true),
     }));
-  it('other launch variants give the same result', async () => {
+  it('another launch variant (one row block per workgroup) gives the same result', async () => {
     const a = toF32(randomArray([33, 41], 5));
     const b = toF32(randomArray([41, 29], 6));
     const want = matmulRef(a, b);
-    for (const variant of [E.MATMUL_VARIANTS[1], E.MATMUL_VARIANTS[4]]) {
+    for (const variant of [E.MATMUL_VARIANTS[4]]) {
       const got = await E.tidyAsync(async () => E.matmulWithVariant(E.fromArray(a.data, a.shape), E.fromArray(b.data, b.shape), variant).data());
       expectClose(got, want.data, 1e-4, `variant ${variant.wgX}x${variant.wgY}`);
     }
