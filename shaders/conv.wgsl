@@ -439,6 +439,85 @@ fn conv_backward_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(
   }
 }
 
+// ---- backward weight for 1x1 kernels: one tap, so a thread owns CB output channels (vec4 lanes)
+// x 4 input channels (k0..k3) instead, and each loaded gradient feeds 4 input channels.
+// Params as conv_backward_weight, with xblocks = input-channel blocks of 4.
+
+@compute @workgroup_size(64)
+fn conv_backward_weight_1x1(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let t = linear_id(gid, nwg);
+  if (t >= p.threads) { return; }
+  let cib = t % p.xblocks;
+  let r = t / p.xblocks;
+  let cb = r % p.cblocks;
+  let split = r / p.cblocks;
+
+  let co0 = cb * CB;
+  let last = p.cout - 1u;
+  let c1 = min(co0 + 1u, last);
+  let c2 = min(co0 + 2u, last);
+  let c3 = min(co0 + 3u, last);
+  let ci0 = cib * 4u;
+  let lastci = p.cin - 1u;
+  let i1 = min(ci0 + 1u, lastci);
+  let i2 = min(ci0 + 2u, lastci);
+  let i3 = min(ci0 + 3u, lastci);
+  k0 = vec4<f32>(0.0);
+  k1 = vec4<f32>(0.0);
+  k2 = vec4<f32>(0.0);
+  k3 = vec4<f32>(0.0);
+
+  // Mask A without colour groups drops the only tap: nothing to visit.
+  let visits = !MASK_AB || HAS_CENTRE;
+  let s = i32(STRIDE);
+  let r0 = split * p.chunk_rows;
+  let r1 = min(p.rows, r0 + p.chunk_rows);
+  let plane = p.h * p.w;
+  if (visits) {
+    for (var rr = r0; rr < r1; rr++) {
+      let n = rr / p.ho;
+      let oy = rr % p.ho;
+      let iy = i32(oy * STRIDE) - p.pad_t;
+      if (iy < 0 || iy >= i32(p.h)) { continue; }
+      let x0 = ((n * p.cin + ci0) * p.h + u32(iy)) * p.w;
+      let x1 = x0 + (i1 - ci0) * plane;
+      let x2 = x0 + (i2 - ci0) * plane;
+      let x3 = x0 + (i3 - ci0) * plane;
+      let gplane = n * p.cout;
+      let g0 = ((gplane + co0) * p.ho + oy) * p.wo;
+      let g1 = ((gplane + c1) * p.ho + oy) * p.wo;
+      let g2 = ((gplane + c2) * p.ho + oy) * p.wo;
+      let g3 = ((gplane + c3) * p.ho + oy) * p.wo;
+      for (var ox = 0u; ox < p.wo; ox++) {
+        let ix = i32(ox) * s - p.pad_l;
+        if (ix < 0 || ix >= i32(p.w)) { continue; }
+        var gv = vec4<f32>(wg[g0 + ox], 0.0, 0.0, 0.0);
+        if (CB > 1u) { gv.y = wg[g1 + ox]; }
+        if (CB > 2u) {
+          gv.z = wg[g2 + ox];
+          gv.w = wg[g3 + ox];
+        }
+        let u = u32(ix);
+        k0 += gv * wx[x0 + u];
+        k1 += gv * wx[x1 + u];
+        k2 += gv * wx[x2 + u];
+        k3 += gv * wx[x3 + u];
+      }
+    }
+  }
+
+  for (var j = 0u; j < CB; j++) {
+    let co = co0 + j;
+    if (co >= p.cout) { break; }
+    for (var c = 0u; c < 4u; c++) {
+      let ci = ci0 + c;
+      if (ci >= p.cin) { break; }
+      let keep = visits && (!MASK_AB || centre_kept(ci, co));
+      wpart[(split * p.cout + co) * p.cin + ci] = select(0.0, kacc(c)[j], keep);
+    }
+  }
+}
+
 // ---- gated activation over interleaved channels: y[n, c, s] = tanh(x[n, 2c, s]) * sigmoid(x[n, 2c+1, s])
 // Params: n, cin = C (output channels), h = spatial size, threads = n*C*spatial.
 

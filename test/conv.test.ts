@@ -64,6 +64,7 @@ function convCase(name: string, s: ConvShape, o: CaseOptions, seed = 1): Promise
 
 describe('conv2d: kernel sizes, stride, padding', () => {
   it('1x1', () => convCase('1x1', { cin: 3, cout: 5, h: 7, w: 6, kh: 1, kw: 1 }, {}));
+  it('1x1, stride 2, padding, Cin 7', () => convCase('1x1 s2', { cin: 7, cout: 6, h: 9, w: 8, kh: 1, kw: 1 }, { stride: 2, padding: [1, 0, 0, 1] }, 7));
   it('3x3, padding 1', () => convCase('3x3', { cin: 3, cout: 5, h: 7, w: 6, kh: 3, kw: 3 }, { padding: 1 }));
   it('5x5, padding 2', () => convCase('5x5', { cin: 3, cout: 5, h: 9, w: 7, kh: 5, kw: 5 }, { padding: 2 }, 2));
   it('7x7, padding 3', () => convCase('7x7', { cin: 2, cout: 5, h: 8, w: 9, kh: 7, kw: 7 }, { padding: 3 }, 3));
@@ -104,6 +105,9 @@ describe('conv2d: masks', () => {
     convCase('B groups 3', { cin: 6, cout: 9, h: 7, w: 6, kh: 5, kw: 5 }, { padding: 2, mask: { type: 'B', groups: 3 }, bias: true }, 2));
   it('B with 3 colour groups, gate and residual', () =>
     convCase('B groups gate', { cin: 3, cout: 6, h: 7, w: 7, kh: 3, kw: 3 }, { padding: 1, mask: { type: 'B', groups: 3 }, gate: true, residual: true }, 3));
+  it('1x1 B with 3 colour groups (a masked shortcut)', () =>
+    convCase('1x1 B groups', { cin: 6, cout: 9, h: 5, w: 7, kh: 1, kw: 1 }, { mask: { type: 'B', groups: 3 }, bias: true }, 4));
+  it('1x1 A with 3 colour groups', () => convCase('1x1 A groups', { cin: 3, cout: 6, h: 5, w: 7, kh: 1, kw: 1 }, { mask: { type: 'A', groups: 3 } }, 5));
   it('A, 7x7 (the PixelCNN input layer)', () =>
     convCase('mask A 7x7', { cin: 1, cout: 4, h: 8, w: 9, kh: 7, kw: 7 }, { padding: 3, mask: { type: 'A' } }));
 });
@@ -211,6 +215,7 @@ describe('conv2d: weights at masked taps', () => {
     ['B, 3x3', [4, 3, 3, 3], { type: 'B' }, 1],
     ['vstack, 3x3', [4, 3, 3, 3], { type: 'vstack' }, 1],
     ['hstack A, 1x5', [4, 3, 1, 5], { type: 'A' }, 2],
+    ['1x1 A, groups 3', [6, 3, 1, 1], { type: 'A', groups: 3 }, 0],
   ];
   for (const [name, wShape, mask, pad] of cases) {
     it(`${name}: no effect on the output, exactly zero gradient`, async () => {
@@ -259,23 +264,25 @@ describe('conv2d: split-K weight gradient', () => {
     expect(splits).toBeGreaterThan(1);
     expect(splits * chunkRows).toBeGreaterThanOrEqual(32 * 28);
   });
-  it('gives the same dW for 1, 3 and 18 splits (mask B, stride 2, padding)', async () => {
-    const xShape = [2, 3, 9, 7];
-    const wShape = [5, 3, 3, 3];
-    const opts = { stride: 2 as const, padding: [1, 0, 1, 1] as [number, number, number, number], mask: { type: 'B' as const } };
-    const x = toF32(randomArray(xShape, 31));
-    const w = toF32(randomArray(wShape, 32));
-    const y = refConv2d(x, w, opts);
-    const dy = toF32(randomArray(y.shape, 33));
-    const want = refConv2dBackward(x, w, dy, opts).dw;
-    for (const splits of [1, 3, 18]) {
-      const got = await E.tidyAsync(async () => {
-        const gw = conv2dWeightGradForTest(E.fromArray(x.data, xShape), E.fromArray(dy.data, dy.shape), [3, 3], opts, splits);
-        return (await gw.data()) as Float32Array;
-      });
-      expectClose(got, want.data, 1e-4, `dW with ${splits} splits`);
-    }
-  });
+  for (const k of [3, 1]) {
+    it(`gives the same dW for 1, 3 and 18 splits (${k}x${k}, mask B, stride 2, padding)`, async () => {
+      const xShape = [2, 5, 9, 7];
+      const wShape = [5, 5, k, k];
+      const opts = { stride: 2 as const, padding: [1, 0, 1, 1] as [number, number, number, number], mask: { type: 'B' as const } };
+      const x = toF32(randomArray(xShape, 31));
+      const w = toF32(randomArray(wShape, 32));
+      const y = refConv2d(x, w, opts);
+      const dy = toF32(randomArray(y.shape, 33));
+      const want = refConv2dBackward(x, w, dy, opts).dw;
+      for (const splits of [1, 3, 18]) {
+        const got = await E.tidyAsync(async () => {
+          const gw = conv2dWeightGradForTest(E.fromArray(x.data, xShape), E.fromArray(dy.data, dy.shape), [k, k], opts, splits);
+          return (await gw.data()) as Float32Array;
+        });
+        expectClose(got, want.data, 1e-4, `dW with ${splits} splits`);
+      }
+    });
+  }
 });
 
 describe('conv2d: shape errors', () => {

@@ -161,7 +161,10 @@ export function weightGradSplits(rows: number, rowLength: number, baseThreads: n
 function runBackwardWeight(x: Tensor, gy: Tensor, g: Geometry, forceSplits?: number): Tensor {
   const cb = channelBlock(g.cout, false);
   const cblocks = Math.ceil(g.cout / cb);
-  const base = cblocks * g.cin * g.kh;
+  // 1x1 kernels have one tap: block over 4 input channels instead of the kernel's columns.
+  const pointwise = g.kh === 1 && g.kw === 1;
+  const ciBlocks = pointwise ? Math.ceil(g.cin / 4) : 0;
+  const base = pointwise ? cblocks * ciBlocks : cblocks * g.cin * g.kh;
   const rows = g.n * g.ho;
   let { splits, chunkRows } = weightGradSplits(rows, g.wo, base);
   if (forceSplits) {
@@ -171,9 +174,9 @@ function runBackwardWeight(x: Tensor, gy: Tensor, g: Geometry, forceSplits?: num
   const part = empty([splits, g.cout, g.cin, g.kh, g.kw]);
   const threads = splits * base;
   launch(
-    spec('conv_backward_weight', geometryConstants(g, cb), ['read', 'read', 'rw']),
+    spec(pointwise ? 'conv_backward_weight_1x1' : 'conv_backward_weight', geometryConstants(g, cb), ['read', 'read', 'rw']),
     [x.buffer, gy.buffer, part.buffer],
-    params(g, threads, cblocks, 0, rows, chunkRows),
+    params(g, threads, cblocks, ciBlocks, rows, chunkRows),
     threadsGrid(threads, WG),
   );
   const shape = [g.cout, g.cin, g.kh, g.kw];
