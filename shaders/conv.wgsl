@@ -4,6 +4,7 @@
 //   conv_backward_data    d = g (*)^T w: the transposed convolution (gathers over output positions;
 //                         stride 2 by the divisibility test). Also convTranspose2d's forward.
 //   conv_backward_weight  dW partial sums over chunks of N*Ho rows (split-K), [S, Cout, Cin, KH, KW]
+//                         (conv_backward_weight_1x1 for 1x1 kernels), then conv_sum_splits adds them
 // plus gate_forward / gate_backward for the stand-alone gated activation.
 //
 // Register blocking: a thread owns CB (1, 2 or 4) channels x 4 positions along x, so every input
