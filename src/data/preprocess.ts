@@ -14,7 +14,7 @@
 //     with fractional overlaps weighted (box filter; upsampling repeats pixels).
 // This does not reproduce MNIST's own normalisation (digit scaled into a 20x20 box and centred by
 // centre of mass); use `margin` to leave a border like MNIST's 4 pixels.
-import { uniformAt } from './mnist';
+import { uniformAt, type ImageSet } from './mnist';
 
 export interface RgbaImage {
   width: number;
@@ -187,4 +187,21 @@ export function binarize(pixels: Float32Array, how: { threshold: number } | { se
     for (let k = 0; k < pixels.length; k++) out[k] = uniformAt(how.seed, k, how.stream ?? 0) < pixels[k] ? 1 : 0;
   }
   return out;
+}
+
+/**
+ * The set resized to size x size by area averaging (for quick runs and tests on slow adapters: a
+ * model on 12x12 or 8x8 digits costs a fraction of one on 28x28).
+ */
+export function resizeSet(set: ImageSet, size: number): ImageSet {
+  if (size === set.height && size === set.width) return set;
+  const plane = set.height * set.width;
+  const out = new Uint8Array(set.count * size * size);
+  const gray = new Float32Array(plane);
+  for (let i = 0; i < set.count; i++) {
+    for (let k = 0; k < plane; k++) gray[k] = set.images[i * plane + k];
+    const small = resizeArea(gray, set.width, set.height, size, size);
+    for (let k = 0; k < size * size; k++) out[i * size * size + k] = Math.round(Math.min(255, Math.max(0, small[k])));
+  }
+  return { ...set, name: `${set.name} (${size}x${size})`, height: size, width: size, images: out };
 }
