@@ -7,25 +7,36 @@ import { acquireDevice } from '../gpu/device';
 import { nodeGpu } from '../gpu/node';
 import * as E from '../engine';
 import type { ConvMask } from '../engine/ops/conv';
+import type { KernelSpec } from '../gpu/context';
+import { GpuImageSet } from '../data/gpu-dataset';
+import { subset } from '../data/mnist';
+import { loadMnist } from '../data/mnist-node';
+import { MNIST_PRESETS, mnistConfig, type MnistPreset } from '../models/config';
+import { MnistModel } from '../models/mnist-model';
+import { MnistTrainer } from '../models/trainer';
 
 interface Args {
   quick: boolean;
+  train: string[];
   filter: RegExp | null;
   reps: number;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { quick: false, filter: null, reps: 0 };
+  const args: Args = { quick: false, train: [], filter: null, reps: 0 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--quick') args.quick = true;
     else if (a === '--filter') args.filter = new RegExp(argv[++i] ?? '');
     else if (a === '--reps') args.reps = Number(argv[++i]);
+    else if (a === '--train') args.train = (argv[++i] ?? '').split(',').filter(Boolean);
     else if (a === '--help' || a === '-h') {
       console.log(`usage: npm run bench -- [--quick] [--filter REGEX] [--reps N]
   --quick    fewer and smaller cases (a CPU fallback adapter takes minutes for the full set)
   --filter   run only cases whose name matches REGEX
-  --reps     timed repetitions per case (default: chosen from a first timing, 1..20)`);
+  --reps     timed repetitions per case (default: chosen from a first timing, 1..20)
+  --train P  also time training steps of MNIST presets P (comma-separated, or 'all') at batch 32
+             (batch 8 and small widths with --quick), with a per-kernel profile of one step`);
       process.exit(0);
     } else {
       console.error(`bench: unknown argument ${a} (try --help)`);
@@ -197,7 +208,72 @@ async function main(): Promise<void> {
     w.dispose();
     gy.dispose();
   }
+  for (const preset of args.train.includes('all') ? MNIST_PRESETS : (args.train as MnistPreset[])) {
+    if (!MNIST_PRESETS.includes(preset)) throw new Error(`--train: unknown preset ${preset}`);
+    await trainCase(gpu, base, preset, args.quick);
+  }
   gpu.destroy();
+}
+
+/** Training throughput of one preset, then the time of each kernel of one step, replayed alone. */
+async function trainCase(gpu: GpuContext, base: Record<string, string>, preset: MnistPreset, quick: boolean): Promise<void> {
+  const batch = quick ? 8 : 32;
+  const config = quick ? mnistConfig(preset, { pixelLayers: 2, pixelWidth: 8, latentDim: 8, encoderDims: [8, 8, 16, 16], decoderDims: [16, 16, 8], outputWidth: 8 }) : mnistConfig(preset);
+  const model = new MnistModel(config);
+  const split = await loadMnist();
+  const data = GpuImageSet.upload(subset(split.train, 'train', 0, 1024), 'intensity');
+  const trainer = new MnistTrainer(model, data, { batchSize: batch, seed: 1 });
+  let t0 = now();
+  const variants = await trainer.prewarm();
+  const compileMs = now() - t0;
+  t0 = now();
+  trainer.trainStep();
+  await gpu.sync();
+  const firstStepMs = now() - t0 + compileMs;
+  const steps = quick ? 3 : 2;
+  t0 = now();
+  for (let i = 0; i < steps; i++) {
+    trainer.trainStep();
+    await gpu.throttle();
+  }
+  await gpu.sync();
+  const stepMs = (now() - t0) / steps;
+  // Training FLOPs ~ 3x the forward pass (forward, input gradients, weight gradients).
+  const flopsPerStep = 3 * 2 * model.macsPerImage() * batch;
+  emit({
+    ...base, case: `train ${preset} b${batch}${quick ? ' (small widths)' : ''}`, params: model.params.count(),
+    forward_mflop_per_image: +((2 * model.macsPerImage()) / 1e6).toFixed(2), kernel_variants: variants,
+    ms_to_first_step: Math.round(firstStepMs), ms_per_step: +stepMs.toFixed(1), images_per_s: +((1000 * batch) / stepMs).toFixed(2),
+    gflops: +(flopsPerStep / stepMs / 1e6).toFixed(3), peak_gpu_bytes: gpu.stats().liveBytes + gpu.stats().pooledBytes,
+  });
+  // Profile: record one step's dispatches, then replay each alone (5 times per submit).
+  const recorded: [KernelSpec, readonly GPUBuffer[], Uint32Array, readonly number[]][] = [];
+  gpu.onDispatch = (spec, buffers, params, workgroups) => recorded.push([spec, buffers, params, workgroups]);
+  trainer.trainStep();
+  gpu.onDispatch = null;
+  await gpu.sync();
+  const byKernel = new Map<string, { ms: number; count: number }>();
+  for (const [spec, buffers, params, workgroups] of recorded) {
+    const t = now();
+    for (let r = 0; r < 5; r++) gpu.dispatch(spec, buffers, params, workgroups);
+    await gpu.sync();
+    const ms = (now() - t) / 5;
+    const key = `${spec.name}:${spec.entry}`;
+    const entry = byKernel.get(key) ?? { ms: 0, count: 0 };
+    entry.ms += ms;
+    entry.count += 1;
+    byKernel.set(key, entry);
+  }
+  const total = [...byKernel.values()].reduce((a, b) => a + b.ms, 0);
+  const top = [...byKernel.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, 8);
+  emit({
+    ...base, case: `train ${preset} kernel profile`, dispatches_per_step: recorded.length, replayed_ms: Math.round(total),
+    kernels: top.map(([k, v]) => ({ kernel: k, dispatches: v.count, ms: +v.ms.toFixed(1), share: +(v.ms / total).toFixed(3) })),
+  });
+  trainer.dispose();
+  trainer.optimizer.dispose();
+  data.dispose();
+  model.dispose();
 }
 
 main().catch((error: unknown) => {

@@ -65,6 +65,8 @@ export class GpuContext {
   private readonly errors: string[] = [];
   private lostMessage: string | null = null;
   private readonly stagingFree: GPUBuffer[] = [];
+  /** Called for every executed dispatch when set (the benchmark's per-kernel profile uses it). */
+  onDispatch: ((spec: KernelSpec, buffers: readonly GPUBuffer[], params: Uint32Array, workgroups: readonly number[]) => void) | null = null;
   /** While set, dispatch() only collects kernel variants (see prewarm). */
   private captured: Map<string, KernelSpec> | null = null;
 
@@ -230,6 +232,7 @@ export class GpuContext {
       this.captured.set(this.key(spec), spec);
       return;
     }
+    this.onDispatch?.(spec, buffers, Uint32Array.from(params), workgroups);
     const pipeline = this.pipeline(spec);
     const pass = this.openPass();
     const slot = this.dispatchesInBatch;

@@ -1,25 +1,40 @@
-// Weight normalisation and batch normalisation, composed from element-wise and reduction ops (so
-// their gradients, through the norms and batch statistics, come from those ops' backward passes).
+// Weight normalisation (one fused kernel each way) and batch normalisation, composed from
+// element-wise and reduction ops (so its gradients, through the batch statistics, come from those
+// ops' backward passes).
 // Running statistics are updated in place on the GPU (optim.ts's moving-average kernel).
-import { noGrad } from '../autograd';
-import { Tensor, ShapeError, shapeString } from '../tensor';
+import normWgsl from '../../../shaders/norm.wgsl?raw';
+import type { KernelSpec } from '../../gpu/context';
+import { noGrad, record } from '../autograd';
+import { Params, launch } from '../kernels';
+import { empty, Tensor, ShapeError, shapeString } from '../tensor';
 import { movingAverageInPlace } from '../optim';
 import { add, mul, rsqrt, square, sub } from './elementwise';
-import { mean, sum } from './reduce';
+import { mean } from './reduce';
 import { reshape } from './shape';
 
 /**
  * W = g * V / ||V||, the norm taken per output unit (axis 0) over all other axes: v is [out, ...]
- * (a linear's [out, in] or a conv's [out, in, kh, kw]) and g is [out]. No epsilon, as in the reference.
+ * (a linear's [out, in] or a conv's [out, in, kh, kw]) and g is [out]. No epsilon, as in the
+ * reference. One fused kernel each way (shaders/norm.wgsl): every weight-normed layer runs this at
+ * every step, so a chain of element-wise ops here cost a large share of small models' steps.
  */
+const WN_FORWARD: KernelSpec = { name: 'norm.wgsl', code: normWgsl, entry: 'weight_norm_forward', bindings: ['read', 'read', 'rw'] };
+const WN_BACKWARD: KernelSpec = { name: 'norm.wgsl', code: normWgsl, entry: 'weight_norm_backward', bindings: ['read', 'read', 'read', 'rw', 'rw'] };
+
 export function weightNorm(v: Tensor, g: Tensor): Tensor {
   if (v.rank < 2 || g.rank !== 1 || g.shape[0] !== v.shape[0] || v.dtype !== 'f32' || g.dtype !== 'f32') {
     throw new ShapeError('weightNorm', `v ${shapeString(v.shape)} (want [out, ...], f32) and g ${shapeString(g.shape)} (want [out])`);
   }
-  const axes = v.shape.map((_, i) => i).slice(1);
-  const unitShape = v.shape.map((d, i) => (i === 0 ? d : 1));
-  const inverseNorm = rsqrt(sum(square(v), axes, true), 0); // [out, 1, ...]
-  return mul(v, mul(reshape(g, unitShape), inverseNorm));
+  const rows = v.shape[0];
+  const params = new Params().u(rows, v.size / rows).build();
+  const w = empty(v.shape);
+  launch(WN_FORWARD, [v.buffer, g.buffer, w.buffer], params, [Math.ceil(rows / 64)]);
+  return record('weightNorm', w, [v, g], (dw) => {
+    const dv = empty(v.shape);
+    const dg = empty(g.shape);
+    launch(WN_BACKWARD, [v.buffer, g.buffer, dw.buffer, dv.buffer, dg.buffer], params, [Math.ceil(rows / 64)]);
+    return [dv, dg];
+  });
 }
 
 export interface RunningStats {
