@@ -10,11 +10,11 @@ import * as E from '../engine';
 import { GpuMnist, type GpuImageSet } from '../data/gpu-dataset';
 import { describeMnistData, DEFAULT_BINARIZATION_SEED, subset } from '../data/mnist';
 import { loadMnist } from '../data/mnist-node';
-import { binarize, preprocessImage } from '../data/preprocess';
+import { binarize, preprocessImage, resizeSet } from '../data/preprocess';
 import { imageGrid } from '../io/grid';
 import { readPng, writePng } from '../io/png-node';
 import { decodeCheckpoint } from '../io/checkpoint';
-import { MNIST_PRESETS, mnistConfig, type MnistPreset } from '../models/config';
+import { MNIST_PRESETS, mnistConfig, type MnistModelConfig, type MnistPreset } from '../models/config';
 import { MnistModel } from '../models/mnist-model';
 import { loadInto, loadMnistCheckpoint, saveMnistCheckpoint } from '../models/mnist-checkpoint';
 import { MnistTrainer, evaluate } from '../models/trainer';
@@ -38,6 +38,9 @@ const MODEL_FLAGS: Flags = {
   'output-width': { type: 'int', help: 'width of the 1x1 output layers (upsampling variants)' },
   warmup: { type: 'int', help: 'KL warm-up steps (linear)' },
   'init-seed': { type: 'int', help: 'seed of parameter initialisation', default: 1 },
+  'image-size': { type: 'int', help: 'train on digits resized to N x N (a multiple of 4; small sizes for slow adapters)', default: 28 },
+  'encoder-dims': { type: 'string', help: 'encoder widths, four comma-separated numbers (32,32,64,64)' },
+  'decoder-dims': { type: 'string', help: 'upsampling decoder widths, three comma-separated numbers (64,64,32)' },
 };
 
 const COMMANDS: Record<string, { summary: string; flags: Flags; run: (f: Parsed) => Promise<void> }> = {
@@ -139,11 +142,22 @@ function need<T>(flags: Parsed, name: string, command: string): T {
   return v as T;
 }
 
-async function loadData(flags: Parsed): Promise<GpuMnist> {
+/** MNIST on the GPU, resized to the model's image size (area averaging) when it is not 28. */
+async function loadData(flags: Parsed, imageSize: number): Promise<GpuMnist> {
   const split = await loadMnist();
   const limit = flags['train-limit'] as number | undefined;
   const train = limit ? subset(split.train, 'train', 0, Math.min(limit, split.train.count)) : split.train;
-  return GpuMnist.upload({ ...split, train }, flags['binarization-seed'] as number);
+  const sized = { train: resizeSet(train, imageSize), valid: resizeSet(split.valid, imageSize), test: resizeSet(split.test, imageSize) };
+  return GpuMnist.upload(sized, flags['binarization-seed'] as number);
+}
+
+function dims(flag: string, value: unknown, count: number): number[] | undefined {
+  if (value === undefined) return undefined;
+  const list = String(value).split(',').map(Number);
+  if (list.length !== count || list.some((d) => !Number.isInteger(d) || d < 1)) {
+    throw new UsageError(`train: --${flag} expects ${count} comma-separated positive integers, got '${String(value)}'`);
+  }
+  return list;
 }
 
 async function readCheckpoint(flags: Parsed, command: string): Promise<{ model: MnistModel; step: number }> {
@@ -168,11 +182,21 @@ async function train(flags: Parsed): Promise<void> {
     const preset = need<string>(flags, 'preset', 'train');
     if (!(MNIST_PRESETS as readonly string[]).includes(preset)) throw new UsageError(`train: unknown preset '${preset}' (one of ${MNIST_PRESETS.join(', ')})`);
     const overrides: Record<string, number> = {};
-    const map: [string, string][] = [['latent', 'latentDim'], ['layers', 'pixelLayers'], ['width', 'pixelWidth'], ['filter', 'filterSize'], ['input-filter', 'inputFilterSize'], ['output-width', 'outputWidth'], ['warmup', 'klWarmupSteps'], ['init-seed', 'seed']];
+    const map: [string, string][] = [['latent', 'latentDim'], ['layers', 'pixelLayers'], ['width', 'pixelWidth'], ['filter', 'filterSize'], ['input-filter', 'inputFilterSize'], ['output-width', 'outputWidth'], ['warmup', 'klWarmupSteps'], ['init-seed', 'seed'], ['image-size', 'imageSize']];
     for (const [flag, key] of map) if (flags[flag] !== undefined) overrides[key] = flags[flag] as number;
-    model = new MnistModel(mnistConfig(preset as MnistPreset, overrides));
+    const encoderDims = dims('encoder-dims', flags['encoder-dims'], 4);
+    const decoderDims = dims('decoder-dims', flags['decoder-dims'], 3);
+    try {
+      model = new MnistModel(mnistConfig(preset as MnistPreset, {
+        ...overrides,
+        ...(encoderDims ? { encoderDims: encoderDims as MnistModelConfig['encoderDims'] } : {}),
+        ...(decoderDims ? { decoderDims: decoderDims as MnistModelConfig['decoderDims'] } : {}),
+      }));
+    } catch (error) {
+      throw new UsageError(`train: ${(error as Error).message}`);
+    }
   }
-  const data = await loadData(flags);
+  const data = await loadData(flags, model.config.imageSize);
   const batchSize = flags.batch as number;
   const run = { seed: flags.seed as number, batchSize, lr: flags.lr as number, clipValue: flags.clip as number, binarizationSeed: flags['binarization-seed'] as number };
   const trainer = new MnistTrainer(model, data.train, { batchSize, lr: run.lr, clipValue: run.clipValue, seed: run.seed });
@@ -238,7 +262,7 @@ async function train(flags: Parsed): Promise<void> {
   await writeFile(join(out, 'log.jsonl'), log.join('\n') + '\n');
   const seconds = (performance.now() - tTrain) / 1000;
   console.log(JSON.stringify({
-    command: 'train', preset: c.preset, steps: trainer.step, best_valid_neg_elbo_nats: best, seconds: +seconds.toFixed(1),
+    command: 'train', preset: c.preset, params: model.params.count(), steps: trainer.step, best_valid_neg_elbo_nats: best, seconds: +seconds.toFixed(1),
     images_per_s: +((steps * batchSize) / seconds).toFixed(1), adapter: adapterName(gpu), data: data.description, out,
   }));
   process.stderr.write(`done in ${formatSeconds(seconds)}; checkpoints in ${out}\n`);
@@ -249,7 +273,7 @@ async function train(flags: Parsed): Promise<void> {
 async function evalCommand(flags: Parsed): Promise<void> {
   const gpu = await startEngine();
   const { model, step } = await readCheckpoint(flags, 'eval');
-  const data = await loadData(flags);
+  const data = await loadData(flags, model.config.imageSize);
   const splitName = flags.split as string;
   if (splitName !== 'test' && splitName !== 'valid') throw new UsageError(`eval: --split must be test or valid, not '${splitName}'`);
   const set: GpuImageSet = data.get(splitName);
@@ -335,7 +359,7 @@ async function knnCommand(flags: Parsed): Promise<void> {
   const gpu = await startEngine();
   const { model } = await readCheckpoint(flags, 'knn');
   if (!model.hasLatent) throw new UsageError(`knn: ${model.config.preset} has no latent space`);
-  const data = await loadData({ ...flags, 'train-limit': flags['train-limit'] });
+  const data = await loadData(flags, model.config.imageSize);
   const k = flags.k as number;
   const testLimit = Math.min(flags['test-limit'] as number, data.test.count);
   const train = await embed(model, data.train, { batchSize: 100 });
