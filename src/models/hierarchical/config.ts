@@ -61,11 +61,11 @@ export interface HierTrainDefaults {
 }
 
 const PRESETS: Record<HierPreset, { config: Omit<HierConfig, 'preset' | 'seed'>; train: HierTrainDefaults }> = {
-  // Tests on a CPU fallback adapter: 8x8 images, z1 4x4x4, z2 8 on a 2x2 grid, widths 8 throughout.
+  // Tests on a CPU fallback adapter: 8x8 images, z1 4x4x4, z2 8 on a 2x2 grid, widths 6 to 8.
   tiny: {
     config: {
-      imageSize: 8, channels: 3, embedDim: 4, dims: [8, 8, 8], z1Level: 1, latent1: 4, latent2: 8,
-      encoderBlocks: [1], latentBlocks: 1, pixelWidth: 8, pixelBlocks: 1, latentPixelWidth: 8,
+      imageSize: 8, channels: 3, embedDim: 4, dims: [6, 8, 8], z1Level: 1, latent1: 4, latent2: 8,
+      encoderBlocks: [1], latentBlocks: 1, pixelWidth: 6, pixelBlocks: 1, latentPixelWidth: 8,
       inputFilter: 3, filter: 3, alpha1Iters: 0, alpha2Iters: 0, betaIters: 0, klPenalty: 1, bnEps: 1e-2,
     },
     train: { batchSize: 8, lr: 1e-3, steps: 200, bnBatches: 4 },
@@ -73,26 +73,29 @@ const PRESETS: Record<HierPreset, { config: Omit<HierConfig, 'preset' | 'seed'>;
   // A laptop GPU in minutes: 32x32, z1 16x8x8, z2 64 on a 4x4 grid, a quarter of the reference widths.
   small: {
     config: {
-      imageSize: 32, channels: 3, embedDim: 16, dims: [32, 48, 64, 96], z1Level: 2, latent1: 16, latent2: 64,
+      imageSize: 32, channels: 3, embedDim: 16, dims: [48, 48, 64, 96], z1Level: 2, latent1: 16, latent2: 64,
       encoderBlocks: [1, 1], latentBlocks: 2, pixelWidth: 48, pixelBlocks: 2, latentPixelWidth: 96,
       inputFilter: 5, filter: 3, alpha1Iters: 2000, alpha2Iters: 5000, betaIters: 1000, klPenalty: 1, bnEps: 1e-2,
     },
     train: { batchSize: 32, lr: 1e-3, steps: 5000, bnBatches: 50 },
   },
-  // The reference's 32px_small setting (LSUN 32x32): z1 64x8x8, z2 512.
+  // The reference's 32px_small setting (LSUN 32x32): z1 64x8x8, z2 512. DIM_1 64 and DIM_PIX_1 128
+  // become 63 and 126: the engine's colour-group masks need widths divisible by 3 (the reference's
+  // i::3 slicing does not).
   '32px': {
     config: {
-      imageSize: 32, channels: 3, embedDim: 16, dims: [64, 128, 256, 512], z1Level: 2, latent1: 64, latent2: 512,
-      encoderBlocks: [2, 2], latentBlocks: 3, pixelWidth: 128, pixelBlocks: 2, latentPixelWidth: 512,
+      imageSize: 32, channels: 3, embedDim: 16, dims: [63, 128, 256, 512], z1Level: 2, latent1: 64, latent2: 512,
+      encoderBlocks: [2, 2], latentBlocks: 3, pixelWidth: 126, pixelBlocks: 2, latentPixelWidth: 512,
       inputFilter: 5, filter: 3, alpha1Iters: 2000, alpha2Iters: 5000, betaIters: 1000, klPenalty: 1, bnEps: 1e-2,
     },
     train: { batchSize: 64, lr: 1e-3, steps: 200000, bnBatches: 1000 },
   },
-  // The reference's 64px_small setting (LSUN / ImageNet 64x64): z1 64x16x16, z2 512.
+  // The reference's 64px_small setting (LSUN / ImageNet 64x64): z1 64x16x16, z2 512 (DIM_0 and
+  // DIM_PIX_1 rounded to 63 and 126 as above).
   '64px': {
     config: {
-      imageSize: 64, channels: 3, embedDim: 16, dims: [64, 64, 128, 256, 512], z1Level: 2, latent1: 64, latent2: 512,
-      encoderBlocks: [1, 2], latentBlocks: 3, pixelWidth: 128, pixelBlocks: 3, latentPixelWidth: 256,
+      imageSize: 64, channels: 3, embedDim: 16, dims: [63, 64, 128, 256, 512], z1Level: 2, latent1: 64, latent2: 512,
+      encoderBlocks: [1, 2], latentBlocks: 3, pixelWidth: 126, pixelBlocks: 3, latentPixelWidth: 256,
       inputFilter: 5, filter: 3, alpha1Iters: 2000, alpha2Iters: 10000, betaIters: 1000, klPenalty: 1, bnEps: 1e-2,
     },
     train: { batchSize: 64, lr: 1e-3, steps: 200000, bnBatches: 1000 },
@@ -140,6 +143,9 @@ export function validateHierConfig(c: HierConfig): void {
   }
   if (!(c.klPenalty >= 0)) problems.push(`klPenalty must be >= 0 (got ${c.klPenalty})`);
   if (!(c.bnEps > 0)) problems.push(`bnEps must be > 0 (got ${c.bnEps})`);
+  if (c.dims?.[0] % c.channels !== 0 || c.pixelWidth % c.channels !== 0) {
+    problems.push(`dims[0] (${c.dims?.[0]}) and pixelWidth (${c.pixelWidth}) must be multiples of channels (${c.channels}): the colour-group masks split channels by index mod ${c.channels}`);
+  }
   if (problems.length > 0) throw new Error(`invalid hierarchical model configuration: ${problems.join('; ')}`);
 }
 
