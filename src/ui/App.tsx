@@ -1,17 +1,80 @@
-import { useEffect } from 'react';
+import { useEffect, useState } from 'react';
 import { useEngine } from '../state/engine';
+import { useLab } from '../state/lab';
 import { AdapterCard } from './AdapterCard';
-import { OpCheckCard } from './OpCheckCard';
+import { CheckpointPanel } from './CheckpointPanel';
+import { EvalView } from './EvalView';
+import { LatentView } from './LatentView';
 import { NoWebGpu } from './NoWebGpu';
+import { Notices } from './Notices';
+import { OpCheckCard } from './OpCheckCard';
+import { ReconstructView } from './ReconstructView';
+import { SamplesView } from './SamplesView';
+import { SetupPanel } from './SetupPanel';
+import { TrainingView } from './TrainingView';
+import { TrainPanel } from './TrainPanel';
+
+const TABS = [
+  ['training', 'Training'],
+  ['samples', 'Samples'],
+  ['reconstructions', 'Reconstructions'],
+  ['latent', 'Latent space'],
+  ['evaluate', 'Evaluate'],
+  ['engine', 'Engine'],
+] as const;
+type Tab = (typeof TABS)[number][0];
+
+function ModelLine() {
+  const model = useLab((s) => s.model);
+  const data = useLab((s) => s.data);
+  const phase = useLab((s) => s.phase);
+  const status = useLab((s) => s.status);
+  if (!model) {
+    return (
+      <div className="model-line" data-testid="model-line" aria-busy="true">
+        <span className="spinner" aria-hidden="true" /> {status}
+      </div>
+    );
+  }
+  const s = model.sizes;
+  return (
+    <div className="model-line" data-testid="model-line" data-phase={phase}>
+      <strong>{model.setup.preset}</strong>
+      <span>
+        {model.imageSize}x{model.imageSize}
+      </span>
+      {model.hasLatent && <span>latent {model.latentDim}</span>}
+      {model.autoregressive && (
+        <span>
+          {s.pixelLayers} layers × {s.pixelWidth}
+        </span>
+      )}
+      <span>{model.params.toLocaleString('en-US')} params</span>
+      {data && <span className="muted">{data.train.toLocaleString('en-US')} training images</span>}
+      {phase === 'loading' && (
+        <span className="muted">
+          <span className="spinner" aria-hidden="true" /> {status}
+        </span>
+      )}
+    </div>
+  );
+}
 
 export function App() {
   const status = useEngine((s) => s.status);
   const probe = useEngine((s) => s.probe);
+  const init = useLab((s) => s.init);
+  const [tab, setTab] = useState<Tab>('training');
 
   useEffect(() => {
     void probe();
   }, [probe]);
 
+  useEffect(() => {
+    if (status.phase === 'ready') void init(status.adapter);
+  }, [status, init]);
+
+  const adapter = status.phase === 'ready' ? status.adapter : null;
   return (
     <div className="app">
       <header className="app-header">
@@ -20,9 +83,15 @@ export function App() {
           <h1>PixelVAE Lab</h1>
         </div>
         <p className="tagline">Train and explore PixelVAE models on your own GPU, in the browser.</p>
+        {adapter && (
+          <div className="adapter-pill" data-testid="adapter-pill" title={adapter.description}>
+            <span className="dot" /> {adapter.vendor || 'GPU'} {adapter.architecture || adapter.description}
+            {adapter.isFallbackAdapter && <span className="badge badge-warn">CPU fallback</span>}
+          </div>
+        )}
       </header>
 
-      <main className="content" data-testid="status" data-phase={status.phase}>
+      <main className={status.phase === 'ready' ? 'lab' : 'content'} data-testid="status" data-phase={status.phase}>
         {(status.phase === 'idle' || status.phase === 'probing') && (
           <section className="card" aria-busy="true">
             <h2>Starting the engine…</h2>
@@ -32,8 +101,35 @@ export function App() {
 
         {status.phase === 'ready' && (
           <>
-            <AdapterCard adapter={status.adapter} />
-            <OpCheckCard op={status.op} />
+            <aside className="sidebar">
+              <SetupPanel />
+              <TrainPanel />
+              <CheckpointPanel />
+            </aside>
+            <section className="workspace">
+              <Notices />
+              <ModelLine />
+              <nav className="tabs" role="tablist">
+                {TABS.map(([id, label]) => (
+                  <button key={id} type="button" role="tab" aria-selected={tab === id} className={tab === id ? 'tab active' : 'tab'} onClick={() => setTab(id)} data-testid={`tab-${id}`}>
+                    {label}
+                  </button>
+                ))}
+              </nav>
+              <div className="card tab-panel" role="tabpanel">
+                {tab === 'training' && <TrainingView />}
+                {tab === 'samples' && <SamplesView />}
+                {tab === 'reconstructions' && <ReconstructView />}
+                {tab === 'latent' && <LatentView />}
+                {tab === 'evaluate' && <EvalView />}
+                {tab === 'engine' && (
+                  <div className="view engine-view">
+                    <AdapterCard adapter={status.adapter} />
+                    <OpCheckCard op={status.op} />
+                  </div>
+                )}
+              </div>
+            </section>
           </>
         )}
 

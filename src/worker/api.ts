@@ -1,5 +1,6 @@
 // The contract between the UI and the engine worker. The UI imports only this file (types) and
-// client.ts; it never imports src/engine. Everything here must survive structured cloning.
+// client.ts; it never imports src/engine or src/models. Everything here must survive structured
+// cloning (no classes, no functions except comlink proxies passed as callbacks).
 
 /** What the browser told us about its WebGPU adapter. */
 export interface AdapterInfo {
@@ -37,8 +38,297 @@ export type ProbeResult =
   /** WebGPU exists but something failed while running the engine. */
   | { kind: 'error'; message: string };
 
-/** The API the engine worker exposes through comlink. */
+// ---- model families and presets -------------------------------------------------------------------
+
+/**
+ * A model family the worker can build. The registry (src/worker/families.ts) lists each family's
+ * presets; a second family (the hierarchical colour model) plugs in by adding an entry there and a
+ * FamilyDriver implementation, without changing this API.
+ */
+export type FamilyId = 'mnist' | 'hierarchical';
+
+/** One independent source of randomness in sampling, which the variation panel can hold or vary. */
+export interface NoiseLevel {
+  id: string;
+  label: string;
+  help: string;
+}
+
+/** An integer size of a model that the user may change before training. */
+export interface SizeField {
+  key: string;
+  label: string;
+  min: number;
+  max: number;
+  /** Only odd values (kernel sizes). */
+  odd?: boolean;
+  /** Only multiples of this (image sizes of latent models). */
+  multipleOf?: number;
+  help: string;
+}
+
+export interface PresetInfo {
+  family: FamilyId;
+  id: string;
+  label: string;
+  summary: string;
+  hasLatent: boolean;
+  /** Pixels are generated one at a time (a PixelCNN decoder): sampling costs one pass per pixel. */
+  autoregressive: boolean;
+  /** Default sizes (the paper's) for this preset. */
+  defaults: Record<string, number>;
+  noiseLevels: NoiseLevel[];
+}
+
+export interface FamilyInfo {
+  id: FamilyId;
+  label: string;
+  /** The data set it trains on, in words. */
+  dataset: string;
+  available: boolean;
+  /** Why it is not available (yet), when it is not. */
+  note?: string;
+  sizeFields: SizeField[];
+  /** Named size sets the UI offers as one click ("tiny, for CPU adapters"). */
+  quickSizes: { id: string; label: string; sizes: Record<string, number> }[];
+  presets: PresetInfo[];
+}
+
+/** Everything that decides a model and its training run (what the URL holds). */
+export interface Setup {
+  family: FamilyId;
+  preset: string;
+  /** Model sizes by SizeField key (imageSize included). Missing keys take the preset's defaults. */
+  sizes: Record<string, number>;
+  /** Seeds parameter initialisation. */
+  initSeed: number;
+  /** Seeds batch order, dynamic binarization and the reparameterisation noise. */
+  seed: number;
+  batchSize: number;
+  lr: number;
+}
+
+export interface ModelSummary {
+  setup: Setup;
+  /** Every size, defaults filled in. */
+  sizes: Record<string, number>;
+  params: number;
+  /** Forward FLOPs per image (2 x multiply-adds; masked taps skipped). */
+  flopsPerImage: number;
+  imageSize: number;
+  hasLatent: boolean;
+  latentDim: number;
+  autoregressive: boolean;
+  noiseLevels: NoiseLevel[];
+}
+
+/** describe(): the cost of a setup, or why it is not a valid model. */
+export type Description = { ok: true; summary: ModelSummary } | { ok: false; message: string };
+
+export interface DataInfo {
+  /** What numbers on this data are about (binarization, split), to show next to them. */
+  description: string;
+  imageSize: number;
+  train: number;
+  valid: number;
+  test: number;
+  /** Wall time of fetching, parsing, resizing, binarizing and uploading, ms. */
+  loadMs: number;
+}
+
+// ---- training ----------------------------------------------------------------------------------------
+
+export interface TrainPoint {
+  step: number;
+  /** Mean minimised loss (reconstruction + alpha * KL) since the previous point, nats per image. */
+  loss: number;
+  reconstruction: number;
+  kl: number;
+  klWeight: number;
+  imagesPerSecond: number;
+}
+
+export interface ValidPoint {
+  step: number;
+  /** Negative ELBO (alpha = 1) on the validation images, nats per image (an upper bound on the NLL). */
+  negElbo: number;
+  reconstruction: number;
+  kl: number;
+  images: number;
+}
+
+export interface History {
+  train: TrainPoint[];
+  valid: ValidPoint[];
+}
+
+export interface TrainOptions {
+  /** Train until this step (absolute). */
+  untilStep: number;
+  /** Validation bound every this many steps (0: only when the target is reached). */
+  validEvery: number;
+  /** Validation images used for the bound. */
+  validLimit: number;
+  /** Seconds between IndexedDB autosaves while training (also saved when training stops). */
+  autosaveSeconds: number;
+}
+
+export type TrainEvent =
+  | { kind: 'status'; message: string }
+  | { kind: 'compile'; done: number; total: number; what: string }
+  | { kind: 'metrics'; point: TrainPoint; step: number; untilStep: number; elapsedSeconds: number }
+  | { kind: 'valid'; point: ValidPoint }
+  | { kind: 'saved'; step: number };
+
+export type TrainOutcome =
+  /** The target step was reached or pause() was called; the model is usable. */
+  | { kind: 'done' | 'paused'; step: number }
+  /** A NaN/Inf loss: the model was restored to the last good state. */
+  | { kind: 'diverged'; step: number; restoredStep: number; message: string }
+  /** The GPU device was lost: nothing more can run; the last saved checkpoint is still downloadable. */
+  | { kind: 'device-lost'; step: number; message: string; savedStep: number | null }
+  | { kind: 'error'; step: number; message: string };
+
+// ---- exploring ---------------------------------------------------------------------------------------
+
+/** Images as intensities in [0, 1], [count, size, size] row-major (grayscale). */
+export interface ImageBatch {
+  count: number;
+  size: number;
+  pixels: Float32Array;
+}
+
+export interface SampleRequest {
+  count: number;
+  /** Seed per noise level (by NoiseLevel id). */
+  seeds: Record<string, number>;
+  /** Levels whose noise is shared by every image of the grid (the rest vary from image to image). */
+  hold: Record<string, boolean>;
+}
+
+export interface SampleResult {
+  images: ImageBatch;
+  /** Probabilities p(x_i = 1 | ...) of the pixel-level pass: the mean image for a conv VAE. */
+  probs: ImageBatch;
+  milliseconds: number;
+}
+
+export interface ReconstructionRow {
+  /** A file name, or "test #123 (digit 7)". */
+  label: string;
+  /** The preprocessed input the model actually sees (resized, grayscale, binarized). */
+  input: ImageBatch;
+  /** Sampled reconstructions x ~ p(x | z), z ~ q(z | input). */
+  samples: ImageBatch;
+  /** Notes on preprocessing: original size, inverted or not. */
+  note: string;
+}
+
+export interface UploadedFile {
+  name: string;
+  type: string;
+  bytes: ArrayBuffer;
+}
+
+export interface UploadResult {
+  rows: ReconstructionRow[];
+  /** One message per file that could not be used, naming the file. */
+  errors: { name: string; message: string }[];
+}
+
+export interface LatentResult {
+  count: number;
+  dim: number;
+  /** 2-D coordinates: the latent itself when dim is 2, else its first two principal components. */
+  points: Float32Array;
+  labels: Uint8Array;
+  projection: 'direct' | 'pca';
+  /** k-NN classification error of the test points against embedded training images. */
+  knn: { k: number; error: number; trainImages: number };
+  bounds: { minX: number; maxX: number; minY: number; maxY: number };
+}
+
+export interface EvalOptions {
+  k: number;
+  limit: number;
+  split: 'test' | 'valid';
+}
+
+export interface EvalResult {
+  split: 'test' | 'valid';
+  images: number;
+  k: number;
+  /** Importance-sampled NLL estimate, nats per image (equal to the bound for models without a latent). */
+  nll: number;
+  /** Negative ELBO (an upper bound), nats per image. */
+  negElbo: number;
+  reconstruction: number;
+  kl: number;
+  step: number;
+  seconds: number;
+  data: string;
+}
+
+export interface CheckpointFile {
+  name: string;
+  bytes: Uint8Array;
+  /** The run's config (what the safetensors metadata holds), pretty JSON. */
+  configJson: string;
+  step: number;
+}
+
+/** What was restored from IndexedDB, or opened from a checkpoint file. */
+export interface Restored {
+  summary: ModelSummary;
+  data: DataInfo;
+  step: number;
+  history: History;
+  /** Set when the checkpoint's setup differs from what was asked (e.g. another preset). */
+  note?: string;
+}
+
+export interface AutosaveInfo {
+  setup: Setup;
+  step: number;
+  savedAt: number;
+}
+
+export interface EngineStats {
+  buffers: number;
+  bytes: number;
+  pipelines: number;
+  dispatches: number;
+}
+
+/** The API the engine worker exposes through comlink. Methods reject with an Error whose message is meant for the user. */
 export interface EngineApi {
   /** Acquires the GPU (once), runs the smoke-test op and reports what happened. Never throws. */
   probe(): Promise<ProbeResult>;
+  families(): Promise<FamilyInfo[]>;
+  /** Parameter count and FLOPs of a setup (builds it and throws it away), or why it is invalid. */
+  describe(setup: Setup): Promise<Description>;
+  /** Loads the data (once per image size) and builds a fresh model; discards the current one. */
+  create(setup: Setup, onStatus?: (message: string) => void): Promise<{ summary: ModelSummary; data: DataInfo }>;
+  /** Trains until options.untilStep or pause(); events through onEvent (a Comlink.proxy). */
+  train(options: TrainOptions, onEvent: (event: TrainEvent) => void): Promise<TrainOutcome>;
+  pause(): Promise<void>;
+  /** Throws the trained state away and starts again from a fresh initialisation of the same setup. */
+  reset(): Promise<{ summary: ModelSummary; data: DataInfo }>;
+  sample(request: SampleRequest, onCompile?: (done: number, total: number) => void): Promise<SampleResult>;
+  reconstructTest(options: { count: number; samples: number; seed: number; offset: number }): Promise<ReconstructionRow[]>;
+  reconstructUploads(files: UploadedFile[], options: { samples: number; seed: number }): Promise<UploadResult>;
+  latent(options: { limit: number; trainLimit: number; k: number }, onProgress?: (message: string) => void): Promise<LatentResult>;
+  /** Decodes a latent point (2-D models): `count` pixel-level samples and the probabilities of the first. */
+  decodeLatent(z: number[], options: { count: number; seed: number }): Promise<SampleResult>;
+  evaluate(options: EvalOptions, onProgress: (done: number, total: number) => void): Promise<EvalResult>;
+  /** The current model as a checkpoint; after a fault, the last good one (still available without a GPU). */
+  checkpoint(): Promise<CheckpointFile>;
+  /** Opens a checkpoint file (any preset of a known family); refuses a bad file, changing nothing. */
+  openCheckpoint(bytes: Uint8Array, name: string, options?: { replace: boolean }): Promise<Restored>;
+  autosaved(): Promise<AutosaveInfo | null>;
+  restoreAutosave(): Promise<Restored | null>;
+  clearAutosave(): Promise<void>;
+  stats(): Promise<EngineStats>;
+  /** Test hooks: poison the parameters (a NaN loss follows) or destroy the device. */
+  debugFault(kind: 'nan' | 'device-lost'): Promise<void>;
 }

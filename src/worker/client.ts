@@ -2,7 +2,7 @@
 import * as Comlink from 'comlink';
 import type { EngineApi } from './api';
 
-export type { AdapterInfo, EngineApi, OpCheck, ProbeResult } from './api';
+export type * from './api';
 
 let remote: Comlink.Remote<EngineApi> | null = null;
 let failure: Promise<never> | null = null;
@@ -24,3 +24,14 @@ export function engineWorker(): { api: Comlink.Remote<EngineApi>; failed: Promis
   }
   return { api: remote, failed: failure };
 }
+
+/** The engine API (the worker starts on first use). */
+export function engine(): Comlink.Remote<EngineApi> {
+  return engineWorker().api;
+}
+
+/** Wraps a callback so the worker can call it (comlink proxy). */
+export const callback = <T extends (...args: never[]) => unknown>(fn: T): T => Comlink.proxy(fn);
+
+/** Marks typed arrays' buffers to be moved, not copied, to the worker. */
+export const transfer = <T>(value: T, buffers: ArrayBuffer[]): T => Comlink.transfer(value, buffers);

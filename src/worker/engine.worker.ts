@@ -4,7 +4,9 @@ import * as Comlink from 'comlink';
 import { GpuContext } from '../gpu/context';
 import { acquireDevice, WebGpuUnavailableError } from '../gpu/device';
 import { add, exp, fromArray, initEngine, mul, sum, tidyAsync } from '../engine';
-import type { EngineApi, OpCheck, ProbeResult } from './api';
+import type { EngineApi, ImageBatch, OpCheck, ProbeResult, ReconstructionRow, SampleResult } from './api';
+import { FAMILIES } from './families';
+import { Lab } from './lab';
 
 // Inputs of the smoke-test op: small, with negative, zero and fractional values.
 const A = [1, 2, 3, 4, 5, 6];
@@ -14,12 +16,14 @@ const SHAPE = [2, 3];
 const TOLERANCE = 1e-5;
 
 let context: Promise<GpuContext> | null = null;
+const lab = new Lab();
 
 function gpuContext(): Promise<GpuContext> {
   context ??= (async () => {
     const gpu = (self.navigator as Navigator & { gpu?: GPU }).gpu;
     const ctx = new GpuContext(await acquireDevice(gpu));
     initEngine(ctx);
+    lab.attach(ctx);
     return ctx;
   })();
   return context;
@@ -61,6 +65,19 @@ async function runOpCheck(ctx: GpuContext): Promise<OpCheck> {
   };
 }
 
+/** Hands pixel arrays over without copying them (comlink transfer lists). */
+function buffersOf(...batches: ImageBatch[]): ArrayBuffer[] {
+  return batches.map((b) => b.pixels.buffer as ArrayBuffer);
+}
+
+function transferSample(result: SampleResult): SampleResult {
+  return Comlink.transfer(result, buffersOf(result.images, result.probs));
+}
+
+function transferRows(rows: ReconstructionRow[]): ReconstructionRow[] {
+  return Comlink.transfer(rows, rows.flatMap((r) => buffersOf(r.input, r.samples)));
+}
+
 const api: EngineApi = {
   async probe(): Promise<ProbeResult> {
     const gpu = (self.navigator as Navigator & { gpu?: GPU }).gpu;
@@ -85,6 +102,33 @@ const api: EngineApi = {
       return { kind: 'error', message };
     }
   },
+  async families() {
+    return FAMILIES;
+  },
+  describe: (setup) => lab.describe(setup),
+  create: (setup, onStatus) => lab.create(setup, onStatus),
+  train: (options, onEvent) => lab.train(options, onEvent),
+  pause: () => lab.pause(),
+  reset: () => lab.reset(),
+  sample: async (request, onCompile) => transferSample(await lab.sample(request, onCompile)),
+  reconstructTest: async (options) => transferRows(await lab.reconstructTest(options)),
+  reconstructUploads: async (files, options) => {
+    const result = await lab.reconstructUploads(files, options);
+    return Comlink.transfer(result, result.rows.flatMap((r) => buffersOf(r.input, r.samples)));
+  },
+  latent: async (options, onProgress) => {
+    const result = await lab.latent(options, onProgress);
+    return Comlink.transfer(result, [result.points.buffer as ArrayBuffer, result.labels.buffer as ArrayBuffer]);
+  },
+  decodeLatent: async (z, options) => transferSample(await lab.decodeLatent(z, options)),
+  evaluate: (options, onProgress) => lab.evaluate(options, onProgress),
+  checkpoint: async () => lab.checkpoint(),
+  openCheckpoint: (bytes, name, options) => lab.openCheckpoint(bytes, name, options),
+  autosaved: () => lab.autosaved(),
+  restoreAutosave: () => lab.restoreAutosave(),
+  clearAutosave: () => lab.clearAutosave(),
+  stats: async () => lab.stats(),
+  debugFault: (kind) => lab.debugFault(kind),
 };
 
 Comlink.expose(api);

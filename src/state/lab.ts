@@ -1,0 +1,378 @@
+// The lab's state as the UI sees it: the setup being edited (mirrored in the URL), the model the
+// worker holds, training progress and chart history, and the messages shown to the user. Every GPU
+// job goes through the worker; nothing here blocks the main thread.
+import { create } from 'zustand';
+import { callback, engine, type AdapterInfo, type DataInfo, type Description, type FamilyInfo, type History, type ModelSummary, type Restored, type Setup, type TrainEvent, type TrainOutcome } from '../worker/client';
+import { readUrl, sameSetup, writeUrl } from './url';
+
+export interface Notice {
+  id: number;
+  kind: 'error' | 'warn' | 'info';
+  title: string;
+  message?: string;
+  action?: { label: string; run: () => void };
+}
+
+export interface Progress {
+  what: string;
+  done: number;
+  total: number;
+}
+
+export type Phase = 'starting' | 'loading' | 'ready' | 'training' | 'faulted';
+
+interface LabState {
+  phase: Phase;
+  /** What the worker is doing right now, in words (loading data, compiling shaders…). */
+  status: string;
+  compile: Progress | null;
+  families: FamilyInfo[];
+  draft: Setup | null;
+  description: Description | null;
+  model: ModelSummary | null;
+  data: DataInfo | null;
+  step: number;
+  targetSteps: number;
+  /** Recent (time s, step) pairs for the rate and the ETA. */
+  rate: { stepsPerSecond: number; eta: number | null };
+  history: History;
+  savedStep: number | null;
+  notices: Notice[];
+  sampleSeed: number;
+  /** Bumped whenever the model changes (panels clear stale results). */
+  modelVersion: number;
+  fallbackAdapter: boolean;
+
+  init: (adapter: AdapterInfo) => Promise<void>;
+  setDraft: (patch: Partial<Setup>) => void;
+  setSizes: (patch: Record<string, number>) => void;
+  setTargetSteps: (steps: number) => void;
+  setSampleSeed: (seed: number) => void;
+  build: () => Promise<void>;
+  train: () => Promise<void>;
+  pause: () => Promise<void>;
+  reset: () => Promise<void>;
+  openCheckpoint: (file: File, replace?: boolean) => Promise<void>;
+  downloadCheckpoint: () => Promise<void>;
+  downloadConfig: () => Promise<void>;
+  notify: (notice: Omit<Notice, 'id'>) => void;
+  reportError: (title: string, error: unknown) => void;
+  dismiss: (id: number) => void;
+}
+
+let nextNotice = 1;
+let describeTimer: ReturnType<typeof setTimeout> | null = null;
+let describeSeq = 0;
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function isDeviceLost(error: unknown): boolean {
+  const e = error as { name?: string; message?: string };
+  return e?.name === 'DeviceLostError' || /device was lost|device was closed/i.test(e?.message ?? '');
+}
+
+function save(blob: Blob, name: string): void {
+  const url = URL.createObjectURL(blob);
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = name;
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+export const useLab = create<LabState>()((set, get) => {
+  const syncUrl = (): void => {
+    const { draft, sampleSeed, targetSteps } = get();
+    if (draft) writeUrl(draft, { sampleSeed, steps: targetSteps });
+  };
+
+  const describeDraft = (): void => {
+    if (describeTimer) clearTimeout(describeTimer);
+    const seq = ++describeSeq;
+    describeTimer = setTimeout(async () => {
+      const draft = get().draft;
+      if (!draft) return;
+      try {
+        const description = await engine().describe(draft);
+        if (seq === describeSeq) set({ description });
+      } catch (error) {
+        if (seq === describeSeq) set({ description: { ok: false, message: errorText(error) } });
+      }
+    }, 150);
+  };
+
+  const adopt = (r: { summary: ModelSummary; data: DataInfo }, history: History, step: number): void => {
+    set((s) => ({
+      model: r.summary,
+      data: r.data,
+      draft: r.summary.setup,
+      description: { ok: true, summary: r.summary },
+      history,
+      step,
+      targetSteps: Math.max(s.targetSteps, step),
+      modelVersion: s.modelVersion + 1,
+      rate: { stepsPerSecond: 0, eta: null },
+    }));
+    syncUrl();
+  };
+
+  const faulted = (message: string, savedStep: number | null): void => {
+    set({ phase: 'faulted', status: 'GPU device lost' });
+    get().notify({
+      kind: 'error',
+      title: 'The GPU device was lost',
+      message: `${message}${savedStep !== null ? ` The last saved state (step ${savedStep}) is kept in this browser and can still be downloaded; reloading the page resumes from it.` : ''}`,
+      action: { label: 'Reload the page', run: () => window.location.reload() },
+    });
+  };
+
+  return {
+    phase: 'starting',
+    status: 'Starting…',
+    compile: null,
+    families: [],
+    draft: null,
+    description: null,
+    model: null,
+    data: null,
+    step: 0,
+    targetSteps: 500,
+    rate: { stepsPerSecond: 0, eta: null },
+    history: { train: [], valid: [] },
+    savedStep: null,
+    notices: [],
+    sampleSeed: 1,
+    modelVersion: 0,
+    fallbackAdapter: false,
+
+    notify: (notice) => set((s) => ({ notices: [...s.notices.filter((n) => n.title !== notice.title), { ...notice, id: nextNotice++ }] })),
+    dismiss: (id) => set((s) => ({ notices: s.notices.filter((n) => n.id !== id) })),
+    reportError: (title, error) => {
+      if (isDeviceLost(error)) faulted(errorText(error), get().savedStep);
+      else get().notify({ kind: 'error', title, message: errorText(error) });
+    },
+
+    init: async (adapter) => {
+      const api = engine();
+      set({ phase: 'loading', status: 'Reading the model registry…', fallbackAdapter: adapter.isFallbackAdapter });
+      const families = await api.families();
+      const mnist = families.find((f) => f.id === 'mnist')!;
+      // On a CPU adapter a paper-size model would take hours per epoch: start from tiny sizes unless the URL says otherwise.
+      const tiny = adapter.isFallbackAdapter ? (mnist.quickSizes.find((q) => q.id === 'tiny')?.sizes ?? null) : null;
+      const url = readUrl(families, tiny);
+      set({ families, draft: url.setup, sampleSeed: url.sampleSeed, targetSteps: url.steps ?? (adapter.isFallbackAdapter ? 50 : 2000) });
+      describeDraft();
+      try {
+        const saved = await api.autosaved();
+        if (saved && (!url.explicit || sameSetup(saved.setup, url.setup))) {
+          set({ status: `Restoring your saved run (step ${saved.step})…` });
+          const restored = await api.restoreAutosave();
+          if (restored) {
+            adopt(restored, restored.history, restored.step);
+            set({ savedStep: restored.step, phase: 'ready', status: 'Ready' });
+            get().notify({ kind: 'info', title: `Resumed your saved run at step ${restored.step}`, message: 'Training state is saved in this browser as it goes.' });
+            return;
+          }
+        } else if (saved) {
+          get().notify({
+            kind: 'info',
+            title: `A saved run exists in this browser (${saved.setup.preset}, step ${saved.step})`,
+            message: 'The link asked for another setup, so it was not restored.',
+            action: {
+              label: 'Restore it',
+              run: async () => {
+                try {
+                  const restored = await engine().restoreAutosave();
+                  if (restored) adopt(restored, restored.history, restored.step);
+                } catch (error) {
+                  get().reportError('Restoring the saved run failed', error);
+                }
+              },
+            },
+          });
+        }
+      } catch (error) {
+        get().notify({ kind: 'warn', title: 'The saved run could not be restored', message: errorText(error) });
+      }
+      await get().build();
+    },
+
+    setDraft: (patch) => {
+      const draft = get().draft;
+      if (!draft) return;
+      let next = { ...draft, ...patch };
+      if (patch.preset && patch.preset !== draft.preset) next = { ...next, sizes: { ...draft.sizes } };
+      set({ draft: next });
+      syncUrl();
+      describeDraft();
+    },
+    setSizes: (patch) => {
+      const draft = get().draft;
+      if (!draft) return;
+      set({ draft: { ...draft, sizes: { ...draft.sizes, ...patch } } });
+      syncUrl();
+      describeDraft();
+    },
+    setTargetSteps: (steps) => {
+      set({ targetSteps: Math.max(1, Math.round(steps)) });
+      syncUrl();
+    },
+    setSampleSeed: (seed) => {
+      set({ sampleSeed: Math.round(seed) });
+      syncUrl();
+    },
+
+    build: async () => {
+      const draft = get().draft;
+      if (!draft || get().phase === 'training') return;
+      set({ phase: 'loading', status: 'Building the model…' });
+      try {
+        const result = await engine().create(draft, callback((message: string) => set({ status: message })));
+        adopt(result, { train: [], valid: [] }, 0);
+        set({ phase: 'ready', status: `Ready (data loaded in ${(result.data.loadMs / 1000).toFixed(1)} s)`, savedStep: null });
+      } catch (error) {
+        set({ phase: get().model ? 'ready' : 'loading', status: 'The model could not be built' });
+        get().reportError('The model could not be built', error);
+      }
+    },
+
+    train: async () => {
+      const s = get();
+      if (!s.model || s.phase !== 'ready') return;
+      let target = s.targetSteps;
+      if (target <= s.step) {
+        target = s.step + Math.max(1, s.targetSteps);
+        set({ targetSteps: target });
+        syncUrl();
+      }
+      set({ phase: 'training', status: 'Starting…', compile: null });
+      const recent: { t: number; step: number }[] = [{ t: performance.now() / 1000, step: s.step }];
+      const onEvent = (event: TrainEvent): void => {
+        switch (event.kind) {
+          case 'status':
+            set({ status: event.message });
+            break;
+          case 'compile':
+            set({ compile: { what: event.what, done: event.done, total: event.total }, status: `Compiling shaders (${event.what}) ${event.done}/${event.total}` });
+            break;
+          case 'metrics': {
+            const now = performance.now() / 1000;
+            recent.push({ t: now, step: event.step });
+            while (recent.length > 2 && now - recent[0].t > 20) recent.shift();
+            const first = recent[0];
+            const sps = now > first.t ? (event.step - first.step) / (now - first.t) : 0;
+            const eta = sps > 0 ? (event.untilStep - event.step) / sps : null;
+            set((st) => ({
+              step: event.step,
+              compile: null,
+              status: 'Training',
+              rate: { stepsPerSecond: sps, eta },
+              history: { train: [...st.history.train, event.point], valid: st.history.valid },
+            }));
+            break;
+          }
+          case 'valid':
+            set((st) => ({ history: { train: st.history.train, valid: [...st.history.valid, event.point] } }));
+            break;
+          case 'saved':
+            set({ savedStep: event.step });
+            break;
+        }
+      };
+      let outcome: TrainOutcome;
+      try {
+        outcome = await engine().train({ untilStep: target, validEvery: 0, validLimit: 1000, autosaveSeconds: 20 }, callback(onEvent));
+      } catch (error) {
+        outcome = { kind: 'error', step: get().step, message: errorText(error) };
+      }
+      set({ compile: null, rate: { stepsPerSecond: get().rate.stepsPerSecond, eta: null } });
+      switch (outcome.kind) {
+        case 'done':
+        case 'paused':
+          set({ phase: 'ready', step: outcome.step, status: outcome.kind === 'done' ? `Reached step ${outcome.step}` : `Paused at step ${outcome.step}` });
+          break;
+        case 'diverged':
+          set((st) => ({
+            phase: 'ready',
+            step: outcome.restoredStep,
+            status: `Restored step ${outcome.restoredStep}`,
+            history: { train: st.history.train.filter((p) => p.step <= outcome.restoredStep), valid: st.history.valid.filter((p) => p.step <= outcome.restoredStep) },
+            modelVersion: st.modelVersion + 1,
+          }));
+          get().notify({ kind: 'error', title: 'Training diverged', message: outcome.message });
+          break;
+        case 'device-lost':
+          faulted(outcome.message, outcome.savedStep);
+          break;
+        case 'error':
+          set({ phase: 'ready', status: 'Training stopped by an error' });
+          get().reportError('Training stopped', new Error(outcome.message));
+          break;
+      }
+    },
+
+    pause: async () => {
+      set({ status: 'Pausing…' });
+      await engine().pause();
+    },
+
+    reset: async () => {
+      if (get().phase !== 'ready') return;
+      set({ phase: 'loading', status: 'Resetting…' });
+      try {
+        const result = await engine().reset();
+        adopt(result, { train: [], valid: [] }, 0);
+        set({ phase: 'ready', status: 'Reset to a fresh initialisation', savedStep: 0 });
+      } catch (error) {
+        set({ phase: 'ready' });
+        get().reportError('Reset failed', error);
+      }
+    },
+
+    openCheckpoint: async (file, replace = false) => {
+      if (get().phase === 'training') {
+        get().notify({ kind: 'warn', title: 'Pause training before opening a checkpoint' });
+        return;
+      }
+      const previousPhase = get().phase;
+      set({ phase: 'loading', status: `Opening ${file.name}…` });
+      try {
+        const bytes = new Uint8Array(await file.arrayBuffer());
+        const restored: Restored = await engine().openCheckpoint(bytes, file.name, { replace });
+        adopt(restored, restored.history, restored.step);
+        set({ phase: 'ready', status: `Opened ${file.name} (step ${restored.step})`, savedStep: restored.step });
+        get().notify({ kind: 'info', title: `Opened ${file.name} at step ${restored.step}`, message: restored.note });
+      } catch (error) {
+        set({ phase: previousPhase === 'faulted' ? 'faulted' : get().model ? 'ready' : 'loading', status: 'The checkpoint was not opened; the current model is unchanged' });
+        const text = errorText(error);
+        get().notify({
+          kind: 'error',
+          title: `${file.name} could not be opened`,
+          message: text,
+          action: /open the file anyway/.test(text) ? { label: 'Open it anyway', run: () => void get().openCheckpoint(file, true) } : undefined,
+        });
+      }
+    },
+
+    downloadCheckpoint: async () => {
+      try {
+        const file = await engine().checkpoint();
+        save(new Blob([file.bytes as Uint8Array<ArrayBuffer>], { type: 'application/octet-stream' }), file.name);
+      } catch (error) {
+        get().reportError('The checkpoint could not be saved', error);
+      }
+    },
+    downloadConfig: async () => {
+      try {
+        const file = await engine().checkpoint();
+        save(new Blob([file.configJson], { type: 'application/json' }), file.name.replace(/\.safetensors$/, '.json'));
+      } catch (error) {
+        get().reportError('The config could not be saved', error);
+      }
+    },
+  };
+});

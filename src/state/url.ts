@@ -1,0 +1,88 @@
+// The setup in the URL query, so a link reproduces it: ?preset=gated-pixelvae&size=8&latent=2&...
+// Only values that differ from the preset's defaults need to be there; unknown keys are ignored.
+import type { FamilyInfo, Setup } from '../worker/client';
+
+/** URL key of each size field. */
+const SIZE_KEYS: Record<string, string> = {
+  imageSize: 'size',
+  latentDim: 'latent',
+  pixelLayers: 'layers',
+  pixelWidth: 'width',
+  filterSize: 'filter',
+  inputFilterSize: 'ifilter',
+  outputWidth: 'owidth',
+  encoderWidth: 'ewidth',
+  klWarmupSteps: 'warmup',
+};
+
+export const DEFAULT_RUN = { initSeed: 1, seed: 1, batchSize: 32, lr: 1e-3 };
+
+export interface UrlState {
+  setup: Setup;
+  /** Whether the URL named a preset or any size (an explicit setup, not the defaults). */
+  explicit: boolean;
+  sampleSeed: number;
+  steps: number | null;
+}
+
+function num(params: URLSearchParams, key: string): number | undefined {
+  const v = params.get(key);
+  if (v === null || v.trim() === '') return undefined;
+  const n = Number(v);
+  return Number.isFinite(n) ? n : undefined;
+}
+
+export function readUrl(families: FamilyInfo[], fallbackSizes: Record<string, number> | null, search = window.location.search): UrlState {
+  const params = new URLSearchParams(search);
+  const familyId = params.get('family') ?? 'mnist';
+  const family = families.find((f) => f.id === familyId && f.available) ?? families.find((f) => f.available)!;
+  const presetId = params.get('preset');
+  const preset = family.presets.find((p) => p.id === presetId) ?? family.presets.find((p) => p.id === 'gated-pixelvae') ?? family.presets[0];
+  const sizes: Record<string, number> = { ...(fallbackSizes ?? preset.defaults) };
+  let explicit = presetId !== null;
+  for (const [field, key] of Object.entries(SIZE_KEYS)) {
+    const v = num(params, key);
+    if (v !== undefined) {
+      sizes[field] = Math.round(v);
+      explicit = true;
+    }
+  }
+  const setup: Setup = {
+    family: family.id,
+    preset: preset.id,
+    sizes,
+    initSeed: Math.round(num(params, 'init') ?? DEFAULT_RUN.initSeed),
+    seed: Math.round(num(params, 'seed') ?? DEFAULT_RUN.seed),
+    batchSize: Math.round(num(params, 'batch') ?? DEFAULT_RUN.batchSize),
+    lr: num(params, 'lr') ?? DEFAULT_RUN.lr,
+  };
+  for (const key of ['init', 'seed', 'batch', 'lr']) if (params.has(key)) explicit = true;
+  const steps = num(params, 'steps');
+  return { setup, explicit, sampleSeed: Math.round(num(params, 'sseed') ?? 1), steps: steps !== undefined ? Math.round(steps) : null };
+}
+
+/** Writes the setup into the URL (replacing the history entry), keeping unrelated parameters. */
+export function writeUrl(setup: Setup, extra: { sampleSeed: number; steps: number }): void {
+  const params = new URLSearchParams(window.location.search);
+  params.set('preset', setup.preset);
+  if (setup.family !== 'mnist') params.set('family', setup.family);
+  else params.delete('family');
+  for (const [field, key] of Object.entries(SIZE_KEYS)) {
+    if (setup.sizes[field] !== undefined) params.set(key, String(setup.sizes[field]));
+  }
+  params.set('init', String(setup.initSeed));
+  params.set('seed', String(setup.seed));
+  params.set('batch', String(setup.batchSize));
+  params.set('lr', String(setup.lr));
+  params.set('sseed', String(extra.sampleSeed));
+  params.set('steps', String(extra.steps));
+  const url = `${window.location.pathname}?${params.toString()}${window.location.hash}`;
+  if (url !== `${window.location.pathname}${window.location.search}${window.location.hash}`) window.history.replaceState(null, '', url);
+}
+
+export function sameSetup(a: Setup, b: Setup): boolean {
+  if (a.family !== b.family || a.preset !== b.preset || a.initSeed !== b.initSeed || a.seed !== b.seed || a.batchSize !== b.batchSize || a.lr !== b.lr) return false;
+  const keys = new Set([...Object.keys(a.sizes), ...Object.keys(b.sizes)]);
+  for (const k of keys) if (a.sizes[k] !== b.sizes[k]) return false;
+  return true;
+}

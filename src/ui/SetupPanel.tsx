@@ -1,0 +1,131 @@
+// Data set, model preset and sizes, with the parameter count and FLOPs of the setup before training.
+import { useLab } from '../state/lab';
+import { sameSetup } from '../state/url';
+import { compact } from './format';
+
+function NumberField({ id, label, value, min, max, step, onChange, help, testId }: { id: string; label: string; value: number; min?: number; max?: number; step?: number | 'any'; onChange: (v: number) => void; help?: string; testId?: string }) {
+  return (
+    <label className="field" htmlFor={id} title={help}>
+      <span>{label}</span>
+      <input
+        id={id}
+        type="number"
+        value={Number.isFinite(value) ? value : ''}
+        min={min}
+        max={max}
+        step={step ?? 1}
+        data-testid={testId}
+        onChange={(e) => {
+          const v = e.currentTarget.valueAsNumber;
+          if (Number.isFinite(v)) onChange(v);
+        }}
+      />
+    </label>
+  );
+}
+
+export function SetupPanel() {
+  const families = useLab((s) => s.families);
+  const draft = useLab((s) => s.draft);
+  const description = useLab((s) => s.description);
+  const model = useLab((s) => s.model);
+  const phase = useLab((s) => s.phase);
+  const setDraft = useLab((s) => s.setDraft);
+  const setSizes = useLab((s) => s.setSizes);
+  const build = useLab((s) => s.build);
+  if (!draft) return null;
+  const family = families.find((f) => f.id === draft.family);
+  const preset = family?.presets.find((p) => p.id === draft.preset);
+  const locked = phase === 'training' || phase === 'loading' || phase === 'faulted';
+  const changed = !model || !sameSetup(model.setup, draft);
+  const summary = description?.ok ? description.summary : null;
+  return (
+    <section className="card panel" data-testid="setup">
+      <h2>Model</h2>
+      <label className="field wide">
+        <span>Data set</span>
+        <select value={draft.family} disabled={locked} onChange={(e) => setDraft({ family: e.currentTarget.value as typeof draft.family })} data-testid="family">
+          {families.map((f) => (
+            <option key={f.id} value={f.id} disabled={!f.available}>
+              {f.label}
+              {f.available ? '' : ' (coming soon)'}
+            </option>
+          ))}
+        </select>
+      </label>
+      {families.filter((f) => !f.available).map((f) => (
+        <p key={f.id} className="muted small">
+          {f.note}
+        </p>
+      ))}
+      <label className="field wide">
+        <span>Preset</span>
+        <select value={draft.preset} disabled={locked} onChange={(e) => setDraft({ preset: e.currentTarget.value })} data-testid="preset">
+          {family?.presets.map((p) => (
+            <option key={p.id} value={p.id}>
+              {p.label}
+            </option>
+          ))}
+        </select>
+      </label>
+      {preset && <p className="muted small">{preset.summary}</p>}
+      <div className="quick">
+        {family?.quickSizes.map((q) => (
+          <button key={q.id} type="button" className="chip" disabled={locked} onClick={() => setSizes(q.sizes)} title={q.label} data-testid={`quick-${q.id}`}>
+            {q.label.split(' (')[0]}
+          </button>
+        ))}
+      </div>
+      <details className="sizes" open>
+        <summary>Sizes</summary>
+        <div className="field-grid">
+          {family?.sizeFields.map((f) => (
+            <NumberField
+              key={f.key}
+              id={`size-${f.key}`}
+              label={f.label}
+              value={draft.sizes[f.key] ?? preset?.defaults[f.key] ?? 0}
+              min={f.min}
+              max={f.max}
+              step={f.odd ? 2 : (f.multipleOf ?? 1)}
+              help={f.help}
+              testId={`size-${f.key}`}
+              onChange={(v) => setSizes({ [f.key]: v })}
+            />
+          ))}
+        </div>
+      </details>
+      <details className="sizes">
+        <summary>Training run</summary>
+        <div className="field-grid">
+          <NumberField id="batch" label="Batch size" value={draft.batchSize} min={1} max={1000} onChange={(v) => setDraft({ batchSize: v })} testId="batch" />
+          <NumberField id="lr" label="Learning rate" value={draft.lr} min={0} max={1} step="any" onChange={(v) => setDraft({ lr: v })} testId="lr" />
+          <NumberField id="seed" label="Seed" value={draft.seed} onChange={(v) => setDraft({ seed: v })} help="batch order, binarization and noise" testId="seed" />
+          <NumberField id="init" label="Init seed" value={draft.initSeed} onChange={(v) => setDraft({ initSeed: v })} help="parameter initialisation" testId="init-seed" />
+        </div>
+      </details>
+      <dl className="cost" data-testid="cost">
+        <div>
+          <dt>Parameters</dt>
+          <dd data-testid="param-count">{summary ? summary.params.toLocaleString('en-US') : '—'}</dd>
+        </div>
+        <div>
+          <dt>Forward FLOPs / image</dt>
+          <dd data-testid="flops">{summary ? compact(summary.flopsPerImage) : '—'}</dd>
+        </div>
+        <div>
+          <dt>Training FLOPs / step</dt>
+          <dd>{summary ? compact(3 * summary.flopsPerImage * draft.batchSize) : '—'}</dd>
+        </div>
+      </dl>
+      {description && !description.ok && (
+        <p className="inline-error" data-testid="setup-error">
+          {description.message}
+        </p>
+      )}
+      <button type="button" className={changed ? '' : 'secondary'} disabled={locked || !description?.ok || !changed} onClick={() => void build()} data-testid="build">
+        {model ? (changed ? 'Build this model (discards the current one)' : 'Built') : 'Build model'}
+      </button>
+    </section>
+  );
+}
