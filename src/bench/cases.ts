@@ -1,0 +1,251 @@
+// The benchmark cases, platform-free: `npm run bench` runs them in Node (src/cli/bench.ts) and
+// bench.html runs them in the browser (src/bench/browser.ts). One JSON record per case, with the
+// adapter named. Kernel GFLOP/s on the MNIST models' real shapes (batch 32), each beside a matmul of
+// the same GEMM dimensions (equal work), a square matmul, the cost of one dispatch, and optionally
+// training steps per preset with a per-kernel profile. Times are wall clock around GPU work only:
+// inputs are made first, then the case runs `reps` times between two queue drains.
+import type { GpuContext, KernelSpec } from '../gpu/context';
+import * as E from '../engine';
+import type { ConvMask } from '../engine/ops/conv';
+import { GpuImageSet } from '../data/gpu-dataset';
+import type { ImageSet } from '../data/mnist';
+import { MNIST_PRESETS, mnistConfig, type MnistPreset } from '../models/config';
+import { MnistModel } from '../models/mnist-model';
+import { MnistTrainer } from '../models/trainer';
+import { tapsVisited } from '../nn/layers';
+
+export interface BenchOptions {
+  /** Fewer and smaller cases, for CPU fallback adapters. */
+  quick: boolean;
+  /** MNIST presets whose training steps are timed ('all' for every one). */
+  train: string[];
+  /** Only cases whose name matches. */
+  filter: RegExp | null;
+  /** Timed repetitions per case (0: chosen from a first timing). */
+  reps: number;
+}
+
+/** Random blob "digits": training throughput does not depend on what the pixels show. */
+function syntheticDigits(count: number, size: number): ImageSet {
+  const images = new Uint8Array(count * size * size);
+  let s = 12345;
+  for (let i = 0; i < images.length; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    images[i] = s >>> 24;
+  }
+  return { name: 'synthetic', count, height: size, width: size, images, labels: new Uint8Array(count) };
+}
+
+const now = (): number => performance.now();
+
+function randomTensor(shape: number[], seed: number): E.Tensor {
+  let s = seed >>> 0;
+  const n = shape.reduce((a, b) => a * b, 1);
+  const data = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    data[i] = s / 2 ** 32 - 0.5;
+  }
+  return E.keep(E.fromArray(data, shape));
+}
+
+/** Runs `work` (which records GPU work) until timing is stable enough; returns ms per run. */
+async function time(gpu: GpuContext, work: () => void, reps: number): Promise<number> {
+  E.tidy(work); // warm-up: compiles pipelines, fills the pool
+  await gpu.sync();
+  let runs = reps;
+  if (runs <= 0) {
+    const t0 = now();
+    E.tidy(work);
+    await gpu.sync();
+    const first = now() - t0;
+    runs = Math.max(1, Math.min(20, Math.floor(2000 / Math.max(first, 1))));
+  }
+  const t0 = now();
+  for (let i = 0; i < runs; i++) E.tidy(work);
+  await gpu.sync();
+  return (now() - t0) / runs;
+}
+
+interface ConvCase {
+  name: string;
+  cin: number;
+  cout: number;
+  size: number;
+  k: number;
+  stride: 1 | 2;
+  mask?: ConvMask;
+}
+
+function convCases(quick: boolean): ConvCase[] {
+  const cases: ConvCase[] = [
+    // the Table-1 decoder: 7x7 mask-A input layer, 5x5 vertical/horizontal stacks, 1x1 mixing, 2P = 32
+    { name: 'pix-input 7x7 A 1->32 28x28', cin: 1, cout: 32, size: 28, k: 7, stride: 1, mask: { type: 'A' } },
+    { name: 'vstack 5x5 16->32 28x28', cin: 16, cout: 32, size: 28, k: 5, stride: 1, mask: { type: 'vstack' } },
+    { name: 'plain 5x5 16->32 28x28', cin: 16, cout: 32, size: 28, k: 5, stride: 1 },
+    { name: 'masked-B 5x5 16->32 28x28', cin: 16, cout: 32, size: 28, k: 5, stride: 1, mask: { type: 'B' } },
+    { name: '1x1 32->32 28x28', cin: 32, cout: 32, size: 28, k: 1, stride: 1 },
+    // the encoder
+    { name: 'enc 3x3 1->32 28x28', cin: 1, cout: 32, size: 28, k: 3, stride: 1 },
+    { name: 'enc 3x3 32->32 s2 28->14', cin: 32, cout: 32, size: 28, k: 3, stride: 2 },
+    { name: 'enc 3x3 32->64 14x14', cin: 32, cout: 64, size: 14, k: 3, stride: 1 },
+    { name: 'enc 3x3 64->64 14x14', cin: 64, cout: 64, size: 14, k: 3, stride: 1 },
+  ];
+  return quick ? cases.filter((c) => /pix-input|vstack|enc 3x3 32->32/.test(c.name)) : cases;
+}
+
+export async function runBench(gpu: GpuContext, args: BenchOptions, emit: (record: Record<string, unknown>) => void, driver = 'system'): Promise<void> {
+  const adapter = `${gpu.adapter.vendor || '?'} ${gpu.adapter.architecture || gpu.adapter.description || '?'}${gpu.adapter.isFallbackAdapter ? ' (fallback)' : ''}`;
+  const base = { adapter, driver };
+  const wanted = (name: string): boolean => !args.filter || args.filter.test(name);
+  const batch = args.quick ? 8 : 32;
+
+  // Dispatch overhead: many tiny dispatches, batched as the engine batches them.
+  if (wanted('dispatch')) {
+    const x = randomTensor([1], 1);
+    const count = 500;
+    const ms = await time(gpu, () => {
+      for (let i = 0; i < count; i++) E.neg(x);
+    }, 3);
+    emit({ ...base, case: 'dispatch overhead', dispatches: count, ms_per_dispatch: +(ms / count).toFixed(4) });
+  }
+
+  // Square matmuls: the reference figure.
+  for (const n of args.quick ? [256] : [256, 512]) {
+    const name = `matmul ${n}x${n}x${n}`;
+    if (!wanted(name)) continue;
+    const a = randomTensor([n, n], 2);
+    const b = randomTensor([n, n], 3);
+    const ms = await time(gpu, () => void E.matmul(a, b), args.reps);
+    emit({ ...base, case: name, ms: +ms.toFixed(3), gflops: +((2 * n * n * n) / ms / 1e6).toFixed(3) });
+  }
+
+  for (const c of convCases(args.quick)) {
+    const pad = Math.floor(c.k / 2);
+    const out = Math.floor((c.size + 2 * pad - c.k) / c.stride) + 1;
+    const x = randomTensor([batch, c.cin, c.size, c.size], 4);
+    const w = randomTensor([c.cout, c.cin, c.k, c.k], 5);
+    const gy = randomTensor([batch, c.cout, out, out], 6);
+    // Dense FLOPs of the GEMM view (M = B*Ho*Wo, N = Cout, K = Cin*k*k), and the taps actually visited.
+    const m = batch * out * out;
+    const kDense = c.cin * c.k * c.k;
+    const flops = 2 * m * c.cout * kDense;
+    const usefulFlops = 2 * m * c.cout * c.cin * tapsVisited(c.k, c.k, c.mask);
+    const ops: [string, () => void][] = [
+      ['forward', () => void E.conv2d(x, w, { stride: c.stride, padding: pad, mask: c.mask })],
+      ['grad-input', () => {
+        const xi = E.param(x);
+        const y = E.conv2d(xi, w, { stride: c.stride, padding: pad, mask: c.mask });
+        E.grad(y, [xi], gy);
+        xi.requiresGrad = false;
+      }],
+      ['grad-weight', () => {
+        const wi = E.param(w);
+        const y = E.conv2d(x, wi, { stride: c.stride, padding: pad, mask: c.mask });
+        E.grad(y, [wi], gy);
+        wi.requiresGrad = false;
+      }],
+    ];
+    // The same work as a matmul: [M, K] x [K, N], K the taps really visited.
+    const name0 = `conv ${c.name} b${batch}`;
+    let matmulGflops = 0;
+    if (ops.some(([dir]) => wanted(`${name0} ${dir}`))) {
+      const kUseful = c.cin * tapsVisited(c.k, c.k, c.mask);
+      const a = randomTensor([m, kUseful], 7);
+      const b = randomTensor([kUseful, c.cout], 8);
+      const ms = await time(gpu, () => void E.matmul(a, b), args.reps);
+      matmulGflops = usefulFlops / ms / 1e6;
+      a.dispose();
+      b.dispose();
+    }
+    let forwardMs: number | null = null;
+    for (const [dir, work] of ops) {
+      const name = `${name0} ${dir}`;
+      if (!wanted(name)) continue;
+      // grad-input/grad-weight include the forward; subtract it to report the backward kernels alone.
+      const ms = await time(gpu, work, args.reps);
+      if (dir === 'forward') forwardMs = ms;
+      forwardMs ??= await time(gpu, ops[0][1], args.reps);
+      const kernelMs = dir === 'forward' ? ms : Math.max(ms - forwardMs, 1e-3);
+      const gflops = flops / kernelMs / 1e6;
+      emit({
+        ...base,
+        case: name,
+        gemm: { m, n: c.cout, k: kDense },
+        ms: +kernelMs.toFixed(3),
+        gflops_dense: +gflops.toFixed(3),
+        gflops_useful: +(usefulFlops / kernelMs / 1e6).toFixed(3),
+        matmul_equal_work_gflops: +matmulGflops.toFixed(3),
+        ratio_to_matmul: +(usefulFlops / kernelMs / 1e6 / matmulGflops).toFixed(3),
+      });
+    }
+    x.dispose();
+    w.dispose();
+    gy.dispose();
+  }
+  for (const preset of args.train.includes('all') ? MNIST_PRESETS : (args.train as MnistPreset[])) {
+    if (!MNIST_PRESETS.includes(preset)) throw new Error(`--train: unknown preset ${preset}`);
+    await trainCase(gpu, base, preset, args.quick, emit);
+  }
+}
+
+/** Training throughput of one preset, then the time of each kernel of one step, replayed alone. */
+async function trainCase(gpu: GpuContext, base: Record<string, string>, preset: MnistPreset, quick: boolean, emit: (record: Record<string, unknown>) => void): Promise<void> {
+  const batch = quick ? 8 : 32;
+  const config = quick ? mnistConfig(preset, { pixelLayers: 2, pixelWidth: 8, latentDim: 8, encoderDims: [8, 8, 16, 16], decoderDims: [16, 16, 8], outputWidth: 8 }) : mnistConfig(preset);
+  const model = new MnistModel(config);
+  const data = GpuImageSet.upload(syntheticDigits(1024, config.imageSize), 'intensity');
+  const trainer = new MnistTrainer(model, data, { batchSize: batch, seed: 1 });
+  let t0 = now();
+  const variants = await trainer.prewarm();
+  const compileMs = now() - t0;
+  t0 = now();
+  trainer.trainStep();
+  await gpu.sync();
+  const firstStepMs = now() - t0 + compileMs;
+  const steps = quick ? 3 : 2;
+  t0 = now();
+  for (let i = 0; i < steps; i++) {
+    trainer.trainStep();
+    await gpu.throttle();
+  }
+  await gpu.sync();
+  const stepMs = (now() - t0) / steps;
+  // Training FLOPs ~ 3x the forward pass (forward, input gradients, weight gradients).
+  const flopsPerStep = 3 * 2 * model.macsPerImage() * batch;
+  emit({
+    ...base, case: `train ${preset} b${batch}${quick ? ' (small widths)' : ''}`, params: model.params.count(),
+    forward_mflop_per_image: +((2 * model.macsPerImage()) / 1e6).toFixed(2), kernel_variants: variants,
+    ms_to_first_step: Math.round(firstStepMs), ms_per_step: +stepMs.toFixed(1), images_per_s: +((1000 * batch) / stepMs).toFixed(2),
+    gflops: +(flopsPerStep / stepMs / 1e6).toFixed(3), peak_gpu_bytes: gpu.stats().liveBytes + gpu.stats().pooledBytes,
+  });
+  // Profile: record one step's dispatches, then replay each alone (5 times per submit).
+  const recorded: [KernelSpec, readonly GPUBuffer[], Uint32Array, readonly number[]][] = [];
+  gpu.onDispatch = (spec, buffers, params, workgroups) => recorded.push([spec, buffers, params, workgroups]);
+  trainer.trainStep();
+  gpu.onDispatch = null;
+  await gpu.sync();
+  const byKernel = new Map<string, { ms: number; count: number }>();
+  for (const [spec, buffers, params, workgroups] of recorded) {
+    const t = now();
+    for (let r = 0; r < 5; r++) gpu.dispatch(spec, buffers, params, workgroups);
+    await gpu.sync();
+    const ms = (now() - t) / 5;
+    const key = `${spec.name}:${spec.entry}`;
+    const entry = byKernel.get(key) ?? { ms: 0, count: 0 };
+    entry.ms += ms;
+    entry.count += 1;
+    byKernel.set(key, entry);
+  }
+  const total = [...byKernel.values()].reduce((a, b) => a + b.ms, 0);
+  const top = [...byKernel.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, 8);
+  emit({
+    ...base, case: `train ${preset} kernel profile`, dispatches_per_step: recorded.length, replayed_ms: Math.round(total),
+    kernels: top.map(([k, v]) => ({ kernel: k, dispatches: v.count, ms: +v.ms.toFixed(1), share: +(v.ms / total).toFixed(3) })),
+  });
+  trainer.dispose();
+  trainer.optimizer.dispose();
+  data.dispose();
+  model.dispose();
+}
+
