@@ -21,6 +21,7 @@ import { MnistTrainer, evaluate } from '../models/trainer';
 import { embed, knnError } from '../models/latent';
 import { parseFlags, usage, UsageError, type Flags, type Parsed } from './args';
 import { Progress, formatSeconds } from './progress';
+import { HIER_COMMANDS } from './hier';
 
 const COMMON: Flags = {
   seed: { type: 'int', help: 'seed for noise, batch order and binarization draws', default: 1 },
@@ -109,6 +110,7 @@ const COMMANDS: Record<string, { summary: string; flags: Flags; run: (f: Parsed)
     },
     run: knnCommand,
   },
+  ...HIER_COMMANDS,
 };
 
 function mainUsage(): string {
