@@ -1,0 +1,100 @@
+// Incremental sampling (src/models/incremental.ts) against the full-recompute sampler, for every
+// PixelCNN decoder of the MNIST family: with the same z and uniforms both give the same images, and
+// the probabilities each pixel was drawn with agree to float rounding. Parameters are perturbed first
+// (random biases and gains) so that every bias, gain and z term matters.
+import { beforeAll, describe, expect, it } from 'vitest';
+import * as E from '../src/engine';
+import { tinyConfig, type MnistModelConfig, type MnistPreset } from '../src/models/config';
+import { MnistModel } from '../src/models/mnist-model';
+import { useGpu } from './support/gpu';
+
+beforeAll(async () => {
+  await useGpu();
+});
+
+/** Random biases in [-0.5, 0.5) and gains scaled by [0.6, 1.4): the initial zeros would hide bias bugs. */
+async function perturb(model: MnistModel, seed: number): Promise<void> {
+  let s = seed >>> 0;
+  const rand = (): number => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+  const values = new Map<string, Float32Array>();
+  for (const [name, t] of model.params.entriesList()) {
+    const v = Float32Array.from(await t.data());
+    if (name.endsWith('.bias')) for (let i = 0; i < v.length; i++) v[i] = rand() - 0.5;
+    else if (name.endsWith('.gain')) for (let i = 0; i < v.length; i++) v[i] *= 0.6 + 0.8 * rand();
+    values.set(name, v);
+  }
+  model.params.assign(values);
+}
+
+interface Comparison {
+  full: { images: Float32Array; probs: Float32Array };
+  incremental: { images: Float32Array; probs: Float32Array };
+}
+
+async function compare(model: MnistModel, batch: number, seed: number): Promise<Comparison> {
+  const size = model.config.imageSize;
+  return E.tidyAsync(async () => {
+    const z = model.hasLatent ? E.randomNormal([batch, model.config.latentDim], seed, 1) : null;
+    const u = E.randomUniform([batch, 1, size, size], seed, 2);
+    const a = model.sample(z, u, undefined, { method: 'full' });
+    const b = model.sample(z, u);
+    const [ai, ap, bi, bp] = await Promise.all([a.images.data(), a.probs.data(), b.images.data(), b.probs.data()]);
+    return { full: { images: ai as Float32Array, probs: ap as Float32Array }, incremental: { images: bi as Float32Array, probs: bp as Float32Array } };
+  });
+}
+
+function expectSameDraws({ full, incremental }: Comparison, label: string): void {
+  let worst = 0;
+  let identical = 0;
+  for (let i = 0; i < full.probs.length; i++) {
+    const d = Math.abs(full.probs[i] - incremental.probs[i]);
+    worst = Math.max(worst, d);
+    if (full.probs[i] === incremental.probs[i]) identical++;
+  }
+  expect(worst, `${label}: largest probability difference`).toBeLessThan(1e-5);
+  const differing = full.images.reduce((n, v, i) => n + (v === incremental.images[i] ? 0 : 1), 0);
+  expect(differing, `${label}: pixels drawn differently (${identical}/${full.probs.length} probabilities bit-identical)`).toBe(0);
+  // The draws are not degenerate: both values occur and probabilities vary.
+  const ones = full.images.reduce((n, v) => n + v, 0);
+  expect(ones).toBeGreaterThan(0);
+  expect(ones).toBeLessThan(full.images.length);
+}
+
+const SMALL: Partial<MnistModelConfig> = { pixelLayers: 3, pixelWidth: 5, outputWidth: 7, latentDim: 3, decoderDims: [6, 6, 3] };
+
+describe('incremental sampling equals the full-recompute sampler (8x8, odd widths)', () => {
+  const cases: [MnistPreset, Partial<MnistModelConfig>][] = [
+    ['gated-pixelcnn', { filterSize: 3, inputFilterSize: 5 }],
+    ['gated-pixelvae', { filterSize: 5, inputFilterSize: 7 }],
+    ['gated-pixelvae-cond', { filterSize: 5, inputFilterSize: 7 }],
+    ['gated-pixelvae-cond', { filterSize: 3, inputFilterSize: 3, pixelLayers: 0 }],
+    ['pixelcnn', { filterSize: 3, inputFilterSize: 5 }],
+    ['pixelvae', { filterSize: 5, inputFilterSize: 7 }],
+  ];
+  for (const [preset, overrides] of cases) {
+    const label = `${preset} (L=${overrides.pixelLayers ?? SMALL.pixelLayers}, k=${overrides.filterSize}, input k=${overrides.inputFilterSize})`;
+    it(`${label}: same images, probabilities within 1e-5`, async () => {
+      const model = new MnistModel(tinyConfig(preset, { seed: 4, ...SMALL, ...overrides }));
+      await perturb(model, 17);
+      // 7 images: not a multiple of the images per workgroup.
+      expectSameDraws(await compare(model, 7, 3), label);
+      model.dispose();
+    });
+  }
+});
+
+describe('incremental sampling at 28x28', () => {
+  for (const preset of ['gated-pixelvae-cond', 'pixelvae'] as const) {
+    it(`${preset}: same images as the full sampler, probabilities within 1e-5`, async () => {
+      const model = new MnistModel(
+        tinyConfig(preset, { seed: 6, imageSize: 28, pixelLayers: 2, pixelWidth: 4, outputWidth: 5, filterSize: 5, inputFilterSize: 7, latentDim: 3, decoderDims: [4, 4, 2] }),
+      );
+      await perturb(model, 23);
+      expectSameDraws(await compare(model, 3, 5), `${preset} 28x28`);
+      model.dispose();
+    });
+  }
+});
