@@ -8,6 +8,7 @@ import { Conv2d } from '../nn/layers';
 import { ParamSet } from '../nn/params';
 import { hasLatent, validateConfig, type MnistModelConfig } from './config';
 import { Encoder, GatedPixelCnn, MaskedPixelCnn, UpsamplingDecoder } from './networks';
+import { sampleIncremental } from './incremental';
 
 const SAMPLE_SPEC: KernelSpec = { name: 'sample.wgsl', code: sampleWgsl, entry: 'bernoulli_at', bindings: ['read', 'read', 'rw', 'rw'] };
 
@@ -151,11 +152,18 @@ export class MnistModel {
 
   /**
    * Samples images on the GPU: `z` [B, Z] (ignored without a latent) and `uniforms` [B,1,S,S] in
-   * [0,1) drawn up front (the seed decides both). Autoregressive models run one decoder pass per
-   * pixel, each sampling its pixel in-kernel; nothing is read back. Returns { images, probs }.
+   * [0,1) drawn up front (the seed decides both). Autoregressive models sample pixel by pixel, each
+   * pixel in-kernel, nothing read back: by default incrementally (incremental.ts: each layer only
+   * where the new pixel changes it), or with method 'full' one whole decoder pass per pixel (the
+   * reference's sampler; the same draws). Returns { images, probs }.
    */
-  sample(z: E.Tensor | null, uniforms: E.Tensor, canvasInit?: E.Tensor): { images: E.Tensor; probs: E.Tensor } {
+  sample(z: E.Tensor | null, uniforms: E.Tensor, canvasInit?: E.Tensor, options: { method?: 'incremental' | 'full' } = {}): { images: E.Tensor; probs: E.Tensor } {
     const [batch, , size] = uniforms.shape;
+    const net = this.gated ?? this.masked;
+    if (net && (options.method ?? 'incremental') === 'incremental') {
+      // Every pixel is drawn, so a canvas to start from changes nothing (each draw sees only earlier pixels).
+      return E.noGrad(() => E.tidy(() => sampleIncremental({ net, z: this.config.preset === 'gated-pixelvae-cond' ? z : null, features: this.latentFeatures(z), uniforms })));
+    }
     return E.noGrad(() => {
       const canvas = canvasInit ?? E.zeros([batch, 1, size, size]);
       const probs = E.zeros([batch, 1, size, size]);

@@ -107,7 +107,7 @@ export class UpsamplingDecoder {
 }
 
 /** Adds z's per-gate terms: x [B, 2P, H, W] + interleave(tanhTerm, sigmoidTerm) [B, 2P, 1, 1]. */
-class GateConditioning {
+export class GateConditioning {
   private readonly tanhMap: Linear;
   private readonly sigmoidMap: Linear;
 
@@ -137,23 +137,26 @@ class GateConditioning {
  * the first layer, B after).
  */
 export class GatedStackLayer {
-  private readonly vconv: Conv2d;
-  private readonly v2h: Conv2d;
-  private readonly hconv: Conv2d;
-  private readonly h2h: Conv2d;
-  private readonly vcond: GateConditioning | null;
-  private readonly hcond: GateConditioning | null;
+  // Read by the incremental sampler (incremental.ts), which packs the effective weights.
+  readonly vconv: Conv2d;
+  readonly v2h: Conv2d;
+  readonly hconv: Conv2d;
+  readonly h2h: Conv2d;
+  readonly vcond: GateConditioning | null;
+  readonly hcond: GateConditioning | null;
 
   constructor(
     params: ParamSet,
     name: string,
     inChannels: number,
-    private readonly width: number,
+    readonly width: number,
     k: number,
     first: boolean,
-    private readonly residual: boolean,
+    readonly residual: boolean,
     latentDim: number | null,
     weightNorm: boolean,
+    /** False for the last layer: its vertical output feeds nothing, so it is neither computed nor conditioned. */
+    private readonly verticalOutput = true,
   ) {
     const c = Math.floor(k / 2);
     const p2 = 2 * width;
@@ -161,17 +164,20 @@ export class GatedStackLayer {
     this.v2h = new Conv2d(params, `${name}.v2h`, { in: p2, out: p2, kernel: 1, weightNorm });
     this.hconv = new Conv2d(params, `${name}.hstack`, { in: inChannels, out: p2, kernel: [1, k], mask: { type: first ? 'A' : 'B' }, weightNorm, padding: [0, 0, c, c] });
     this.h2h = new Conv2d(params, `${name}.h2h`, { in: width, out: width, kernel: 1, weightNorm });
-    this.vcond = latentDim ? new GateConditioning(params, `${name}.vstack`, latentDim, width, weightNorm) : null;
+    this.vcond = latentDim && verticalOutput ? new GateConditioning(params, `${name}.vstack`, latentDim, width, weightNorm) : null;
     this.hcond = latentDim ? new GateConditioning(params, `${name}.hstack`, latentDim, width, weightNorm) : null;
   }
 
-  forward(xv: E.Tensor, xh: E.Tensor, z: E.Tensor | null): { v: E.Tensor; h: E.Tensor } {
+  forward(xv: E.Tensor, xh: E.Tensor, z: E.Tensor | null): { v: E.Tensor | null; h: E.Tensor } {
     const [batch, , height, width] = xv.shape;
     const p2 = 2 * this.width;
     const vpad = E.pad(xv, [[0, 0], [0, 0], [1, 0], [0, 0]]);
     const vpre = this.vconv.forward(vpad); // [B, 2P, H+1, W]
-    const vcur = E.slice(vpre, [0, 0, 1, 0], [batch, p2, height, width]);
-    const vout = E.gate(this.vcond && z ? this.vcond.apply(vcur, z) : vcur);
+    let vout: E.Tensor | null = null;
+    if (this.verticalOutput) {
+      const vcur = E.slice(vpre, [0, 0, 1, 0], [batch, p2, height, width]);
+      vout = E.gate(this.vcond && z ? this.vcond.apply(vcur, z) : vcur);
+    }
     const vshift = E.slice(vpre, [0, 0, 0, 0], [batch, p2, height, width]);
     const hpre = this.hconv.forward(xh, { residual: this.v2h.forward(vshift) });
     const hgated = E.gate(this.hcond && z ? this.hcond.apply(hpre, z) : hpre);
@@ -180,17 +186,17 @@ export class GatedStackLayer {
   }
 
   macs(h: number, w: number): number {
-    return this.vconv.macs(h + 1, w) + this.v2h.macs(h, w) + this.hconv.macs(h, w) + this.h2h.macs(h, w) + (this.vcond ? this.vcond.macs() + this.hcond!.macs() : 0);
+    return this.vconv.macs(h + 1, w) + this.v2h.macs(h, w) + this.hconv.macs(h, w) + this.h2h.macs(h, w) + (this.vcond?.macs() ?? 0) + (this.hcond?.macs() ?? 0);
   }
 }
 
 /** Gated output head: 1x1 conv to 2W then gate (optionally z-conditioned), twice, then a 1x1 conv to one logit. */
-class GatedHead {
-  private readonly out1: Conv2d;
-  private readonly out2: Conv2d;
-  private readonly out3: Conv2d;
-  private readonly cond1: GateConditioning | null;
-  private readonly cond2: GateConditioning | null;
+export class GatedHead {
+  readonly out1: Conv2d;
+  readonly out2: Conv2d;
+  readonly out3: Conv2d;
+  readonly cond1: GateConditioning | null;
+  readonly cond2: GateConditioning | null;
 
   constructor(params: ParamSet, inChannels: number, width: number, latentDim: number | null, weightNorm: boolean) {
     this.out1 = new Conv2d(params, 'pix.out1', { in: inChannels, out: 2 * width, kernel: 1, weightNorm });
@@ -215,25 +221,26 @@ class GatedHead {
 
 /** The gated two-stack PixelCNN decoder (gated-pixelcnn, gated-pixelvae, gated-pixelvae-cond). */
 export class GatedPixelCnn {
-  private readonly layers: GatedStackLayer[];
-  private readonly head: GatedHead;
+  readonly layers: GatedStackLayer[];
+  readonly head: GatedHead;
 
   /** `inChannels`: 1 for the image alone, 1 + D when decoder features are concatenated. */
   constructor(params: ParamSet, private readonly c: MnistModelConfig, inChannels: number, conditionOnZ: boolean) {
     const latent = conditionOnZ ? c.latentDim : null;
     const p = c.pixelWidth;
     const wn = c.weightNorm;
-    this.layers = [new GatedStackLayer(params, 'pix.input', inChannels, p, c.inputFilterSize, true, false, latent, wn)];
-    for (let i = 1; i <= c.pixelLayers; i++) this.layers.push(new GatedStackLayer(params, `pix.${i}`, p, p, c.filterSize, false, true, latent, wn));
+    const last = c.pixelLayers;
+    this.layers = [new GatedStackLayer(params, 'pix.input', inChannels, p, c.inputFilterSize, true, false, latent, wn, last > 0)];
+    for (let i = 1; i <= last; i++) this.layers.push(new GatedStackLayer(params, `pix.${i}`, p, p, c.filterSize, false, true, latent, wn, i < last));
     // The cond_z_bias head keeps width P; the upsampling variants use outputWidth (32).
     this.head = new GatedHead(params, p, conditionOnZ ? p : c.outputWidth, latent, wn);
   }
 
   /** input [B, Cin, S, S] (image first) -> logits [B, 1, S, S]. */
   forward(input: E.Tensor, z: E.Tensor | null): E.Tensor {
-    let v = input;
+    let v: E.Tensor | null = input;
     let h = input;
-    for (const layer of this.layers) ({ v, h } = layer.forward(v, h, z));
+    for (const layer of this.layers) ({ v, h } = layer.forward(v!, h, z));
     return this.head.forward(h, z);
   }
 
@@ -245,11 +252,11 @@ export class GatedPixelCnn {
 
 /** The blind-spot PixelCNN (pixelcnn, pixelvae): a 7x7 mask-A conv, residual 5x5 mask-B ReLU layers, 1x1 head. */
 export class MaskedPixelCnn {
-  private readonly input: Conv2d;
-  private readonly layers: Conv2d[] = [];
-  private readonly out1: Conv2d;
-  private readonly out2: Conv2d;
-  private readonly out3: Conv2d;
+  readonly input: Conv2d;
+  readonly layers: Conv2d[] = [];
+  readonly out1: Conv2d;
+  readonly out2: Conv2d;
+  readonly out3: Conv2d;
 
   constructor(params: ParamSet, private readonly c: MnistModelConfig, inChannels: number) {
     const p = c.pixelWidth;
