@@ -251,37 +251,54 @@ export const useLab = create<LabState>()((set, get) => {
       }
       set({ phase: 'training', status: 'Starting…', compile: null });
       const recent: { t: number; step: number }[] = [{ t: performance.now() / 1000, step: s.step }];
-      const onEvent = (event: TrainEvent): void => {
-        switch (event.kind) {
-          case 'status':
-            set({ status: event.message });
-            break;
-          case 'compile':
-            set({ compile: { what: event.what, done: event.done, total: event.total }, status: `Compiling shaders (${event.what}) ${event.done}/${event.total}` });
-            break;
-          case 'metrics': {
-            const now = performance.now() / 1000;
-            recent.push({ t: now, step: event.step });
-            while (recent.length > 2 && now - recent[0].t > 20) recent.shift();
-            const first = recent[0];
-            const sps = now > first.t ? (event.step - first.step) / (now - first.t) : 0;
-            const eta = sps > 0 ? (event.untilStep - event.step) / sps : null;
-            set((st) => ({
-              step: event.step,
-              compile: null,
-              status: 'Training',
-              rate: { stepsPerSecond: sps, eta },
-              history: { train: [...st.history.train, event.point], valid: st.history.valid },
-            }));
-            break;
+      // Events are applied in batches, at most five times a second, so the main thread does one small
+      // render per batch however fast the worker reports (compile progress comes dozens at a time).
+      let pending: TrainEvent[] = [];
+      let timer: ReturnType<typeof setTimeout> | null = null;
+      const apply = (): void => {
+        timer = null;
+        const events = pending;
+        pending = [];
+        const st = get();
+        const patch: Partial<LabState> = {};
+        let train = st.history.train;
+        let valid = st.history.valid;
+        for (const event of events) {
+          switch (event.kind) {
+            case 'status':
+              patch.status = event.message;
+              break;
+            case 'compile':
+              patch.compile = { what: event.what, done: event.done, total: event.total };
+              patch.status = `Compiling shaders (${event.what}) ${event.done}/${event.total}`;
+              break;
+            case 'metrics': {
+              const now = performance.now() / 1000;
+              recent.push({ t: now, step: event.step });
+              while (recent.length > 2 && now - recent[0].t > 20) recent.shift();
+              const first = recent[0];
+              const sps = now > first.t ? (event.step - first.step) / (now - first.t) : 0;
+              patch.step = event.step;
+              patch.compile = null;
+              patch.status = 'Training';
+              patch.rate = { stepsPerSecond: sps, eta: sps > 0 ? (event.untilStep - event.step) / sps : null };
+              train = [...train, event.point];
+              break;
+            }
+            case 'valid':
+              valid = [...valid, event.point];
+              break;
+            case 'saved':
+              patch.savedStep = event.step;
+              break;
           }
-          case 'valid':
-            set((st) => ({ history: { train: st.history.train, valid: [...st.history.valid, event.point] } }));
-            break;
-          case 'saved':
-            set({ savedStep: event.step });
-            break;
         }
+        if (train !== st.history.train || valid !== st.history.valid) patch.history = { train, valid };
+        set(patch);
+      };
+      const onEvent = (event: TrainEvent): void => {
+        pending.push(event);
+        timer ??= setTimeout(apply, 200);
       };
       let outcome: TrainOutcome;
       try {
@@ -289,6 +306,8 @@ export const useLab = create<LabState>()((set, get) => {
       } catch (error) {
         outcome = { kind: 'error', step: get().step, message: errorText(error) };
       }
+      if (timer) clearTimeout(timer);
+      apply();
       set({ compile: null, rate: { stepsPerSecond: get().rate.stepsPerSecond, eta: null } });
       switch (outcome.kind) {
         case 'done':

@@ -3,7 +3,7 @@
 // plane to decode it.
 import { useEffect, useRef, useState } from 'react';
 import { useLab } from '../state/lab';
-import { engine, type LatentResult, type SampleResult } from '../worker/client';
+import { callback, engine, type LatentResult, type SampleResult } from '../worker/client';
 import { ImageGrid } from './ImageGrid';
 
 const COLOURS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
@@ -76,7 +76,7 @@ export function LatentView() {
     setBusy('Embedding…');
     setPicked(null);
     try {
-      setResult(await engine().latent({ limit, trainLimit: 5000, k: 5 }, (m: string) => setBusy(m)));
+      setResult(await engine().latent({ limit, trainLimit: 5000, k: 5 }, callback((m: string) => setBusy(m))));
     } catch (error) {
       reportError('Embedding failed', error);
     } finally {

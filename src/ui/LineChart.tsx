@@ -64,7 +64,13 @@ export const LineChart = memo(function LineChart({ title, series, yLabel, testId
   const sy = (y: number) => H - M.bottom - ((y - y0) / (y1 - y0)) * (H - M.top - M.bottom);
   const last = drawn.map((s) => s.points[s.points.length - 1]);
   return (
-    <figure className="chart" data-testid={testId} data-points={all.length}>
+    <figure
+      className="chart"
+      data-testid={testId}
+      data-points={all.length}
+      data-first={drawn[0]?.points[0]?.y}
+      data-last={drawn[0]?.points[drawn[0].points.length - 1]?.y}
+    >
       <figcaption>
         <span className="chart-title">{title}</span>
         <span className="legend">

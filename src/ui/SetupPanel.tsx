@@ -54,8 +54,8 @@ export function SetupPanel() {
         </select>
       </label>
       {families.filter((f) => !f.available).map((f) => (
-        <p key={f.id} className="muted small">
-          {f.note}
+        <p key={f.id} className="muted small" title={f.note}>
+          {f.label}: coming soon.
         </p>
       ))}
       <label className="field wide">

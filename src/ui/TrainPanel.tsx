@@ -23,7 +23,7 @@ export function TrainPanel() {
       <div className="card-title">
         <h2>Training</h2>
         <span className={`badge ${training ? 'badge-run' : 'badge-idle'}`} data-testid="train-state">
-          {training ? 'running' : phase === 'faulted' ? 'stopped' : step > 0 ? 'paused' : 'idle'}
+          {training ? 'running' : phase === 'faulted' ? 'stopped' : step >= target && step > 0 ? 'done' : step > 0 ? 'paused' : 'idle'}
         </span>
       </div>
       <label className="field wide">
