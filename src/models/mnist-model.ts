@@ -106,7 +106,7 @@ export class MnistModel {
       kl = E.zeros([batch]);
     }
     const logits = this.decode(x, z);
-    const reconstruction = E.sum(E.bceWithLogits(logits, x).view([batch, x.size / batch]), 1);
+    const reconstruction = E.bernoulliNll(logits, x);
     const total = klWeight === 0 || !this.encoder ? reconstruction : E.add(reconstruction, E.scale(kl, klWeight));
     return { loss: E.mean(total), reconstruction, kl };
   }
@@ -123,7 +123,7 @@ export class MnistModel {
     if (!this.encoder) {
       // No latent: the likelihood is exact, and equal to the bound.
       const logits = this.decode(x, null);
-      const nll = E.sum(E.bceWithLogits(logits, x).view([batch, size * size]), 1);
+      const nll = E.bernoulliNll(logits, x);
       return { nll, negElbo: nll, negElboSameSamples: nll, kl: E.zeros([batch]) };
     }
     const zd = this.config.latentDim;
@@ -132,7 +132,7 @@ export class MnistModel {
     const z = E.add(E.expand(mu.view([1, batch, zd]), [k, batch, zd]), E.mul(eps, E.exp(logSigma).view([1, batch, zd])));
     const zFlat = z.view([k * batch, zd]);
     const xTiled = E.expand(x.view([1, batch, 1, size, size]), [k, batch, 1, size, size]).view([k * batch, 1, size, size]);
-    const logPx = E.neg(E.sum(E.bceWithLogits(this.decode(xTiled, zFlat), xTiled).view([k * batch, size * size]), 1)).view([k, batch]);
+    const logPx = E.neg(E.bernoulliNll(this.decode(xTiled, zFlat), xTiled)).view([k, batch]);
     const zero = E.zeros([1]);
     const logPz = E.sum(E.gaussianLogDensity(z, zero, zero), 2);
     const logQz = E.sum(E.gaussianLogDensity(z, E.expand(mu.view([1, batch, zd]), [k, batch, zd]), E.expand(logSigma.view([1, batch, zd]), [k, batch, zd])), 2);

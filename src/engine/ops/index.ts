@@ -9,3 +9,4 @@ export * from './random';
 export * from './gaussian';
 export * from './norm';
 export * from './conv';
+export * from './loss';
