@@ -267,14 +267,14 @@ export class Lab {
   }
 
   /** Snapshot to memory (the last good state) and IndexedDB; refuses a state with non-finite parameters. */
-  private async autosave(): Promise<number | null> {
+  private async autosave(): Promise<number | 'non-finite' | null> {
     const s = this.session;
     if (!s) return null;
     const snap = await this.snapshot(s);
     const checkpoint = decodeCheckpoint(snap.bytes);
     for (const t of checkpoint.params.values()) {
       const data = t.data as Float32Array;
-      for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i])) return null;
+      for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i])) return 'non-finite';
     }
     this.lastGood = snap;
     await saveRun({ setup: snap.setup, step: snap.step, savedAt: Date.now(), bytes: snap.bytes, history: { train: thin(snap.history.train, MAX_HISTORY), valid: thin(snap.history.valid, MAX_HISTORY) } });
@@ -313,10 +313,13 @@ export class Lab {
           emit({ kind: 'valid', point });
         }
       };
-      const save = async (): Promise<void> => {
+      /** Saves; false when the parameters are no longer finite (a NaN that the loss did not show, e.g. behind a ReLU). */
+      const save = async (): Promise<boolean> => {
         const step = await this.exclusive(() => this.autosave());
         lastSave = performance.now();
+        if (step === 'non-finite') return false;
         if (step !== null) emit({ kind: 'saved', step });
+        return true;
       };
       emit({ kind: 'status', message: 'Training' });
       while (s.trainer.step < options.untilStep && !this.pauseRequested) {
@@ -334,7 +337,7 @@ export class Lab {
           logEvery = Math.max(1, Math.min(100, Math.round((0.5 * m.steps) / seconds)));
           logStart = now;
           sinceLog = 0;
-          if (!Number.isFinite(m.loss) || !Number.isFinite(m.kl)) return await this.diverged(s, m.loss);
+          if (!Number.isFinite(m.loss) || !Number.isFinite(m.kl)) return await this.diverged(s, m.loss, 'loss');
           const point: TrainPoint = {
             step: s.trainer.step,
             loss: m.loss,
@@ -345,13 +348,13 @@ export class Lab {
           };
           s.history.train.push(point);
           emit({ kind: 'metrics', point, step: s.trainer.step, untilStep: options.untilStep, elapsedSeconds: (now - started) / 1000 });
-          if (now - lastSave > options.autosaveSeconds * 1000) await save();
+          if (now - lastSave > options.autosaveSeconds * 1000 && !(await save())) return await this.diverged(s, Number.NaN, 'parameters');
         }
         if (options.validEvery > 0 && s.trainer.step % options.validEvery === 0 && s.trainer.step < options.untilStep) await validate();
       }
       const reached = s.trainer.step >= options.untilStep;
+      if (!(await save())) return await this.diverged(s, Number.NaN, 'parameters');
       if (reached) await validate();
-      await save();
       return { kind: reached ? 'done' : 'paused', step: s.trainer.step };
     } catch (error) {
       if (error instanceof DeviceLostError || ctx.isLost) {
@@ -365,16 +368,17 @@ export class Lab {
     }
   }
 
-  private async diverged(s: Session, loss: number): Promise<TrainOutcome> {
+  private async diverged(s: Session, loss: number, what: 'loss' | 'parameters'): Promise<TrainOutcome> {
     const bad = s.trainer.step;
     const good = this.lastGood;
-    if (!good) throw new Error(`the loss became ${loss} at step ${bad} and there is no earlier state to go back to`);
+    const found = what === 'loss' ? `The loss became ${loss} (not a number) at step ${bad}` : `The parameters stopped being finite numbers (NaN or Inf) by step ${bad}`;
+    if (!good) throw new Error(`${found} and there is no earlier state to go back to`);
     await this.exclusive(() => this.openSnapshot(good.bytes, good.setup, good.history));
     return {
       kind: 'diverged',
       step: bad,
       restoredStep: good.step,
-      message: `The loss became ${loss} (not a number) at step ${bad}. Training stopped and the model was restored to its last good state, step ${good.step}. Try a lower learning rate.`,
+      message: `${found}. Training stopped and the model was restored to its last good state, step ${good.step}. Try a lower learning rate.`,
     };
   }
 
@@ -551,8 +555,13 @@ export class Lab {
         if (!Number.isFinite(x) || !Number.isFinite(y)) continue;
         minX = Math.min(minX, x); maxX = Math.max(maxX, x); minY = Math.min(minY, y); maxY = Math.max(maxY, y);
       }
-      if (!(minX < maxX)) { minX = -3; maxX = 3; }
-      if (!(minY < maxY)) { minY = -3; maxY = 3; }
+      if (test.dim === 2) {
+        // The plane always spans the prior's +-3 sigma, so a collapsed posterior (all means near 0)
+        // still shows where it sits and every likely z can be clicked.
+        minX = Math.min(minX, -3); maxX = Math.max(maxX, 3); minY = Math.min(minY, -3); maxY = Math.max(maxY, 3);
+      }
+      if (!(minX < maxX)) { minX -= 1; maxX = minX + 2; }
+      if (!(minY < maxY)) { minY -= 1; maxY = minY + 2; }
       return {
         count: test.count,
         dim: test.dim,
