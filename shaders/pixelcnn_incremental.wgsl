@@ -44,6 +44,8 @@ override T: u32 = 16u;
 override G: u32 = 4u;
 /** Workgroup memory per workgroup: G * max(P, OW). */
 override WGMEM: u32 = 64u;
+/** Kernel size of the layer gated_row computes (a variant per size: loops over it unroll). */
+override KR: u32 = 5u;
 /** z enters every gate (gated-pixelvae-cond). */
 override COND: bool = false;
 
@@ -123,12 +125,10 @@ fn gated_row(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
   let b = rest / p.cblocks;
   let l = p.layer;
   let cin = tab(l, 10u);
-  let k = tab(l, 11u);
-  let c = k / 2u;
   let c2 = 2u * P;
   let last = c2 - 1u;
   let co0 = cb * 4u;
-  let fs = cin * k * k;
+  let fs = cin * KR * KR;
   let wv = tab(l, 0u);
   let w0 = wv + co0 * fs;
   let w1 = wv + min(co0 + 1u, last) * fs;
@@ -140,17 +140,36 @@ fn gated_row(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
   var a3 = vec4<f32>(0.0);
   let x0 = xb * 4u;
   let r = i32(p.row);
+  let ix0 = i32(x0) - i32(KR / 2u);
+  let ring_base = select(0u, tab(max(l, 1u) - 1u, 12u), l > 0u);
   for (var ci = 0u; ci < cin; ci++) {
-    let wci = ci * k * k;
-    for (var ky = 0u; ky <= c; ky++) {
+    let wci = ci * KR * KR;
+    for (var ky = 0u; ky <= KR / 2u; ky++) {
       // Padded row r of the vstack conv reads padded rows r-c..r = image rows r-c-1..r-1.
-      let q = r - i32(c) + i32(ky) - 1;
+      let q = r - i32(KR / 2u) + i32(ky) - 1;
       if (q < 0) { continue; }
-      let qu = u32(q);
-      for (var kx = 0u; kx < k; kx++) {
-        let ix = i32(x0) - i32(c) + i32(kx);
-        let xv = vec4<f32>(layer_input(l, b, ci, qu, ix), layer_input(l, b, ci, qu, ix + 1), layer_input(l, b, ci, qu, ix + 2), layer_input(l, b, ci, qu, ix + 3));
-        let wk = wci + ky * k + kx;
+      // The KR + 3 input columns this thread's 4 outputs read, loaded once (zero outside the image).
+      var row_base: u32;
+      if (l > 0u) {
+        row_base = ring_base + (((u32(q) % p.ring) * p.batch + b) * P + ci) * p.width;
+      } else if (ci == 0u) {
+        row_base = (b * p.height + u32(q)) * p.width;
+      } else {
+        row_base = ((b * p.feat + ci - 1u) * p.height + u32(q)) * p.width;
+      }
+      var win: array<f32, 10>;
+      for (var i = 0u; i < KR + 3u; i++) {
+        let ix = ix0 + i32(i);
+        var v = 0.0;
+        if (ix >= 0 && ix < i32(p.width)) {
+          let at = row_base + u32(ix);
+          if (l > 0u) { v = st[at]; } else if (ci == 0u) { v = canvas[at]; } else { v = feat[at]; }
+        }
+        win[i] = v;
+      }
+      for (var kx = 0u; kx < KR; kx++) {
+        let xv = vec4<f32>(win[kx], win[kx + 1u], win[kx + 2u], win[kx + 3u]);
+        let wk = wci + ky * KR + kx;
         a0 += wt(w0 + wk) * xv;
         a1 += wt(w1 + wk) * xv;
         a2 += wt(w2 + wk) * xv;
@@ -252,6 +271,7 @@ fn gated_v2h(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
 
 var<workgroup> cur: array<f32, WGMEM>;
 var<workgroup> gsh: array<f32, WGMEM>;
+var<workgroup> gsh2: array<f32, WGMEM>;
 
 /** The Bernoulli draw at the pixel, as sample.wgsl. */
 fn draw(b: u32, logit: f32) {
@@ -271,11 +291,14 @@ fn gated_pixel(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_
   let me = g * cw;
   let x = p.col;
   let c2 = 2u * P;
+  // The layer's input at the pixel alternates between cur (even layers read it) and gsh2 (odd), so a
+  // layer needs two barriers: after the gate, and after its output.
   for (var l = 0u; l < p.layers; l++) {
-    let cin = tab(l, 10u);
-    let k = tab(l, 11u);
-    let c = k / 2u;
+    let odd = (l & 1u) == 1u;
     if (live && j < P) {
+      let cin = tab(l, 10u);
+      let k = tab(l, 11u);
+      let c = k / 2u;
       // Horizontal stack, 1 x k: columns x-c..x-1 of this row (mask A in layer 0), and the centre.
       let co0 = 2u * j;
       let fs = cin * k;
@@ -283,23 +306,30 @@ fn gated_pixel(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_
       let w1 = w0 + fs;
       var a0 = 0.0;
       var a1 = 0.0;
-      for (var ci = 0u; ci < cin; ci++) {
-        for (var kx = 0u; kx < c; kx++) {
-          let ix = i32(x) - i32(c) + i32(kx);
-          if (ix < 0) { continue; }
-          var v: f32;
-          if (l == 0u) {
-            v = input_at(b, ci, p.row, u32(ix));
-          } else {
-            v = st[tab(l - 1u, 13u) + (b * P + ci) * p.width + u32(ix)];
+      let first = c - min(x, c);
+      if (l == 0u) {
+        for (var ci = 0u; ci < cin; ci++) {
+          for (var kx = first; kx < c; kx++) {
+            let v = input_at(b, ci, p.row, x + kx - c);
+            a0 += wt(w0 + ci * k + kx) * v;
+            a1 += wt(w1 + ci * k + kx) * v;
           }
-          a0 += wt(w0 + ci * k + kx) * v;
-          a1 += wt(w1 + ci * k + kx) * v;
         }
-        if (l > 0u) {
-          let v = cur[me + ci];
-          a0 += wt(w0 + ci * k + c) * v;
-          a1 += wt(w1 + ci * k + c) * v;
+      } else {
+        let prev = tab(l - 1u, 13u) + b * P * p.width + x - c;
+        for (var ci = 0u; ci < cin; ci++) {
+          let wr0 = w0 + ci * k;
+          let wr1 = w1 + ci * k;
+          let row = prev + ci * p.width;
+          for (var kx = first; kx < c; kx++) {
+            let v = st[row + kx];
+            a0 += wt(wr0 + kx) * v;
+            a1 += wt(wr1 + kx) * v;
+          }
+          var v: f32;
+          if (odd) { v = cur[me + ci]; } else { v = gsh2[me + ci]; }
+          a0 += wt(wr0 + c) * v;
+          a1 += wt(wr1 + c) * v;
         }
       }
       let hb = tab(l, 5u);
@@ -314,20 +344,26 @@ fn gated_pixel(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_
       gsh[me + j] = safe_tanh(t0) * gate_sigmoid(s0);
     }
     workgroupBarrier();
-    var out = 0.0;
     if (live && j < P) {
       // h2h (1x1, P -> P) on the gated values, + bias, + the residual (the layer's input at x).
       let w = tab(l, 6u) + j * P;
       var a = 0.0;
       for (var ci = 0u; ci < P; ci++) { a += wt(w + ci) * gsh[me + ci]; }
-      out = a + wt(tab(l, 7u) + j);
-      if (l > 0u) { out = out + cur[me + j]; }
-    }
-    workgroupBarrier();
-    if (live && j < P) {
-      cur[me + j] = out;
+      var out = a + wt(tab(l, 7u) + j);
+      if (odd) {
+        out = out + cur[me + j];
+        gsh2[me + j] = out;
+      } else {
+        if (l > 0u) { out = out + gsh2[me + j]; }
+        cur[me + j] = out;
+      }
       if (l + 1u < p.layers) { st[tab(l, 13u) + (b * P + j) * p.width + x] = out; }
     }
+    workgroupBarrier();
+  }
+  if ((p.layers & 1u) == 0u) {
+    // The last layer's output is in gsh2: move it to cur for the head.
+    if (live && j < P) { cur[me + j] = gsh2[me + j]; }
     workgroupBarrier();
   }
   // Head: two gated 1x1 layers (P -> 2 OW, OW -> 2 OW), then a 1x1 conv to the logit.

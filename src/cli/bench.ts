@@ -5,6 +5,10 @@ import { acquireDevice } from '../gpu/device';
 import { nodeGpu } from '../gpu/node';
 import * as E from '../engine';
 import { runBench, type BenchOptions } from '../bench/cases';
+import { runSamplingBench, type SamplingBenchOptions } from '../bench/sampling';
+
+/** --sample: time sampling (src/bench/sampling.ts) instead of the kernel cases. */
+let sampling: SamplingBenchOptions | null = null;
 
 function parseArgs(argv: string[]): BenchOptions {
   const args: BenchOptions = { quick: false, train: [], filter: null, reps: 0 };
@@ -14,13 +18,20 @@ function parseArgs(argv: string[]): BenchOptions {
     else if (a === '--filter') args.filter = new RegExp(argv[++i] ?? '');
     else if (a === '--reps') args.reps = Number(argv[++i]);
     else if (a === '--train') args.train = (argv[++i] ?? '').split(',').filter(Boolean);
+    else if (a === '--sample') sampling = { preset: 'gated-pixelvae-cond', batch: 64, size: 28, fullSize: 8, quick: false };
+    else if (sampling && a === '--sample-preset') sampling.preset = argv[++i] as SamplingBenchOptions['preset'];
+    else if (sampling && a === '--sample-batch') sampling.batch = Number(argv[++i]);
+    else if (sampling && a === '--sample-full-size') sampling.fullSize = Number(argv[++i]);
     else if (a === '--help' || a === '-h') {
       console.log(`usage: npm run bench -- [--quick] [--filter REGEX] [--reps N]
   --quick    fewer and smaller cases (a CPU fallback adapter takes minutes for the full set)
   --filter   run only cases whose name matches REGEX
   --reps     timed repetitions per case (default: chosen from a first timing, 1..20)
   --train P  also time training steps of MNIST presets P (comma-separated, or 'all') at batch 32
-             (batch 8 and small widths with --quick), with a per-kernel profile of one step`);
+             (batch 8 and small widths with --quick), with a per-kernel profile of one step
+  --sample   instead, time sampling a batch (default the Table-1 model, 28x28, batch 64): incremental
+             vs one forward pass, and the full-recompute sampler at a small size
+             (--sample-preset P, --sample-batch N, --sample-full-size S (default 8); --quick: small widths)`);
       process.exit(0);
     } else {
       console.error(`bench: unknown argument ${a} (try --help)`);
@@ -34,7 +45,10 @@ async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const gpu = new GpuContext(await acquireDevice(nodeGpu()));
   E.initEngine(gpu);
-  await runBench(gpu, args, (record) => console.log(JSON.stringify(record)), process.env.VK_ICD_FILENAMES ?? 'system');
+  const emit = (record: Record<string, unknown>): void => console.log(JSON.stringify(record));
+  const s = sampling as SamplingBenchOptions | null;
+  if (s) await runSamplingBench(gpu, { ...s, quick: args.quick }, emit, process.env.VK_ICD_FILENAMES ?? 'system');
+  else await runBench(gpu, args, emit, process.env.VK_ICD_FILENAMES ?? 'system');
   gpu.destroy();
 }
 

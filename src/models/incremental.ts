@@ -146,7 +146,7 @@ export function sampleIncremental(inputs: IncrementalSampleInputs): { images: E.
 
     if (net instanceof GatedPixelCnn) {
       const p = net.layers[0].width;
-      const cond = net.layers[0].vcond !== null;
+      const cond = net.layers[0].hcond !== null; // the last layer has no vertical output, so no vcond
       for (let l = 1; l < layers; l++) ring = Math.max(ring, Math.floor(net.layers[l].vconv.kh / 2) + 1);
       net.layers.forEach((layer, l) => {
         const t = l * TABLE_STRIDE;
@@ -196,7 +196,8 @@ export function sampleIncremental(inputs: IncrementalSampleInputs): { images: E.
     const featureBuffer = features ?? E.zeros([1]);
     const buffers = [packed.buffer, uniforms.buffer, featureBuffer.buffer, images.buffer, probs.buffer, stateBuffer.buffer];
     const constants = constantsOf(plan);
-    const rowSpec = spec('gated_row', constants);
+    // The row kernel's loops over the kernel unroll: one variant for the input layer's size, one for the rest.
+    const rowSpecs = gated ? (net as GatedPixelCnn).layers.map((layer) => spec('gated_row', { ...constants, KR: layer.vconv.kh })) : [];
     const v2hSpec = spec('gated_v2h', constants);
     const pixelSpec = spec(gated ? 'gated_pixel' : 'masked_pixel', constants);
     const cblocks = Math.ceil((2 * plan.p) / 4);
@@ -216,7 +217,7 @@ export function sampleIncremental(inputs: IncrementalSampleInputs): { images: E.
       if (gated) {
         for (let l = 0; l < layers; l++) {
           const lp = params(row, 0, l);
-          launch(rowSpec, buffers, lp, rowGrid);
+          launch(rowSpecs[l], buffers, lp, rowGrid);
           launch(v2hSpec, buffers, lp, rowGrid);
         }
       }
