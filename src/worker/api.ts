@@ -78,6 +78,8 @@ export interface PresetInfo {
   /** Default sizes (the paper's) for this preset. */
   defaults: Record<string, number>;
   noiseLevels: NoiseLevel[];
+  /** Suggested batch size and learning rate (the command line's defaults), applied when the preset is picked. */
+  run?: { batchSize: number; lr: number };
 }
 
 export interface FamilyInfo {
@@ -106,6 +108,21 @@ export interface Setup {
   seed: number;
   batchSize: number;
   lr: number;
+  /** Colour families: the bundled demo photos, or the images the user picked (loadColourFiles). */
+  data?: ColourSource;
+}
+
+export type ColourSource = 'demo' | 'files';
+
+/** What loadColourFiles made of the user's files (checked at the draft's image size). */
+export interface ColourFilesInfo {
+  /** Usable images (a CIFAR-10 batch gives many). */
+  images: number;
+  /** Files that gave images. */
+  files: number;
+  /** Every file that was skipped, named, with the reason. */
+  skipped: { name: string; reason: string }[];
+  description: string;
 }
 
 export interface ModelSummary {
@@ -120,6 +137,14 @@ export interface ModelSummary {
   latentDim: number;
   autoregressive: boolean;
   noiseLevels: NoiseLevel[];
+  /** Units of the charts and evaluation: MNIST in nats per image, colour models in bits per dimension. */
+  unit: 'nats' | 'bits/dim';
+  /** Colour channels of the images (1: binarized grayscale, 3: RGB). */
+  channels: number;
+  /** Hierarchical models: shapes of z1 [channels, side, side] and z2, for the model line. */
+  latents?: { z1: number[]; z2: number };
+  /** How the batch-norm statistics are re-estimated before sampling and evaluation, in words. */
+  batchNorm?: string;
 }
 
 /** describe(): the cost of a setup, or why it is not a valid model. */
@@ -140,10 +165,13 @@ export interface DataInfo {
 
 export interface TrainPoint {
   step: number;
-  /** Mean minimised loss (reconstruction + alpha * KL) since the previous point, nats per image. */
+  /** Mean minimised loss (reconstruction + alpha * KL) since the previous point, in the model's unit (nats per image or bits/dim). */
   loss: number;
   reconstruction: number;
   kl: number;
+  /** Hierarchical models: the KL of each level (z1 given z2, and z2), same unit. */
+  kl1?: number;
+  kl2?: number;
   klWeight: number;
   imagesPerSecond: number;
 }
@@ -154,6 +182,8 @@ export interface ValidPoint {
   negElbo: number;
   reconstruction: number;
   kl: number;
+  kl1?: number;
+  kl2?: number;
   images: number;
 }
 
@@ -191,10 +221,11 @@ export type TrainOutcome =
 
 // ---- exploring ---------------------------------------------------------------------------------------
 
-/** Images as intensities in [0, 1], [count, size, size] row-major (grayscale). */
+/** Images as intensities in [0, 1], [count, channels, size, size] row-major (channels 1 when absent: grayscale; 3: planar RGB). */
 export interface ImageBatch {
   count: number;
   size: number;
+  channels?: number;
   pixels: Float32Array;
 }
 
@@ -204,13 +235,22 @@ export interface SampleRequest {
   seeds: Record<string, number>;
   /** Levels whose noise is shared by every image of the grid (the rest vary from image to image). */
   hold: Record<string, boolean>;
+  /**
+   * Grid rows (default 1). A held level draws its noise once per row and shares it along the row
+   * (the paper's Figure 6: each row a new draw of the held levels, its cells vary the others).
+   */
+  rows?: number;
 }
 
 export interface SampleResult {
   images: ImageBatch;
-  /** Probabilities p(x_i = 1 | ...) of the pixel-level pass: the mean image for a conv VAE. */
-  probs: ImageBatch;
+  /** Probabilities p(x_i = 1 | ...) of the pixel-level pass (binary models; null for 256-way colour models). */
+  probs: ImageBatch | null;
   milliseconds: number;
+  /** Colour models: a hash of each cell's noise per level (level id -> one hash per cell), read back from the GPU. */
+  noiseHashes?: Record<string, string[]>;
+  /** Notes on how the samples were made (batch-norm re-estimation), in words. */
+  note?: string;
 }
 
 export interface ReconstructionRow {
@@ -254,6 +294,16 @@ export interface EvalOptions {
   split: 'test' | 'valid';
 }
 
+/** The hierarchical model's bound: bits per dimension and its per-level split (nats per dimension). */
+export interface BitsResult {
+  bitsPerDim: number;
+  natsPerDim: number;
+  reconstruction: number;
+  kl1: number;
+  kl2: number;
+  batchNorm: string;
+}
+
 export interface EvalResult {
   split: 'test' | 'valid';
   images: number;
@@ -267,6 +317,8 @@ export interface EvalResult {
   step: number;
   seconds: number;
   data: string;
+  /** Hierarchical models (k is 1: the ELBO bound, no importance sampling). */
+  bits?: BitsResult;
 }
 
 export interface CheckpointFile {
@@ -315,8 +367,15 @@ export interface EngineApi {
   /** Throws the trained state away and starts again from a fresh initialisation of the same setup. */
   reset(): Promise<{ summary: ModelSummary; data: DataInfo }>;
   sample(request: SampleRequest, onCompile?: (done: number, total: number) => void): Promise<SampleResult>;
-  reconstructTest(options: { count: number; samples: number; seed: number; offset: number }): Promise<ReconstructionRow[]>;
-  reconstructUploads(files: UploadedFile[], options: { samples: number; seed: number }): Promise<UploadResult>;
+  /** `level` (hierarchical models): keep z2 ('top') or z1 ('middle') and regenerate the rest. */
+  reconstructTest(options: { count: number; samples: number; seed: number; offset: number; level?: 'top' | 'middle' }): Promise<ReconstructionRow[]>;
+  reconstructUploads(files: UploadedFile[], options: { samples: number; seed: number; level?: 'top' | 'middle' }): Promise<UploadResult>;
+  /**
+   * The user's colour data (image files, zips, CIFAR-10 .bin batches): checked at `size`, bad files
+   * skipped and named; throws when no image is usable (the previous choice is kept). Setup.data
+   * 'files' then trains on them.
+   */
+  loadColourFiles(files: UploadedFile[], size: number, onProgress?: (message: string) => void): Promise<ColourFilesInfo>;
   latent(options: { limit: number; trainLimit: number; k: number }, onProgress?: (message: string) => void): Promise<LatentResult>;
   /** Decodes a latent point (2-D models): `count` pixel-level samples and the probabilities of the first. */
   decodeLatent(z: number[], options: { count: number; seed: number }): Promise<SampleResult>;

@@ -71,7 +71,7 @@ function buffersOf(...batches: ImageBatch[]): ArrayBuffer[] {
 }
 
 function transferSample(result: SampleResult): SampleResult {
-  return Comlink.transfer(result, buffersOf(result.images, result.probs));
+  return Comlink.transfer(result, buffersOf(result.images, ...(result.probs ? [result.probs] : [])));
 }
 
 function transferRows(rows: ReconstructionRow[]): ReconstructionRow[] {
@@ -121,6 +121,7 @@ const api: EngineApi = {
     return Comlink.transfer(result, [result.points.buffer as ArrayBuffer, result.labels.buffer as ArrayBuffer]);
   },
   decodeLatent: async (z, options) => transferSample(await lab.decodeLatent(z, options)),
+  loadColourFiles: (files, size, onProgress) => lab.loadColourFiles(files, size, onProgress),
   evaluate: (options, onProgress) => lab.evaluate(options, onProgress),
   checkpoint: async () => lab.checkpoint(),
   openCheckpoint: (bytes, name, options) => lab.openCheckpoint(bytes, name, options),

@@ -1,6 +1,7 @@
 // The registry of model families the worker can build, with their presets and editable sizes.
-// Platform-free (no GPU): the worker and unit tests import it. A second family plugs in by adding a
-// FamilyInfo here and a branch in session.ts that builds it (see HIERARCHICAL below).
+// Platform-free (no GPU): the worker and unit tests import it. A family plugs in with a FamilyInfo
+// here and a FamilyDriver (src/worker/session.ts) that builds its models.
+import { HIER_PRESETS, hierConfig, hierTrainDefaults, type HierConfig, type HierPreset } from '../models/hierarchical/config';
 import { MNIST_PRESETS, hasLatent, mnistConfig, type MnistModelConfig, type MnistPreset } from '../models/config';
 import type { FamilyInfo, NoiseLevel, PresetInfo, Setup, SizeField } from './api';
 
@@ -82,29 +83,62 @@ const MNIST_FAMILY: FamilyInfo = {
   ),
 };
 
-/**
- * The two-level colour model (src/models/hierarchical/, in progress elsewhere). Its noise levels are
- * already declared so the variation panel shows top, middle and pixel levels once it lands; the
- * worker refuses to build it until the model module exists (session.ts, buildModel).
- */
+export const HIERARCHICAL_LEVELS: NoiseLevel[] = [
+  { id: 'top', label: 'Top z2', help: 'the top latent vector: global layout and colour' },
+  { id: 'middle', label: 'Middle z1', help: 'the latent map: object shape and placement' },
+  { id: 'pixel', label: 'Pixels', help: 'the 256-way draw of each sub-pixel: texture' },
+];
+
+/** Editable sizes of the hierarchical family: keys of HierConfig (the widths of the resolution ladder stay the preset's). */
+export const HIER_SIZE_FIELDS: SizeField[] = [
+  { key: 'imageSize', label: 'Image size', min: 4, max: 64, multipleOf: 4, help: 'side of the colour images; must divide by the z2 grid (2^levels)' },
+  { key: 'latent1', label: 'z1 channels', min: 1, max: 128, help: 'channels of the middle latent map (64 in the reference)' },
+  { key: 'latent2', label: 'z2 size', min: 1, max: 1024, help: 'size of the top latent vector (512)' },
+  { key: 'pixelWidth', label: 'Pixel CNN width', min: 3, max: 192, multipleOf: 3, help: 'width of the pixel PixelCNN (a multiple of 3: R, G, B groups)' },
+  { key: 'pixelBlocks', label: 'Pixel CNN blocks', min: 1, max: 6, help: 'masked residual blocks of the pixel PixelCNN' },
+  { key: 'latentPixelWidth', label: 'Latent CNN width', min: 1, max: 512, help: 'width of the latent PixelCNN of p(z1|z2)' },
+  { key: 'latentBlocks', label: 'Latent res blocks', min: 1, max: 4, help: 'residual blocks at z1 and below' },
+  { key: 'alpha1Iters', label: 'KL1 warm-up', min: 0, max: 100000, help: 'steps of linear warm-up of the z1 KL weight' },
+  { key: 'alpha2Iters', label: 'KL2 warm-up', min: 0, max: 100000, help: 'steps of linear warm-up of the z2 KL weight' },
+];
+
+const HIER_LABELS: Record<HierPreset, [string, string]> = {
+  tiny: ['Tiny (8x8)', '8x8 colour, z1 4x4x4, z2 8: for CPU adapters and tests'],
+  small: ['Small (32x32)', '32x32, z1 16x8x8, z2 64, a quarter of the reference widths: a laptop GPU in minutes'],
+  '32px': ['Reference 32px', 'The reference\'s 32px_small (LSUN 32x32): z1 64x8x8, z2 512; a real GPU'],
+  '64px': ['Reference 64px', 'The reference\'s 64px_small (64x64): z1 64x16x16, z2 512; a real GPU, hours'],
+};
+
+function hierDefaults(preset: HierPreset): Record<string, number> {
+  const c = hierConfig(preset);
+  return Object.fromEntries(HIER_SIZE_FIELDS.map((f) => [f.key, (c as unknown as Record<string, number>)[f.key]]));
+}
+
+/** The two-level colour model of the paper's section 4.2 (src/models/hierarchical/). */
 const HIERARCHICAL: FamilyInfo = {
   id: 'hierarchical',
   label: 'Hierarchical colour PixelVAE',
-  dataset: 'colour images (LSUN / ImageNet-style)',
-  available: false,
-  note: 'The two-level colour model is still being built (src/models/hierarchical has only its configuration); it will appear here when its model lands.',
-  sizeFields: [],
+  dataset: 'colour images: the bundled demo photos (32x32 crops) or your own folder, zip or CIFAR-10 batches; 10% held out',
+  available: true,
+  sizeFields: HIER_SIZE_FIELDS,
   quickSizes: [],
-  presets: [],
+  presets: HIER_PRESETS.map(
+    (id): PresetInfo => ({
+      family: 'hierarchical',
+      id,
+      label: HIER_LABELS[id][0],
+      summary: HIER_LABELS[id][1],
+      hasLatent: true,
+      autoregressive: true,
+      defaults: hierDefaults(id),
+      noiseLevels: HIERARCHICAL_LEVELS,
+      run: { batchSize: hierTrainDefaults(id).batchSize, lr: hierTrainDefaults(id).lr },
+    }),
+  ),
 };
 
 export const FAMILIES: FamilyInfo[] = [MNIST_FAMILY, HIERARCHICAL];
 
-export const HIERARCHICAL_LEVELS: NoiseLevel[] = [
-  { id: 'top', label: 'Top z2', help: 'the top latent vector: global layout and colour' },
-  { id: 'middle', label: 'Middle z1', help: 'the 8x8 latent map: object shape and placement' },
-  { id: 'pixel', label: 'Pixels', help: 'the 256-way draw of each sub-pixel: texture' },
-];
 
 export function findPreset(family: string, preset: string): PresetInfo | undefined {
   return FAMILIES.find((f) => f.id === family)?.presets.find((p) => p.id === preset);
@@ -171,4 +205,30 @@ export function setupOfMnistConfig(c: MnistModelConfig, run: { seed: number; bat
     },
     exact,
   };
+}
+
+/** The hierarchical model configuration of a setup (throws a readable error when it is not valid). */
+export function hierConfigOf(setup: Setup): HierConfig {
+  if (setup.family !== 'hierarchical') throw new Error(`not a hierarchical setup (family ${setup.family})`);
+  if (!(HIER_PRESETS as readonly string[]).includes(setup.preset)) throw new Error(`unknown hierarchical preset "${setup.preset}"`);
+  const s = fullSizes(setup);
+  for (const field of HIER_SIZE_FIELDS) {
+    const v = s[field.key];
+    if (!Number.isInteger(v) || v < field.min || v > field.max) throw new Error(`${field.label} must be an integer from ${field.min} to ${field.max} (got ${v})`);
+    if (field.key === 'pixelWidth' && v % 3 !== 0) throw new Error(`${field.label} must be a multiple of 3 (got ${v})`);
+  }
+  const base = hierConfig(setup.preset as HierPreset);
+  const top = base.dims.length - 1;
+  if (s.imageSize % (1 << top) !== 0) throw new Error(`Image size must be a multiple of ${1 << top} for this preset (its z2 grid is image size / ${1 << top}); got ${s.imageSize}`);
+  const overrides: Partial<HierConfig> = { seed: setup.initSeed };
+  for (const field of HIER_SIZE_FIELDS) (overrides as Record<string, number>)[field.key] = s[field.key];
+  return hierConfig(setup.preset as HierPreset, overrides);
+}
+
+/** The setup of a hierarchical configuration (checkpoints from the CLI): exact unless widths the page does not edit differ from the preset's. */
+export function setupOfHierConfig(c: HierConfig, run: { seed: number; batchSize: number; lr: number; data: Setup['data'] }): { setup: Setup; exact: boolean } {
+  const sizes = Object.fromEntries(HIER_SIZE_FIELDS.map((f) => [f.key, (c as unknown as Record<string, number>)[f.key]]));
+  const rebuilt = hierConfig(c.preset, { ...(sizes as Partial<HierConfig>), seed: c.seed });
+  const exact = JSON.stringify(rebuilt) === JSON.stringify(c);
+  return { setup: { family: 'hierarchical', preset: c.preset, sizes, initSeed: c.seed, seed: run.seed, batchSize: run.batchSize, lr: run.lr, data: run.data }, exact };
 }

@@ -1,29 +1,22 @@
-// The worker's state and every GPU job the UI can ask for: data, the current model and its trainer,
-// the training loop, sampling, reconstructions, the latent space, evaluation and checkpoints. It
-// mirrors the command line (src/cli/main.ts) on the same model layer.
+// The worker's state and the jobs every model family shares: GPU job ordering, the current session,
+// the training loop (metrics, validation, autosave, NaN and device-loss handling), checkpoint files
+// and the autosave's restore. What a family does with its own model (data, sampling, reconstructions,
+// evaluation) lives behind FamilySession / FamilyDriver (session.ts; family-mnist.ts, family-hier.ts).
 //
 // GPU jobs never overlap: each runs inside `exclusive`, so a sample asked for during training runs
 // between two training steps (engine scopes are not re-entrant across awaits).
-import * as E from '../engine';
 import { DeviceLostError, type GpuContext } from '../gpu/context';
-import { GpuMnist } from '../data/gpu-dataset';
-import { BINARIZATION_STREAM, DEFAULT_BINARIZATION_SEED, binarizeSet, describeMnistData, splitMnist, type ImageSet, type MnistSplit } from '../data/mnist';
-import { binarize, preprocessImage, resizeSet, type RgbaImage } from '../data/preprocess';
 import { CheckpointError, decodeCheckpoint, type Checkpoint, type JsonValue } from '../io/checkpoint';
-import type { MnistModelConfig } from '../models/config';
-import { MnistModel } from '../models/mnist-model';
-import { configFromCheckpoint, loadInto, saveMnistCheckpoint } from '../models/mnist-checkpoint';
-import { MnistTrainer, evaluate } from '../models/trainer';
-import { embed, knnError } from '../models/latent';
 import type {
   AutosaveInfo,
   CheckpointFile,
+  ColourFilesInfo,
   DataInfo,
   Description,
   EvalOptions,
   EvalResult,
+  FamilyId,
   History,
-  ImageBatch,
   LatentResult,
   ModelSummary,
   ReconstructionRow,
@@ -39,49 +32,21 @@ import type {
   UploadedFile,
   ValidPoint,
 } from './api';
-import { findPreset, fullSizes, mnistConfigOf, setupOfMnistConfig } from './families';
+import { ColourDataStore } from './colour-data';
+import { FAMILIES } from './families';
+import { HierDriver } from './family-hier';
+import { MnistDriver } from './family-mnist';
+import { message, type FamilyDriver, type FamilySession } from './session';
 import { clearRun, loadRun, saveRun } from './store';
-import { decodeUpload } from './images';
-import { project2d } from './projection';
 
-const MNIST_URL = 'data/mnist/';
-const MNIST_NAMES = {
-  trainImages: 'train-images-idx3-ubyte',
-  trainLabels: 'train-labels-idx1-ubyte',
-  testImages: 't10k-images-idx3-ubyte',
-  testLabels: 't10k-labels-idx1-ubyte',
-} as const;
-const CLIP_VALUE = 1;
 /** Chart points kept in a checkpoint's metadata and the autosave (older ones are thinned). */
 const MAX_HISTORY = 1500;
-
-interface Data {
-  size: number;
-  gpu: GpuMnist;
-  /** The fixed binarization of the test split on the CPU (shown as reconstruction inputs). */
-  testBits: ImageSet;
-  info: DataInfo;
-}
-
-interface Session {
-  setup: Setup;
-  config: MnistModelConfig;
-  model: MnistModel;
-  trainer: MnistTrainer;
-  summary: ModelSummary;
-  history: History;
-}
 
 interface Snapshot {
   setup: Setup;
   step: number;
   bytes: Uint8Array;
   history: History;
-}
-
-function message(error: unknown): string {
-  if (error instanceof Error) return error.message;
-  return String(error);
 }
 
 /** Keeps at most `max` points: the newest half as they are, older ones thinned evenly. */
@@ -93,25 +58,28 @@ function thin<T>(points: T[], max: number): T[] {
   return [...old.filter((_, i) => i % stride === 0), ...points.slice(points.length - keepNew)];
 }
 
-function batchOf(pixels: Float32Array, count: number, size: number): ImageBatch {
-  return { count, size, pixels };
+function familyLabel(id: FamilyId): string {
+  return FAMILIES.find((f) => f.id === id)?.label ?? id;
 }
 
 export class Lab {
   private ctx: GpuContext | null = null;
-  private raw: MnistSplit | null = null;
-  private rawLoading: Promise<MnistSplit> | null = null;
-  private data: Data | null = null;
-  private session: Session | null = null;
+  private session: FamilySession | null = null;
   private lastGood: Snapshot | null = null;
   private training = false;
   private pauseRequested = false;
   private queue: Promise<unknown> = Promise.resolve();
-  private readonly prewarmed = new Set<string>();
   private faulted: string | null = null;
+  private readonly colour = new ColourDataStore(() => this.gpu().sync());
+  private readonly hier = new HierDriver(this.colour);
+  private readonly drivers: Record<FamilyId, FamilyDriver> = {
+    mnist: new MnistDriver(() => this.gpu().sync()),
+    hierarchical: this.hier,
+  };
 
   attach(ctx: GpuContext): void {
     this.ctx = ctx;
+    this.hier.fallbackAdapter = ctx.adapter.isFallbackAdapter;
   }
 
   /** Runs GPU jobs one at a time, in order of request. */
@@ -129,127 +97,62 @@ export class Lab {
     return this.ctx;
   }
 
-  private need(): Session {
+  private need(): FamilySession {
     if (!this.session) throw new Error('No model yet: choose a preset and build it first.');
     return this.session;
   }
 
-  // ---- data -------------------------------------------------------------------------------------------
-
-  private async rawMnist(onStatus?: (m: string) => void): Promise<MnistSplit> {
-    if (this.raw) return this.raw;
-    this.rawLoading ??= (async () => {
-      onStatus?.('Downloading MNIST (55 MB, once per page load)…');
-      const base = new URL(`${import.meta.env.BASE_URL}${MNIST_URL}`, (self as unknown as { location: Location }).location.origin);
-      const entries = await Promise.all(
-        Object.entries(MNIST_NAMES).map(async ([key, name]) => {
-          const response = await fetch(new URL(name, base));
-          if (!response.ok) throw new Error(`MNIST file ${name} could not be fetched: HTTP ${response.status}`);
-          return [key, new Uint8Array(await response.arrayBuffer())] as const;
-        }),
-      );
-      onStatus?.('Parsing MNIST…');
-      const split = splitMnist(Object.fromEntries(entries) as unknown as Parameters<typeof splitMnist>[0]);
-      this.raw = split;
-      return split;
-    })();
-    try {
-      return await this.rawLoading;
-    } catch (error) {
-      this.rawLoading = null;
-      throw error;
-    }
+  private driver(family: FamilyId): FamilyDriver {
+    const d = this.drivers[family];
+    if (!d) throw new Error(`unknown model family "${family}"`);
+    return d;
   }
 
-  private async ensureData(size: number, onStatus?: (m: string) => void): Promise<Data> {
-    if (this.data && this.data.size === size) return this.data;
-    const t0 = performance.now();
-    const raw = await this.rawMnist(onStatus);
-    if (size !== raw.train.height) onStatus?.(`Resizing 70,000 digits to ${size}x${size}…`);
-    const split: MnistSplit = { train: resizeSet(raw.train, size), valid: resizeSet(raw.valid, size), test: resizeSet(raw.test, size) };
-    onStatus?.('Binarizing validation and test sets and uploading to the GPU…');
-    const seed = DEFAULT_BINARIZATION_SEED;
-    const gpu = GpuMnist.upload(split, seed);
-    const testBits = binarizeSet(split.test, seed, BINARIZATION_STREAM.test);
-    await this.gpu().sync();
-    this.data?.gpu.dispose();
-    const description = describeMnistData(seed) + (size !== 28 ? `; images area-averaged to ${size}x${size}` : '');
-    const info: DataInfo = { description, imageSize: size, train: split.train.count, valid: split.valid.count, test: split.test.count, loadMs: performance.now() - t0 };
-    this.data = { size, gpu, testBits, info };
-    return this.data;
+  /** The family whose checkpoint this is (throws a readable error for a checkpoint of no known family). */
+  private driverOf(checkpoint: Checkpoint, name: string): FamilyDriver {
+    const d = Object.values(this.drivers).find((x) => x.owns(checkpoint));
+    if (!d) throw new CheckpointError(`${name}: its preset '${checkpoint.config.preset}' is not a model this app knows (MNIST presets start with mnist-, hierarchical ones with hier-).`);
+    return d;
   }
 
   // ---- models -----------------------------------------------------------------------------------------
 
-  private summarize(setup: Setup, config: MnistModelConfig, model: MnistModel): ModelSummary {
-    const preset = findPreset('mnist', config.preset)!;
-    return {
-      setup,
-      sizes: fullSizes(setup),
-      params: model.params.count(),
-      flopsPerImage: 2 * model.macsPerImage(),
-      imageSize: config.imageSize,
-      hasLatent: model.hasLatent,
-      latentDim: config.latentDim,
-      autoregressive: model.isAutoregressive,
-      noiseLevels: preset.noiseLevels,
-    };
-  }
-
   async describe(setup: Setup): Promise<Description> {
-    if (setup.family !== 'mnist') return { ok: false, message: 'The hierarchical colour model is not available yet.' };
-    let config: MnistModelConfig;
+    let driver: FamilyDriver;
     try {
-      config = mnistConfigOf(setup);
+      driver = this.driver(setup.family);
+      driver.check(setup);
     } catch (error) {
       return { ok: false, message: message(error) };
     }
     return this.exclusive(async () => {
-      const model = new MnistModel(config);
       try {
-        return { ok: true, summary: this.summarize(setup, config, model) };
-      } finally {
-        model.dispose();
+        return { ok: true, summary: driver.describe(setup) };
+      } catch (error) {
+        return { ok: false, message: message(error) };
       }
     });
   }
 
   private disposeSession(): void {
-    if (!this.session) return;
-    this.session.trainer.dispose();
-    this.session.model.dispose();
+    this.session?.dispose();
     this.session = null;
   }
 
-  private run(s: Session): { step: number; seed: number; batchSize: number; lr: number; clipValue: number; binarizationSeed: number } {
-    return { step: s.trainer.step, seed: s.setup.seed, batchSize: s.setup.batchSize, lr: s.setup.lr, clipValue: CLIP_VALUE, binarizationSeed: DEFAULT_BINARIZATION_SEED };
-  }
-
-  private buildTrainer(setup: Setup, model: MnistModel, data: Data): MnistTrainer {
-    if (setup.batchSize > data.gpu.train.count) throw new Error(`batch size ${setup.batchSize} exceeds the ${data.gpu.train.count} training images`);
-    return new MnistTrainer(model, data.gpu.train, { batchSize: setup.batchSize, lr: setup.lr, clipValue: CLIP_VALUE, seed: setup.seed });
+  private adopt(session: FamilySession): void {
+    this.disposeSession();
+    this.session = session;
   }
 
   async create(setup: Setup, onStatus?: (m: string) => void): Promise<{ summary: ModelSummary; data: DataInfo }> {
     if (this.training) throw new Error('Pause training before building another model.');
-    const config = mnistConfigOf(setup);
-    if (!Number.isInteger(setup.batchSize) || setup.batchSize < 1 || setup.batchSize > 1000) throw new Error(`batch size must be 1 to 1000 (got ${setup.batchSize})`);
-    if (!(setup.lr > 0 && setup.lr < 1)) throw new Error(`learning rate must be in (0, 1) (got ${setup.lr})`);
+    const driver = this.driver(setup.family);
+    driver.check(setup);
     return this.exclusive(async () => {
-      const data = await this.ensureData(config.imageSize, onStatus);
-      onStatus?.('Building the model…');
-      const model = new MnistModel(config);
-      let trainer: MnistTrainer;
-      try {
-        trainer = this.buildTrainer(setup, model, data);
-      } catch (error) {
-        model.dispose();
-        throw error;
-      }
-      this.disposeSession();
-      this.session = { setup, config, model, trainer, summary: this.summarize(setup, config, model), history: { train: [], valid: [] } };
-      this.lastGood = await this.snapshot(this.session);
-      return { summary: this.session.summary, data: data.info };
+      const session = await driver.create(setup, onStatus);
+      this.adopt(session);
+      this.lastGood = await this.snapshot(session);
+      return { summary: session.summary, data: session.data };
     });
   }
 
@@ -260,10 +163,14 @@ export class Lab {
     return result;
   }
 
-  private async snapshot(s: Session): Promise<Snapshot> {
+  async loadColourFiles(files: UploadedFile[], size: number, onProgress?: (m: string) => void): Promise<ColourFilesInfo> {
+    return this.colour.setFiles(files, size, onProgress);
+  }
+
+  private async snapshot(s: FamilySession): Promise<Snapshot> {
     const history = { train: thin(s.history.train, MAX_HISTORY), valid: thin(s.history.valid, MAX_HISTORY) };
-    const bytes = await saveMnistCheckpoint(s.model, { ...this.run(s), extra: { history: history as unknown as JsonValue, app: 'pixelvae-lab web' } }, s.trainer);
-    return { setup: s.setup, step: s.trainer.step, bytes, history: { train: [...s.history.train], valid: [...s.history.valid] } };
+    const bytes = await s.save({ history: history as unknown as JsonValue, app: 'pixelvae-lab web' });
+    return { setup: s.setup, step: s.step, bytes, history: { train: [...s.history.train], valid: [...s.history.valid] } };
   }
 
   /** Snapshot to memory (the last good state) and IndexedDB; refuses a state with non-finite parameters. */
@@ -291,14 +198,13 @@ export class Lab {
     };
     this.training = true;
     this.pauseRequested = false;
-    const data = this.data!;
     const ctx = this.gpu();
     const batch = s.setup.batchSize;
     try {
       await this.exclusive(async () => {
         emit({ kind: 'status', message: 'Compiling the training step’s shaders…' });
-        await s.trainer.prewarm((done, total) => emit({ kind: 'compile', done, total, what: 'training step' }));
-        await this.prewarmEval(s, Math.min(batch, 100, options.validLimit), (done, total) => emit({ kind: 'compile', done, total, what: 'validation' }));
+        await s.prewarmTraining((done, total) => emit({ kind: 'compile', done, total, what: 'training step' }));
+        await s.prewarmValidation(Math.min(batch, 100, options.validLimit), (done, total) => emit({ kind: 'compile', done, total, what: 'validation' }));
       });
       const started = performance.now();
       let logEvery = 1;
@@ -306,8 +212,7 @@ export class Lab {
       let logStart = performance.now();
       let lastSave = performance.now();
       const validate = async (): Promise<void> => {
-        const result = await this.exclusive(() => evaluate(s.model, data.gpu.valid, { k: 1, batchSize: Math.min(batch, 100), seed: s.setup.seed, limit: options.validLimit }));
-        const point: ValidPoint = { step: s.trainer.step, negElbo: result.negElbo, reconstruction: result.reconstruction, kl: result.kl, images: result.images };
+        const point: ValidPoint = await this.exclusive(() => s.validate(options.validLimit, Math.min(batch, 100)));
         if (Number.isFinite(point.negElbo)) {
           s.history.valid.push(point);
           emit({ kind: 'valid', point });
@@ -322,54 +227,47 @@ export class Lab {
         return true;
       };
       emit({ kind: 'status', message: 'Training' });
-      while (s.trainer.step < options.untilStep && !this.pauseRequested) {
+      while (s.step < options.untilStep && !this.pauseRequested) {
         await this.exclusive(async () => {
-          s.trainer.trainStep();
+          s.trainStep();
           await ctx.throttle();
         });
         sinceLog += 1;
-        const atEnd = s.trainer.step >= options.untilStep || this.pauseRequested;
+        const atEnd = s.step >= options.untilStep || this.pauseRequested;
         if (sinceLog >= logEvery || atEnd) {
-          const m = await this.exclusive(() => s.trainer.readMetrics());
+          const m = await this.exclusive(() => s.readMetrics());
           const now = performance.now();
           const seconds = Math.max((now - logStart) / 1000, 1e-6);
           // Read back about twice a second whatever the speed of the adapter.
           logEvery = Math.max(1, Math.min(100, Math.round((0.5 * m.steps) / seconds)));
           logStart = now;
           sinceLog = 0;
-          if (!Number.isFinite(m.loss) || !Number.isFinite(m.kl)) return await this.diverged(s, m.loss, 'loss');
-          const point: TrainPoint = {
-            step: s.trainer.step,
-            loss: m.loss,
-            reconstruction: m.reconstruction,
-            kl: m.kl,
-            klWeight: s.model.klWeight(s.trainer.step),
-            imagesPerSecond: (m.steps * batch) / seconds,
-          };
+          if (!Number.isFinite(m.values.loss) || !Number.isFinite(m.values.kl)) return await this.diverged(s, m.values.loss, 'loss');
+          const point: TrainPoint = { step: s.step, ...m.values, imagesPerSecond: (m.steps * batch) / seconds };
           s.history.train.push(point);
-          emit({ kind: 'metrics', point, step: s.trainer.step, untilStep: options.untilStep, elapsedSeconds: (now - started) / 1000 });
+          emit({ kind: 'metrics', point, step: s.step, untilStep: options.untilStep, elapsedSeconds: (now - started) / 1000 });
           if (now - lastSave > options.autosaveSeconds * 1000 && !(await save())) return await this.diverged(s, Number.NaN, 'parameters');
         }
-        if (options.validEvery > 0 && s.trainer.step % options.validEvery === 0 && s.trainer.step < options.untilStep) await validate();
+        if (options.validEvery > 0 && s.step % options.validEvery === 0 && s.step < options.untilStep) await validate();
       }
-      const reached = s.trainer.step >= options.untilStep;
+      const reached = s.step >= options.untilStep;
       if (!(await save())) return await this.diverged(s, Number.NaN, 'parameters');
       if (reached) await validate();
-      return { kind: reached ? 'done' : 'paused', step: s.trainer.step };
+      return { kind: reached ? 'done' : 'paused', step: s.step };
     } catch (error) {
       if (error instanceof DeviceLostError || ctx.isLost) {
         this.faulted = message(error);
-        return { kind: 'device-lost', step: s.trainer.step, message: message(error), savedStep: this.lastGood?.step ?? null };
+        return { kind: 'device-lost', step: s.step, message: message(error), savedStep: this.lastGood?.step ?? null };
       }
-      return { kind: 'error', step: s.trainer.step, message: message(error) };
+      return { kind: 'error', step: s.step, message: message(error) };
     } finally {
       this.training = false;
       this.pauseRequested = false;
     }
   }
 
-  private async diverged(s: Session, loss: number, what: 'loss' | 'parameters'): Promise<TrainOutcome> {
-    const bad = s.trainer.step;
+  private async diverged(s: FamilySession, loss: number, what: 'loss' | 'parameters'): Promise<TrainOutcome> {
+    const bad = s.step;
     const good = this.lastGood;
     const found = what === 'loss' ? `The loss became ${loss} (not a number) at step ${bad}` : `The parameters stopped being finite numbers (NaN or Inf) by step ${bad}`;
     if (!good) throw new Error(`${found} and there is no earlier state to go back to`);
@@ -386,235 +284,52 @@ export class Lab {
     if (this.training) this.pauseRequested = true;
   }
 
-  private async prewarmEval(s: Session, batch: number, onProgress: (done: number, total: number) => void): Promise<void> {
-    const key = `eval:${batch}`;
-    if (this.prewarmed.has(key)) return;
-    const size = s.config.imageSize;
-    await E.engine().gpu.prewarm(
-      () =>
-        E.noGrad(() =>
-          E.tidy(() => {
-            const x = E.zeros([batch, 1, size, size]);
-            const noise = E.zeros([batch, s.config.latentDim]);
-            const r = s.model.importanceNll(x, 1, noise);
-            E.concat([E.sum(r.negElbo).view([1]), E.sum(r.nll).view([1]), E.sum(E.sub(r.negElbo, r.kl)).view([1]), E.sum(r.kl).view([1])], 0);
-          }),
-        ),
-      onProgress,
-    );
-    this.prewarmed.add(key);
-  }
+  // ---- exploring (each family's own) ------------------------------------------------------------------
 
-  private async prewarmSample(s: Session, count: number, onProgress?: (done: number, total: number) => void): Promise<void> {
-    const key = `sample:${s.config.preset}:${count}`;
-    if (this.prewarmed.has(key)) return;
-    const size = s.config.imageSize;
-    await E.engine().gpu.prewarm(
-      () =>
-        E.tidy(() => {
-          const z = s.model.hasLatent ? E.zeros([count, s.config.latentDim]) : null;
-          s.model.sample(z, E.zeros([count, 1, size, size]));
-        }),
-      onProgress,
-    );
-    this.prewarmed.add(key);
-  }
-
-  // ---- sampling and reconstruction ------------------------------------------------------------------
-
-  async sample(request: SampleRequest, onCompile?: (done: number, total: number) => void): Promise<SampleResult> {
+  async sample(request: SampleRequest, onProgress?: (done: number, total: number) => void): Promise<SampleResult> {
     const s = this.need();
-    const n = request.count;
-    if (!Number.isInteger(n) || n < 1 || n > 256) throw new Error(`sample count must be 1 to 256 (got ${n})`);
-    return this.exclusive(async () => {
-      await this.prewarmSample(s, n, onCompile);
-      const t0 = performance.now();
-      const size = s.config.imageSize;
-      const zd = s.config.latentDim;
-      const seedOf = (level: string): number => request.seeds[level] ?? 1;
-      const [images, probs] = await E.tidyAsync(async () => {
-        let z: E.Tensor | null = null;
-        if (s.model.hasLatent) {
-          z = request.hold.latent ? E.expand(E.randomNormal([1, zd], seedOf('latent'), [0, 1]), [n, zd]) : E.randomNormal([n, zd], seedOf('latent'), [0, 1]);
-        }
-        const uniforms = request.hold.pixel
-          ? E.expand(E.randomUniform([1, 1, size, size], seedOf('pixel'), [0, 2]), [n, 1, size, size])
-          : E.randomUniform([n, 1, size, size], seedOf('pixel'), [0, 2]);
-        const out = s.model.sample(z, uniforms);
-        return Promise.all([out.images.data(), out.probs.data()]);
-      });
-      return { images: batchOf(images as Float32Array, n, size), probs: batchOf(probs as Float32Array, n, size), milliseconds: performance.now() - t0 };
-    });
+    return this.exclusive(() => s.sample(request, onProgress));
   }
 
-  /** Sampled reconstructions of binarized inputs: `perImage` draws of z ~ q(z|x) each, one pixel sample per draw. */
-  private async reconstruct(s: Session, inputs: Float32Array[], perImage: number, seed: number): Promise<Float32Array> {
-    if (!s.model.hasLatent) throw new Error(`${findPreset('mnist', s.config.preset)?.label ?? s.config.preset} has no latent code, so it cannot reconstruct an image; choose a VAE or PixelVAE preset.`);
-    const n = inputs.length;
-    const size = s.config.imageSize;
-    const plane = size * size;
-    await this.prewarmSample(s, n * perImage);
-    const x = new Float32Array(n * plane);
-    inputs.forEach((p, i) => x.set(p, i * plane));
-    return (await E.tidyAsync(async () => {
-      const xt = E.fromArray(x, [n, 1, size, size]);
-      const { mu, logSigma } = E.noGrad(() => s.model.encode(xt));
-      const zd = s.config.latentDim;
-      const eps = E.randomNormal([perImage, n, zd], seed, [0, 3]);
-      const z = E.noGrad(() => E.add(mu.view([1, n, zd]), E.mul(eps, E.exp(logSigma).view([1, n, zd])))).view([perImage * n, zd]);
-      const uniforms = E.randomUniform([perImage * n, 1, size, size], seed, [0, 4]);
-      return s.model.sample(z, uniforms).images.data();
-    })) as Float32Array;
-  }
-
-  private rows(labels: string[], notes: string[], inputs: Float32Array[], samples: Float32Array, perImage: number, size: number): ReconstructionRow[] {
-    const plane = size * size;
-    const n = inputs.length;
-    return inputs.map((input, i) => {
-      const own = new Float32Array(perImage * plane);
-      for (let k = 0; k < perImage; k++) own.set(samples.subarray((k * n + i) * plane, (k * n + i + 1) * plane), k * plane);
-      return { label: labels[i], note: notes[i], input: batchOf(input, 1, size), samples: batchOf(own, perImage, size) };
-    });
-  }
-
-  async reconstructTest(options: { count: number; samples: number; seed: number; offset: number }): Promise<ReconstructionRow[]> {
+  async reconstructTest(options: { count: number; samples: number; seed: number; offset: number; level?: 'top' | 'middle' }): Promise<ReconstructionRow[]> {
     const s = this.need();
-    const data = this.data!;
-    const size = s.config.imageSize;
-    const plane = size * size;
-    const count = Math.max(1, Math.min(options.count, 32));
-    const perImage = Math.max(1, Math.min(options.samples, 16));
-    const start = ((options.offset % data.testBits.count) + data.testBits.count) % data.testBits.count;
-    const inputs: Float32Array[] = [];
-    const labels: string[] = [];
-    for (let i = 0; i < count; i++) {
-      const index = (start + i) % data.testBits.count;
-      const pixels = new Float32Array(plane);
-      for (let k = 0; k < plane; k++) pixels[k] = data.testBits.images[index * plane + k];
-      inputs.push(pixels);
-      labels.push(`test #${index} (digit ${data.testBits.labels[index]})`);
-    }
-    return this.exclusive(async () => {
-      const samples = await this.reconstruct(s, inputs, perImage, options.seed);
-      return this.rows(labels, labels.map(() => 'fixed binarization of the test split'), inputs, samples, perImage, size);
-    });
+    return this.exclusive(() => s.reconstructTest(options));
   }
 
-  async reconstructUploads(files: UploadedFile[], options: { samples: number; seed: number }): Promise<UploadResult> {
+  async reconstructUploads(files: UploadedFile[], options: { samples: number; seed: number; level?: 'top' | 'middle' }): Promise<UploadResult> {
     const s = this.need();
-    const size = s.config.imageSize;
-    const perImage = Math.max(1, Math.min(options.samples, 16));
-    const errors: { name: string; message: string }[] = [];
-    const inputs: Float32Array[] = [];
-    const labels: string[] = [];
-    const notes: string[] = [];
-    if (files.length > 32) errors.push({ name: `${files.length - 32} more files`, message: 'at most 32 images at once; the rest were skipped' });
-    for (const file of files.slice(0, 32)) {
-      let image: RgbaImage & { originalWidth: number; originalHeight: number };
-      try {
-        image = await decodeUpload(file);
-      } catch (error) {
-        errors.push({ name: file.name, message: message(error) });
-        continue;
-      }
-      try {
-        const margin = Math.max(0, Math.round((size * 4) / 28));
-        const pre = preprocessImage(image, { size, margin: 2 * margin < size ? margin : 0 });
-        inputs.push(binarize(pre.pixels, { threshold: 0.5 }));
-        labels.push(file.name);
-        notes.push(`${image.originalWidth}x${image.originalHeight} → ${size}x${size}, grayscale${pre.inverted ? ', inverted (light background)' : ''}, binarized at 0.5`);
-      } catch (error) {
-        errors.push({ name: file.name, message: message(error) });
-      }
-    }
-    if (inputs.length === 0) return { rows: [], errors };
-    return this.exclusive(async () => {
-      const samples = await this.reconstruct(s, inputs, perImage, options.seed);
-      return { rows: this.rows(labels, notes, inputs, samples, perImage, size), errors };
-    });
+    return this.exclusive(() => s.reconstructUploads(files, options));
   }
-
-  // ---- latent space -----------------------------------------------------------------------------------
 
   async latent(options: { limit: number; trainLimit: number; k: number }, onProgress?: (m: string) => void): Promise<LatentResult> {
     const s = this.need();
-    if (!s.model.hasLatent) throw new Error('This model has no latent space.');
-    const data = this.data!;
-    return this.exclusive(async () => {
-      onProgress?.(`Encoding ${options.limit} test images…`);
-      const test = await embed(s.model, data.gpu.test, { batchSize: 100, limit: options.limit });
-      onProgress?.(`Encoding ${options.trainLimit} training images for the k-NN classifier…`);
-      const train = await embed(s.model, data.gpu.train, { batchSize: 100, limit: options.trainLimit, seed: s.setup.seed });
-      onProgress?.('k-NN classification…');
-      const k = Math.min(options.k, train.count);
-      const error = knnError(train, test, k);
-      const points = test.dim === 2 ? test.means : project2d(test.means, test.count, test.dim);
-      let minX = Infinity, maxX = -Infinity, minY = Infinity, maxY = -Infinity;
-      for (let i = 0; i < test.count; i++) {
-        const x = points[2 * i], y = points[2 * i + 1];
-        if (!Number.isFinite(x) || !Number.isFinite(y)) continue;
-        minX = Math.min(minX, x); maxX = Math.max(maxX, x); minY = Math.min(minY, y); maxY = Math.max(maxY, y);
-      }
-      if (test.dim === 2) {
-        // The plane always spans the prior's +-3 sigma, so a collapsed posterior (all means near 0)
-        // still shows where it sits and every likely z can be clicked.
-        minX = Math.min(minX, -3); maxX = Math.max(maxX, 3); minY = Math.min(minY, -3); maxY = Math.max(maxY, 3);
-      }
-      if (!(minX < maxX)) { minX -= 1; maxX = minX + 2; }
-      if (!(minY < maxY)) { minY -= 1; maxY = minY + 2; }
-      return {
-        count: test.count,
-        dim: test.dim,
-        points: points instanceof Float32Array ? points : new Float32Array(points),
-        labels: Uint8Array.from(test.labels),
-        projection: test.dim === 2 ? 'direct' : 'pca',
-        knn: { k, error, trainImages: train.count },
-        bounds: { minX, maxX, minY, maxY },
-      };
-    });
+    if (!s.latent) throw new Error('The latent-space view is for the MNIST models (the colour model\'s latents are maps, not points).');
+    return this.exclusive(() => s.latent!(options, onProgress));
   }
 
   async decodeLatent(z: number[], options: { count: number; seed: number }): Promise<SampleResult> {
     const s = this.need();
-    const zd = s.config.latentDim;
-    if (!s.model.hasLatent || z.length !== zd) throw new Error(`a point of this ${zd}-D latent space needs ${zd} coordinates (got ${z.length})`);
-    const n = Math.max(1, Math.min(options.count, 16));
-    const size = s.config.imageSize;
-    return this.exclusive(async () => {
-      await this.prewarmSample(s, n);
-      const t0 = performance.now();
-      const zs = new Float32Array(n * zd);
-      for (let i = 0; i < n; i++) zs.set(z, i * zd);
-      const [images, probs] = await E.tidyAsync(async () => {
-        const out = s.model.sample(E.fromArray(zs, [n, zd]), E.randomUniform([n, 1, size, size], options.seed, [0, 2]));
-        return Promise.all([out.images.data(), out.probs.data()]);
-      });
-      return { images: batchOf(images as Float32Array, n, size), probs: batchOf(probs as Float32Array, n, size), milliseconds: performance.now() - t0 };
-    });
+    if (!s.decodeLatent) throw new Error('Decoding a latent point is for the MNIST models.');
+    return this.exclusive(() => s.decodeLatent!(z, options));
   }
-
-  // ---- evaluation -------------------------------------------------------------------------------------
 
   async evaluate(options: EvalOptions, onProgress: (done: number, total: number) => void): Promise<EvalResult> {
     const s = this.need();
-    const data = this.data!;
     if (!Number.isInteger(options.k) || options.k < 1 || options.k > 1000) throw new Error(`k must be 1 to 1000 (got ${options.k})`);
-    const set = data.gpu.get(options.split);
-    const limit = Math.max(1, Math.min(options.limit, set.count));
-    const batchSize = Math.max(1, Math.min(100, Math.floor(2000 / options.k)));
-    return this.exclusive(async () => {
-      await this.prewarmEval(s, Math.min(batchSize, limit), () => undefined);
-      const t0 = performance.now();
-      const r = await evaluate(s.model, set, { k: options.k, batchSize, seed: s.setup.seed, limit, onProgress: (d, t) => Promise.resolve(onProgress(d, t)).catch(() => undefined) });
-      return { split: options.split, images: r.images, k: r.k, nll: r.nll, negElbo: r.negElbo, reconstruction: r.reconstruction, kl: r.kl, step: s.trainer.step, seconds: (performance.now() - t0) / 1000, data: data.info.description };
-    });
+    return this.exclusive(() => s.evaluate(options, onProgress));
   }
 
   // ---- checkpoints ------------------------------------------------------------------------------------
 
-  private fileOf(bytes: Uint8Array, setup: Setup, step: number): CheckpointFile {
+  private fileOf(bytes: Uint8Array, name: string, step: number): CheckpointFile {
     const checkpoint = decodeCheckpoint(bytes);
-    return { name: `pixelvae-${setup.preset}-${setup.sizes.imageSize ?? 28}px-step${step}.safetensors`, bytes, configJson: JSON.stringify(checkpoint.config, null, 2), step };
+    return { name, bytes, configJson: JSON.stringify(checkpoint.config, null, 2), step };
+  }
+
+  /** A file name for a snapshot when no session is at hand (after a fault). */
+  private nameOf(setup: Setup, step: number): string {
+    const prefix = setup.family === 'hierarchical' ? 'pixelvae-hier-' : 'pixelvae-';
+    return `${prefix}${setup.preset}-${setup.sizes.imageSize ?? 28}px-step${step}.safetensors`;
   }
 
   async checkpoint(): Promise<CheckpointFile> {
@@ -622,56 +337,28 @@ export class Lab {
     if (s && !this.faulted && !this.gpu().isLost) {
       return this.exclusive(async () => {
         const snap = await this.snapshot(s);
-        return this.fileOf(snap.bytes, snap.setup, snap.step);
+        return this.fileOf(snap.bytes, s.fileName(snap.step), snap.step);
       });
     }
     const good = this.lastGood ?? (await loadRun().catch(() => null));
     if (!good) throw new Error('There is no saved state to download.');
-    return this.fileOf(good.bytes, good.setup, good.step);
+    return this.fileOf(good.bytes, this.nameOf(good.setup, good.step), good.step);
   }
 
-  /** Builds a model from checkpoint bytes and makes it the current session (only once everything succeeded). */
-  private async openSnapshot(bytes: Uint8Array, setupHint: Setup | null, history: History | null, name = 'checkpoint'): Promise<{ checkpoint: Checkpoint; note?: string }> {
+  /** Builds a session from checkpoint bytes and makes it current (only once everything succeeded). */
+  private async openSnapshot(bytes: Uint8Array, setupHint: Setup | null, history: History | null, name = 'checkpoint'): Promise<{ note?: string }> {
     const checkpoint = decodeCheckpoint(bytes, name);
-    const config = configFromCheckpoint(checkpoint);
-    const run = {
-      seed: checkpoint.config.seed,
-      batchSize: Number(checkpoint.config.optimizer.batchSize ?? 16),
-      lr: Number(checkpoint.config.optimizer.lr ?? 1e-3),
-    };
-    const { setup, exact } = setupOfMnistConfig(config, run);
-    const data = await this.ensureData(config.imageSize);
-    const model = new MnistModel(config);
-    let trainer: MnistTrainer;
-    try {
-      trainer = this.buildTrainer(setupHint ?? setup, model, data);
-      loadInto(model, checkpoint, trainer);
-      trainer.step = checkpoint.config.step;
-      trainer.sampler.seek(checkpoint.config.step);
-    } catch (error) {
-      model.dispose();
-      throw error;
-    }
-    this.disposeSession();
-    const saved = (checkpoint.config.extra as { history?: History } | undefined)?.history;
-    const h = history ?? (saved && Array.isArray(saved.train) && Array.isArray(saved.valid) ? saved : { train: [], valid: [] });
-    const step = checkpoint.config.step;
-    const finalSetup = setupHint ?? setup;
-    this.session = {
-      setup: finalSetup,
-      config,
-      model,
-      trainer,
-      summary: this.summarize(finalSetup, config, model),
-      history: { train: h.train.filter((p) => p.step <= step), valid: h.valid.filter((p) => p.step <= step) },
-    };
-    this.lastGood = { setup: finalSetup, step, bytes, history: this.session.history };
-    return { checkpoint, note: exact ? undefined : 'The checkpoint’s encoder widths do not follow the w, w, 2w, 2w pattern the page edits; its sizes are shown approximately.' };
+    const driver = this.driverOf(checkpoint, name);
+    const hint = setupHint && setupHint.family === driver.id ? setupHint : null;
+    const { session, note } = await driver.open(checkpoint, hint, history);
+    this.adopt(session);
+    this.lastGood = { setup: session.setup, step: session.step, bytes, history: session.history };
+    return { note };
   }
 
   private restored(note?: string): Restored {
     const s = this.need();
-    return { summary: s.summary, data: this.data!.info, step: s.trainer.step, history: s.history, note };
+    return { summary: s.summary, data: s.data, step: s.step, history: s.history, note };
   }
 
   async openCheckpoint(bytes: Uint8Array, name: string, options: { replace: boolean } = { replace: false }): Promise<Restored> {
@@ -679,23 +366,27 @@ export class Lab {
     if (bytes.byteLength === 0) throw new CheckpointError(`${name} is empty (0 bytes); it is not a checkpoint.`);
     // Validate the file completely before touching the current model.
     const checkpoint = decodeCheckpoint(bytes, name);
-    const config = configFromCheckpoint(checkpoint);
+    const driver = this.driverOf(checkpoint, name);
+    const what = driver.describeCheckpoint(checkpoint);
     const current = this.session;
-    if (current && !options.replace && current.trainer.step > 0) {
-      const differs = config.preset !== current.config.preset || JSON.stringify({ ...config, seed: 0 }) !== JSON.stringify({ ...current.config, seed: 0 });
-      if (differs) {
+    if (current && !options.replace) {
+      const keep = 'Nothing was changed. Download the current model first if you want to keep it, then open the file anyway.';
+      if (current.family !== driver.id) {
         throw new CheckpointError(
-          `${name} is a ${config.preset} model (${config.imageSize}x${config.imageSize}, latent ${config.latentDim}, ${config.pixelLayers} PixelCNN layers), ` +
-            `but the current model is ${current.config.preset} (${current.config.imageSize}x${current.config.imageSize}, latent ${current.config.latentDim}, ${current.config.pixelLayers} layers) ` +
-            `trained for ${current.trainer.step} steps. Nothing was changed. Download the current model first if you want to keep it, then open the file anyway.`,
+          `${name} is ${what} (${familyLabel(driver.id)}), but the current model is ${this.driver(current.family).describeSession(current)} (${familyLabel(current.family)}) at step ${current.step}. ${keep}`,
         );
       }
+      if (current.step > 0 && !driver.sameModel(checkpoint, current)) {
+        throw new CheckpointError(`${name} is ${what}, but the current model is ${driver.describeSession(current)} trained for ${current.step} steps. ${keep}`);
+      }
     }
-    const note = await this.exclusive(async () => (await this.openSnapshot(bytes, null, null, name)).note);
-    const previous = current?.setup.preset;
+    const previous = current ? `${current.setup.preset}` : null;
+    const previousFamily = current?.family;
+    const { note } = await this.exclusive(() => this.openSnapshot(bytes, null, null, name));
     const s = this.need();
     await this.exclusive(() => this.autosave()).catch(() => undefined);
-    const switched = previous && previous !== s.setup.preset ? `Switched from ${previous} to ${s.setup.preset}, the checkpoint’s preset.` : undefined;
+    const switched =
+      previous && (previous !== s.setup.preset || previousFamily !== s.family) ? `Switched from ${previous} to ${s.setup.preset}, the checkpoint’s preset.` : undefined;
     return this.restored([switched, note].filter(Boolean).join(' ') || undefined);
   }
 
@@ -707,12 +398,13 @@ export class Lab {
   async restoreAutosave(): Promise<Restored | null> {
     const run = await loadRun();
     if (!run) return null;
+    let note: string | undefined;
     try {
-      await this.exclusive(() => this.openSnapshot(run.bytes, run.setup, run.history, 'autosave'));
+      note = (await this.exclusive(() => this.openSnapshot(run.bytes, run.setup, run.history, 'autosave'))).note;
     } catch (error) {
       throw new Error(`The run saved in this browser could not be restored (${message(error)}); it was left in place.`);
     }
-    return this.restored();
+    return this.restored(note);
   }
 
   async clearAutosave(): Promise<void> {
@@ -731,7 +423,7 @@ export class Lab {
     }
     const s = this.need();
     await this.exclusive(async () => {
-      const [, t] = s.model.params.entriesList()[0];
+      const t = s.firstParameter();
       this.gpu().write(t.buffer, new Float32Array(t.size).fill(Number.NaN));
     });
   }

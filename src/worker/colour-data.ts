@@ -1,0 +1,148 @@
+// Colour data for the hierarchical family in the worker: the bundled demo set (served by the app at
+// colour-demo/colour-demo-32.bin, CIFAR-10 records of 32x32 crops) or the user's own files (images,
+// zips, CIFAR-10 .bin batches, picked or dropped in the page), built with src/data/colour.ts at the
+// model's size, split like the command line does (CIFAR-10 test_batch.bin held out, else a seeded 10%),
+// and uploaded to the GPU. Bad files are skipped and named; a set with no usable image is refused.
+import { buildColourSet, ColourDataError, decodeImageInBrowser, splitColourSet, type ColourImageSet, type NamedBytes, type Skipped } from '../data/colour';
+import { GpuColourSet } from '../data/colour-gpu';
+import type { ColourFilesInfo, ColourSource, DataInfo, UploadedFile } from './api';
+
+export const DEMO_URL = 'colour-demo/colour-demo-32.bin';
+const HELD_OUT = 0.1;
+const SPLIT_SEED = 2017;
+/** Total bytes of files the page accepts for one data set. */
+const MAX_TOTAL_BYTES = 1024 * 1024 * 1024;
+
+export interface ColourData {
+  key: string;
+  size: number;
+  source: ColourSource;
+  train: GpuColourSet;
+  heldOut: GpuColourSet;
+  /** The held-out images on the CPU (reconstruction inputs). */
+  heldOutImages: ColourImageSet;
+  info: DataInfo;
+  skipped: Skipped[];
+}
+
+interface Built {
+  train: ColourImageSet;
+  heldOut: ColourImageSet;
+  skipped: Skipped[];
+  files: number;
+  description: string;
+}
+
+/** Builds and splits a set from named files (the command line's rules: test_batch.bin is the held-out set when there is more). */
+async function buildSplit(files: NamedBytes[], size: number, label: string): Promise<Built> {
+  const isTest = (f: NamedBytes): boolean => /(^|[/:])test_batch\.bin$/i.test(f.name);
+  const tests = files.filter(isTest);
+  if (tests.length > 0 && tests.length < files.length) {
+    const train = await buildColourSet(files.filter((f) => !isTest(f)), decodeImageInBrowser, { size, name: label });
+    const held = await buildColourSet(tests, decodeImageInBrowser, { size, name: `${label} (test_batch)` });
+    return {
+      train: train.set,
+      heldOut: held.set,
+      skipped: [...train.skipped, ...held.skipped],
+      files: train.files + held.files,
+      description: `${label}: ${train.set.count} train images, ${held.set.count} held-out (CIFAR-10 test_batch), ${size}x${size}`,
+    };
+  }
+  const built = await buildColourSet(files, decodeImageInBrowser, { size, name: label });
+  const { train, heldOut } = splitColourSet(built.set, HELD_OUT, SPLIT_SEED);
+  return {
+    train,
+    heldOut,
+    skipped: built.skipped,
+    files: built.files,
+    description:
+      `${label}: ${train.count} train / ${heldOut.count} held-out images (seeded split ${HELD_OUT}, seed ${SPLIT_SEED}), ${size}x${size}` +
+      (built.skipped.length ? `, ${built.skipped.length} file${built.skipped.length > 1 ? 's' : ''} skipped` : ''),
+  };
+}
+
+export class ColourDataStore {
+  private demoBytes: Uint8Array | null = null;
+  private files: NamedBytes[] | null = null;
+  private filesLabel = '';
+  /** Built sets by `${source}:${size}` (the user's files are decoded once per size). */
+  private readonly built = new Map<string, Built>();
+  private current: ColourData | null = null;
+
+  constructor(private readonly sync: () => Promise<void>) {}
+
+  private async demo(onStatus?: (m: string) => void): Promise<Uint8Array> {
+    if (this.demoBytes) return this.demoBytes;
+    onStatus?.('Downloading the demo colour photos…');
+    const base = new URL(`${import.meta.env.BASE_URL}${DEMO_URL}`, (self as unknown as { location: Location }).location.origin);
+    let response: Response;
+    try {
+      response = await fetch(base);
+    } catch (error) {
+      throw new ColourDataError(`The demo colour set could not be fetched (${(error as Error).message}).`);
+    }
+    const type = response.headers.get('content-type') ?? '';
+    if (!response.ok || type.includes('text/html')) {
+      throw new ColourDataError('The demo colour set is not part of this build (run `npm run demo-data`, then rebuild), or choose your own images.');
+    }
+    this.demoBytes = new Uint8Array(await response.arrayBuffer());
+    return this.demoBytes;
+  }
+
+  private async build(source: ColourSource, size: number, onStatus?: (m: string) => void): Promise<Built> {
+    const key = `${source}:${size}`;
+    const cached = this.built.get(key);
+    if (cached) return cached;
+    let built: Built;
+    if (source === 'demo') {
+      const bytes = await this.demo(onStatus);
+      onStatus?.(`Preparing the demo photos at ${size}x${size}…`);
+      built = await buildSplit([{ name: 'colour-demo-32.bin', bytes }], size, 'demo photos');
+    } else {
+      if (!this.files) throw new ColourDataError('No images of your own are loaded: choose a folder, a zip or image files in the Model panel, or use the demo photos.');
+      onStatus?.(`Decoding your images at ${size}x${size}…`);
+      built = await buildSplit(this.files, size, this.filesLabel);
+    }
+    this.built.set(key, built);
+    return built;
+  }
+
+  /** Replaces the user's files after checking them at `size`; keeps the previous ones when none is usable. */
+  async setFiles(files: UploadedFile[], size: number, onStatus?: (m: string) => void): Promise<ColourFilesInfo> {
+    if (files.length === 0) throw new ColourDataError('No files were given.');
+    const total = files.reduce((n, f) => n + f.bytes.byteLength, 0);
+    if (total > MAX_TOTAL_BYTES) throw new ColourDataError(`The files total ${(total / 2 ** 20).toFixed(0)} MB; at most ${MAX_TOTAL_BYTES / 2 ** 20} MB are accepted at once.`);
+    const named = files.map((f) => ({ name: f.name, bytes: new Uint8Array(f.bytes) }));
+    const label = files.length === 1 ? files[0].name : `${files.length} files`;
+    onStatus?.(`Decoding ${label}…`);
+    const built = await buildSplit(named, size, label);
+    this.files = named;
+    this.filesLabel = label;
+    for (const key of [...this.built.keys()]) if (key.startsWith('files:')) this.built.delete(key);
+    this.built.set(`files:${size}`, built);
+    if (this.current?.source === 'files') this.current.key = 'stale';
+    return { images: built.train.count + built.heldOut.count, files: built.files, skipped: built.skipped, description: built.description };
+  }
+
+  hasFiles(): boolean {
+    return this.files !== null;
+  }
+
+  /** The data at `size`, on the GPU (the previous set is released when another is made). */
+  async ensure(source: ColourSource, size: number, onStatus?: (m: string) => void): Promise<ColourData> {
+    const key = `${source}:${size}`;
+    if (this.current && this.current.key === key) return this.current;
+    const t0 = performance.now();
+    const built = await this.build(source, size, onStatus);
+    if (built.train.count < 1) throw new ColourDataError(`${built.description}: no training images`);
+    onStatus?.('Uploading the colour images to the GPU…');
+    const train = GpuColourSet.upload(built.train);
+    const heldOut = GpuColourSet.upload(built.heldOut);
+    await this.sync();
+    this.current?.train.dispose();
+    this.current?.heldOut.dispose();
+    const info: DataInfo = { description: built.description, imageSize: size, train: built.train.count, valid: built.heldOut.count, test: built.heldOut.count, loadMs: performance.now() - t0 };
+    this.current = { key, size, source, train, heldOut, heldOutImages: built.heldOut, info, skipped: built.skipped };
+    return this.current;
+  }
+}
