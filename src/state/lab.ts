@@ -2,8 +2,8 @@
 // worker holds, training progress and chart history, and the messages shown to the user. Every GPU
 // job goes through the worker; nothing here blocks the main thread.
 import { create } from 'zustand';
-import { callback, engine, type AdapterInfo, type DataInfo, type Description, type FamilyInfo, type History, type ModelSummary, type Restored, type Setup, type TrainEvent, type TrainOutcome } from '../worker/client';
-import { readUrl, sameSetup, writeUrl } from './url';
+import { callback, engine, transfer, type AdapterInfo, type ColourFilesInfo, type DataInfo, type Description, type FamilyInfo, type History, type ModelSummary, type Restored, type Setup, type TrainEvent, type TrainOutcome } from '../worker/client';
+import { DEFAULT_RUN, readUrl, sameSetup, writeUrl } from './url';
 
 export interface Notice {
   id: number;
@@ -42,12 +42,18 @@ interface LabState {
   /** Bumped whenever the model changes (panels clear stale results). */
   modelVersion: number;
   fallbackAdapter: boolean;
+  /** The user's own colour images, once loaded and checked by the worker. */
+  colourFiles: ColourFilesInfo | null;
+  colourBusy: string | null;
+  colourError: string | null;
 
   init: (adapter: AdapterInfo) => Promise<void>;
   setDraft: (patch: Partial<Setup>) => void;
   setSizes: (patch: Record<string, number>) => void;
   setTargetSteps: (steps: number) => void;
   setSampleSeed: (seed: number) => void;
+  /** Sends the user's files (images, zips, CIFAR-10 batches) to the worker as the colour data set. */
+  loadColourFiles: (files: File[]) => Promise<void>;
   build: () => Promise<void>;
   train: () => Promise<void>;
   pause: () => Promise<void>;
@@ -148,6 +154,9 @@ export const useLab = create<LabState>()((set, get) => {
     sampleSeed: 1,
     modelVersion: 0,
     fallbackAdapter: false,
+    colourFiles: null,
+    colourBusy: null,
+    colourError: null,
 
     notify: (notice) => set((s) => ({ notices: [...s.notices.filter((n) => n.title !== notice.title), { ...notice, id: nextNotice++ }] })),
     dismiss: (id) => set((s) => ({ notices: s.notices.filter((n) => n.id !== id) })),
@@ -205,7 +214,28 @@ export const useLab = create<LabState>()((set, get) => {
       const draft = get().draft;
       if (!draft) return;
       let next = { ...draft, ...patch };
-      if (patch.preset && patch.preset !== draft.preset) next = { ...next, sizes: { ...draft.sizes } };
+      const families = get().families;
+      if (patch.family && patch.family !== draft.family) {
+        // Another family: its first preset (MNIST: the gated PixelVAE, tiny on CPU adapters) with its own sizes and run.
+        const family = families.find((f) => f.id === patch.family);
+        const preset = family?.presets.find((p) => p.id === 'gated-pixelvae') ?? family?.presets[0];
+        if (family && preset) {
+          const tiny = family.id === 'mnist' && get().fallbackAdapter ? family.quickSizes.find((q) => q.id === 'tiny')?.sizes : undefined;
+          next = {
+            ...next,
+            preset: preset.id,
+            sizes: { ...(tiny ?? preset.defaults) },
+            batchSize: preset.run?.batchSize ?? DEFAULT_RUN.batchSize,
+            lr: preset.run?.lr ?? DEFAULT_RUN.lr,
+            data: family.id === 'hierarchical' ? (get().colourFiles ? 'files' : 'demo') : undefined,
+          };
+        }
+      } else if (patch.preset && patch.preset !== draft.preset) {
+        const preset = families.find((f) => f.id === draft.family)?.presets.find((p) => p.id === patch.preset);
+        // Colour presets are size sets of their own; MNIST presets share the sizes being edited.
+        if (draft.family === 'hierarchical' && preset) next = { ...next, sizes: { ...preset.defaults }, batchSize: preset.run?.batchSize ?? next.batchSize, lr: preset.run?.lr ?? next.lr };
+        else next = { ...next, sizes: { ...draft.sizes } };
+      }
       set({ draft: next });
       syncUrl();
       describeDraft();
@@ -224,6 +254,24 @@ export const useLab = create<LabState>()((set, get) => {
     setSampleSeed: (seed) => {
       set({ sampleSeed: Math.round(seed) });
       syncUrl();
+    },
+
+    loadColourFiles: async (files) => {
+      if (files.length === 0) return;
+      const size = get().draft?.sizes.imageSize ?? 32;
+      set({ colourBusy: `Reading ${files.length} file${files.length > 1 ? 's' : ''}…`, colourError: null });
+      try {
+        const payload = await Promise.all(files.map(async (f) => ({ name: (f as File & { webkitRelativePath?: string }).webkitRelativePath || f.name, type: f.type, bytes: await f.arrayBuffer() })));
+        const info = await engine().loadColourFiles(
+          transfer(payload, payload.map((p) => p.bytes)),
+          size,
+          callback((message: string) => set({ colourBusy: message })),
+        );
+        set({ colourFiles: info, colourBusy: null });
+        get().setDraft({ data: 'files' });
+      } catch (error) {
+        set({ colourBusy: null, colourError: errorText(error) });
+      }
     },
 
     build: async () => {

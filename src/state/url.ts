@@ -1,9 +1,10 @@
 // The setup in the URL query, so a link reproduces it: ?preset=gated-pixelvae&size=8&latent=2&...
+// (colour models: ?family=hierarchical&preset=tiny&z1=4&z2=8&...&data=demo)
 // Only values that differ from the preset's defaults need to be there; unknown keys are ignored.
 import type { FamilyInfo, Setup } from '../worker/client';
 
-/** URL key of each size field. */
-const SIZE_KEYS: Record<string, string> = {
+/** URL key of each size field, by family. */
+const MNIST_KEYS: Record<string, string> = {
   imageSize: 'size',
   latentDim: 'latent',
   pixelLayers: 'layers',
@@ -14,6 +15,21 @@ const SIZE_KEYS: Record<string, string> = {
   encoderWidth: 'ewidth',
   klWarmupSteps: 'warmup',
 };
+const HIER_KEYS: Record<string, string> = {
+  imageSize: 'size',
+  latent1: 'z1',
+  latent2: 'z2',
+  pixelWidth: 'width',
+  pixelBlocks: 'pblocks',
+  latentPixelWidth: 'lwidth',
+  latentBlocks: 'lblocks',
+  alpha1Iters: 'warm1',
+  alpha2Iters: 'warm2',
+};
+
+function sizeKeys(family: string): Record<string, string> {
+  return family === 'hierarchical' ? HIER_KEYS : MNIST_KEYS;
+}
 
 export const DEFAULT_RUN = { initSeed: 1, seed: 1, batchSize: 32, lr: 1e-3 };
 
@@ -38,9 +54,10 @@ export function readUrl(families: FamilyInfo[], fallbackSizes: Record<string, nu
   const family = families.find((f) => f.id === familyId && f.available) ?? families.find((f) => f.available)!;
   const presetId = params.get('preset');
   const preset = family.presets.find((p) => p.id === presetId) ?? family.presets.find((p) => p.id === 'gated-pixelvae') ?? family.presets[0];
-  const sizes: Record<string, number> = { ...(fallbackSizes ?? preset.defaults) };
+  // The fallback sizes (tiny MNIST on CPU adapters) apply to MNIST; colour presets are sizes themselves.
+  const sizes: Record<string, number> = { ...(family.id === 'mnist' && fallbackSizes ? fallbackSizes : preset.defaults) };
   let explicit = presetId !== null;
-  for (const [field, key] of Object.entries(SIZE_KEYS)) {
+  for (const [field, key] of Object.entries(sizeKeys(family.id))) {
     const v = num(params, key);
     if (v !== undefined) {
       sizes[field] = Math.round(v);
@@ -53,9 +70,11 @@ export function readUrl(families: FamilyInfo[], fallbackSizes: Record<string, nu
     sizes,
     initSeed: Math.round(num(params, 'init') ?? DEFAULT_RUN.initSeed),
     seed: Math.round(num(params, 'seed') ?? DEFAULT_RUN.seed),
-    batchSize: Math.round(num(params, 'batch') ?? DEFAULT_RUN.batchSize),
-    lr: num(params, 'lr') ?? DEFAULT_RUN.lr,
+    batchSize: Math.round(num(params, 'batch') ?? preset.run?.batchSize ?? DEFAULT_RUN.batchSize),
+    lr: num(params, 'lr') ?? preset.run?.lr ?? DEFAULT_RUN.lr,
   };
+  // Your own images cannot travel in a link: a colour setup always starts on the demo photos.
+  if (family.id === 'hierarchical') setup.data = 'demo';
   for (const key of ['init', 'seed', 'batch', 'lr']) if (params.has(key)) explicit = true;
   const steps = num(params, 'steps');
   return { setup, explicit, sampleSeed: Math.round(num(params, 'sseed') ?? 1), steps: steps !== undefined ? Math.round(steps) : null };
@@ -67,9 +86,12 @@ export function writeUrl(setup: Setup, extra: { sampleSeed: number; steps: numbe
   params.set('preset', setup.preset);
   if (setup.family !== 'mnist') params.set('family', setup.family);
   else params.delete('family');
-  for (const [field, key] of Object.entries(SIZE_KEYS)) {
+  for (const key of new Set([...Object.values(MNIST_KEYS), ...Object.values(HIER_KEYS)])) params.delete(key);
+  for (const [field, key] of Object.entries(sizeKeys(setup.family))) {
     if (setup.sizes[field] !== undefined) params.set(key, String(setup.sizes[field]));
   }
+  if (setup.family === 'hierarchical') params.set('data', setup.data ?? 'demo');
+  else params.delete('data');
   params.set('init', String(setup.initSeed));
   params.set('seed', String(setup.seed));
   params.set('batch', String(setup.batchSize));
@@ -81,6 +103,7 @@ export function writeUrl(setup: Setup, extra: { sampleSeed: number; steps: numbe
 }
 
 export function sameSetup(a: Setup, b: Setup): boolean {
+  if ((a.data ?? 'demo') !== (b.data ?? 'demo') && (a.family === 'hierarchical' || b.family === 'hierarchical')) return false;
   if (a.family !== b.family || a.preset !== b.preset || a.initSeed !== b.initSeed || a.seed !== b.seed || a.batchSize !== b.batchSize || a.lr !== b.lr) return false;
   const keys = new Set([...Object.keys(a.sizes), ...Object.keys(b.sizes)]);
   for (const k of keys) if (a.sizes[k] !== b.sizes[k]) return false;

@@ -43,8 +43,14 @@ function ModelLine() {
       <span>
         {model.imageSize}x{model.imageSize}
       </span>
-      {model.hasLatent && <span>latent {model.latentDim}</span>}
-      {model.autoregressive && (
+      {model.latents ? (
+        <span>
+          z1 {model.latents.z1.join('×')} · z2 {model.latents.z2}
+        </span>
+      ) : (
+        model.hasLatent && <span>latent {model.latentDim}</span>
+      )}
+      {model.autoregressive && !model.latents && (
         <span>
           {s.pixelLayers} layers × {s.pixelWidth}
         </span>
@@ -65,6 +71,7 @@ export function App() {
   const probe = useEngine((s) => s.probe);
   const init = useLab((s) => s.init);
   const [tab, setTab] = useState<Tab>('training');
+  const colourModel = useLab((s) => s.model?.channels === 3);
 
   useEffect(() => {
     void probe();
@@ -120,7 +127,17 @@ export function App() {
                 {tab === 'training' && <TrainingView />}
                 {tab === 'samples' && <SamplesView />}
                 {tab === 'reconstructions' && <ReconstructView />}
-                {tab === 'latent' && <LatentView />}
+                {tab === 'latent' &&
+                  (colourModel ? (
+                    <div className="view" data-testid="latent-view">
+                      <p className="muted">
+                        The latent plane is for the MNIST models. The colour model&rsquo;s latents are a vector z2 and a map z1: see what each
+                        controls in Samples (vary only one level) and Reconstructions (keep z2 or z1).
+                      </p>
+                    </div>
+                  ) : (
+                    <LatentView />
+                  ))}
                 {tab === 'evaluate' && <EvalView />}
                 {tab === 'engine' && (
                   <div className="view engine-view">

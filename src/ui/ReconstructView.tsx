@@ -16,6 +16,9 @@ export function ReconstructView() {
   const [offset, setOffset] = useState(0);
   const [dragging, setDragging] = useState(false);
   const samples = 4;
+  const colour = model?.channels === 3;
+  const [level, setLevel] = useState<'top' | 'middle'>('middle');
+  const levelOption = colour ? { level } : {};
   const disabled = !model || phase === 'loading' || phase === 'faulted' || busy !== null;
 
   if (model && !model.hasLatent) {
@@ -29,7 +32,7 @@ export function ReconstructView() {
   const testImages = async (next: number): Promise<void> => {
     setBusy('Reconstructing test images…');
     try {
-      setRows(await engine().reconstructTest({ count: 8, samples, seed, offset: next }));
+      setRows(await engine().reconstructTest({ count: colour ? 4 : 8, samples, seed, offset: next, ...levelOption }));
       setErrors([]);
       setOffset(next);
     } catch (error) {
@@ -52,7 +55,7 @@ export function ReconstructView() {
         else payload.push({ name: f.name, type: f.type, bytes: await f.arrayBuffer() });
       }
       setBusy('Reconstructing your images…');
-      const result = await engine().reconstructUploads(transfer(payload, payload.map((p) => p.bytes)), { samples, seed });
+      const result = await engine().reconstructUploads(transfer(payload, payload.map((p) => p.bytes)), { samples, seed, ...levelOption });
       setRows(result.rows);
       setErrors([...tooBig, ...result.errors]);
     } catch (error) {
@@ -72,11 +75,20 @@ export function ReconstructView() {
     <div className="view" data-testid="reconstruct-view">
       <div className="toolbar">
         <button type="button" disabled={disabled} onClick={() => void testImages(offset)} data-testid="reconstruct-test">
-          Reconstruct test images
+          {colour ? 'Reconstruct held-out images' : 'Reconstruct test images'}
         </button>
-        <button type="button" className="secondary" disabled={disabled} onClick={() => void testImages(offset + 8)}>
-          Next 8
+        <button type="button" className="secondary" disabled={disabled} onClick={() => void testImages(offset + (colour ? 4 : 8))}>
+          Next {colour ? 4 : 8}
         </button>
+        {colour && (
+          <label className="field inline">
+            <span>Keep</span>
+            <select value={level} onChange={(e) => setLevel(e.currentTarget.value as 'top' | 'middle')} data-testid="recon-level">
+              <option value="middle">z1 (middle): regenerate the pixels</option>
+              <option value="top">z2 (top): regenerate z1 and the pixels</option>
+            </select>
+          </label>
+        )}
         {busy && <span className="muted small">{busy}</span>}
       </div>
       <div
@@ -99,7 +111,10 @@ export function ReconstructView() {
               void upload(files);
             }} />
           </label>
-          . Any common format and size; a dark digit on a light background works best. Each is converted to {model?.imageSize ?? 28}x{model?.imageSize ?? 28} grayscale, inverted if its background is light, and binarized.
+          .{' '}
+          {colour
+            ? `Any common format and size. Each is centre-cropped to a square and resized to ${model?.imageSize}x${model?.imageSize} colour, as the model sees it.`
+            : `Any common format and size; a dark digit on a light background works best. Each is converted to ${model?.imageSize ?? 28}x${model?.imageSize ?? 28} grayscale, inverted if its background is light, and binarized.`}
         </p>
       </div>
       {errors.length > 0 && (

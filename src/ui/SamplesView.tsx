@@ -1,11 +1,16 @@
 // Samples at any point in training, with a seed; and the noise-level variation panel (Figure 6):
-// each level's noise held (shared by the whole grid) or varied, with a reseed per level.
+// each level's noise held or varied, with a reseed per level. For the colour model a held level is
+// drawn once per grid row (each row a new draw, its cells vary the other levels), and one click varies
+// only the top, middle or pixel level.
 import { useEffect, useState } from 'react';
 import { useLab } from '../state/lab';
 import { callback, engine, type SampleResult } from '../worker/client';
 import { ImageGrid } from './ImageGrid';
 
 const COUNTS = [16, 36, 64];
+const ROWS = [1, 2, 3, 4];
+const COLS = [4, 6, 8];
+const LEVEL_WORDS: Record<string, string> = { top: 'top', middle: 'middle', pixel: 'pixels' };
 
 export function SamplesView() {
   const model = useLab((s) => s.model);
@@ -17,22 +22,32 @@ export function SamplesView() {
   const [hold, setHold] = useState<Record<string, boolean>>({});
   const [offsets, setOffsets] = useState<Record<string, number>>({});
   const [result, setResult] = useState<SampleResult | null>(null);
+  const [resultRows, setResultRows] = useState(1);
   const [busy, setBusy] = useState<string | null>(null);
   const [showProbs, setShowProbs] = useState(false);
+  const [rows, setRows] = useState(2);
+  const [cols, setCols] = useState(4);
   const levels = model?.noiseLevels ?? [];
+  const colour = (model?.channels ?? 1) === 3;
   useEffect(() => {
     setHold({});
     setOffsets({});
-  }, [model?.setup.preset]);
+    setResult(null);
+  }, [model?.setup.preset, model?.setup.family]);
   const disabled = !model || phase === 'loading' || phase === 'faulted' || busy !== null;
 
-  const draw = async (): Promise<void> => {
+  const draw = async (holdNow = hold): Promise<void> => {
     if (!model) return;
-    setBusy('Sampling…');
+    setBusy(colour ? 'Re-estimating batch norm and sampling…' : 'Sampling…');
     try {
       const seeds = Object.fromEntries(levels.map((l) => [l.id, sampleSeed + (offsets[l.id] ?? 0)]));
-      const r = await engine().sample({ count, seeds, hold }, callback((done: number, total: number) => setBusy(`Compiling sampling shaders ${done}/${total}…`)));
+      const request = colour ? { count: rows * cols, rows, seeds, hold: holdNow } : { count, seeds, hold: holdNow };
+      const progress = colour
+        ? (done: number, total: number) => setBusy(`Sampling: pass ${done} of ${total}…`)
+        : (done: number, total: number) => setBusy(`Compiling sampling shaders ${done}/${total}…`);
+      const r = await engine().sample(request, callback(progress));
       setResult(r);
+      setResultRows(colour ? rows : 1);
     } catch (error) {
       reportError('Sampling failed', error);
     } finally {
@@ -41,6 +56,7 @@ export function SamplesView() {
   };
 
   const autoregressive = model?.autoregressive ?? true;
+  const resultCols = result && colour ? Math.max(1, Math.round(result.images.count / Math.max(1, resultRows))) : 0;
   return (
     <div className="view" data-testid="samples-view">
       <div className="toolbar">
@@ -51,16 +67,41 @@ export function SamplesView() {
         <button type="button" className="secondary" onClick={() => setSampleSeed(Math.floor(Math.random() * 1e6))}>
           New seed
         </button>
-        <label className="field inline">
-          <span>Images</span>
-          <select value={count} onChange={(e) => setCount(Number(e.currentTarget.value))} data-testid="sample-count">
-            {COUNTS.map((c) => (
-              <option key={c} value={c}>
-                {c}
-              </option>
-            ))}
-          </select>
-        </label>
+        {colour ? (
+          <>
+            <label className="field inline">
+              <span>Rows</span>
+              <select value={rows} onChange={(e) => setRows(Number(e.currentTarget.value))} data-testid="sample-rows">
+                {ROWS.map((c) => (
+                  <option key={c} value={c}>
+                    {c}
+                  </option>
+                ))}
+              </select>
+            </label>
+            <label className="field inline">
+              <span>Columns</span>
+              <select value={cols} onChange={(e) => setCols(Number(e.currentTarget.value))} data-testid="sample-cols">
+                {COLS.map((c) => (
+                  <option key={c} value={c}>
+                    {c}
+                  </option>
+                ))}
+              </select>
+            </label>
+          </>
+        ) : (
+          <label className="field inline">
+            <span>Images</span>
+            <select value={count} onChange={(e) => setCount(Number(e.currentTarget.value))} data-testid="sample-count">
+              {COUNTS.map((c) => (
+                <option key={c} value={c}>
+                  {c}
+                </option>
+              ))}
+            </select>
+          </label>
+        )}
         <button type="button" disabled={disabled} onClick={() => void draw()} data-testid="draw-samples">
           Draw samples
         </button>
@@ -68,10 +109,38 @@ export function SamplesView() {
       </div>
       {levels.length > 1 && (
         <div className="levels" data-testid="noise-levels">
-          <p className="small">
-            <strong>Noise-level variation</strong> (the paper&rsquo;s Figure 6): hold a level to share its noise across the whole grid and
-            see what the other levels control. Reseed draws new noise for one level only.
-          </p>
+          {colour ? (
+            <p className="small">
+              <strong>Noise-level variation</strong> (the paper&rsquo;s Figure 6): a held level is drawn once per row and shared by the
+              row&rsquo;s images; a varied level is drawn for every image. Reseed draws new noise for one level only.
+            </p>
+          ) : (
+            <p className="small">
+              <strong>Noise-level variation</strong> (the paper&rsquo;s Figure 6): hold a level to share its noise across the whole grid and
+              see what the other levels control. Reseed draws new noise for one level only.
+            </p>
+          )}
+          {colour && (
+            <div className="buttons vary-only">
+              {levels.map((l) => (
+                <button
+                  key={l.id}
+                  type="button"
+                  className="chip"
+                  disabled={disabled}
+                  data-testid={`vary-only-${l.id}`}
+                  title={`hold every level but ${l.label}, and draw`}
+                  onClick={() => {
+                    const next = Object.fromEntries(levels.map((m) => [m.id, m.id !== l.id]));
+                    setHold(next);
+                    void draw(next);
+                  }}
+                >
+                  Vary only {LEVEL_WORDS[l.id] ?? l.label}
+                </button>
+              ))}
+            </div>
+          )}
           <table className="level-table">
             <tbody>
               {levels.map((l) => (
@@ -80,7 +149,7 @@ export function SamplesView() {
                   <td>
                     <label className="check">
                       <input type="checkbox" checked={!!hold[l.id]} onChange={(e) => setHold({ ...hold, [l.id]: e.currentTarget.checked })} data-testid={`hold-${l.id}`} />
-                      hold
+                      {colour ? 'hold per row' : 'hold'}
                     </label>
                   </td>
                   <td className="muted small">{l.help}</td>
@@ -99,14 +168,23 @@ export function SamplesView() {
       {result && model && (
         <div className="result">
           <div className="grid-wrap">
-            <ImageGrid batch={showProbs ? result.probs : result.images} testId="sample-grid" label="sample grid" cell={Math.max(36, Math.min(72, 420 / Math.sqrt(result.images.count)))} />
+            <ImageGrid
+              batch={showProbs && result.probs ? result.probs : result.images}
+              testId="sample-grid"
+              label="sample grid"
+              columns={colour ? resultCols : undefined}
+              cell={colour ? Math.max(40, Math.min(80, 560 / Math.max(resultCols, 1))) : Math.max(36, Math.min(72, 420 / Math.sqrt(result.images.count)))}
+              extra={Object.fromEntries(Object.entries(result.noiseHashes ?? {}).map(([k, v]) => [`data-noise-${k}`, v.join(',')]))}
+            />
           </div>
-          <div className="muted small">
+          <div className="muted small" data-testid="sample-note">
             {result.images.count} samples in {(result.milliseconds / 1000).toFixed(1)} s
-            {autoregressive ? ` (${result.images.size * result.images.size} decoder passes, one per pixel, all on the GPU)` : ''}.{' '}
-            <label className="check">
-              <input type="checkbox" checked={showProbs} onChange={(e) => setShowProbs(e.currentTarget.checked)} /> show {autoregressive ? 'last-pass probabilities' : 'mean image p(x|z)'}
-            </label>
+            {result.note ? ` (${result.note})` : autoregressive ? ` (${result.images.size * result.images.size} decoder passes, one per pixel, all on the GPU)` : ''}.{' '}
+            {result.probs && (
+              <label className="check">
+                <input type="checkbox" checked={showProbs} onChange={(e) => setShowProbs(e.currentTarget.checked)} /> show {autoregressive ? 'last-pass probabilities' : 'mean image p(x|z)'}
+              </label>
+            )}
           </div>
         </div>
       )}

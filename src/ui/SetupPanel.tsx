@@ -1,6 +1,7 @@
 // Data set, model preset and sizes, with the parameter count and FLOPs of the setup before training.
 import { useLab } from '../state/lab';
 import { sameSetup } from '../state/url';
+import { ColourDataPicker } from './ColourDataPicker';
 import { compact } from './format';
 
 function NumberField({ id, label, value, min, max, step, onChange, help, testId }: { id: string; label: string; value: number; min?: number; max?: number; step?: number | 'any'; onChange: (v: number) => void; help?: string; testId?: string }) {
@@ -58,6 +59,7 @@ export function SetupPanel() {
           {f.label}: coming soon.
         </p>
       ))}
+      {draft.family === 'hierarchical' && <ColourDataPicker locked={locked} />}
       <label className="field wide">
         <span>Preset</span>
         <select value={draft.preset} disabled={locked} onChange={(e) => setDraft({ preset: e.currentTarget.value })} data-testid="preset">
@@ -69,13 +71,13 @@ export function SetupPanel() {
         </select>
       </label>
       {preset && <p className="muted small">{preset.summary}</p>}
-      <div className="quick">
+      {(family?.quickSizes.length ?? 0) > 0 && <div className="quick">
         {family?.quickSizes.map((q) => (
           <button key={q.id} type="button" className="chip" disabled={locked} onClick={() => setSizes(q.sizes)} title={q.label} data-testid={`quick-${q.id}`}>
             {q.label.split(' (')[0]}
           </button>
         ))}
-      </div>
+      </div>}
       <details className="sizes" open>
         <summary>Sizes</summary>
         <div className="field-grid">
@@ -100,7 +102,7 @@ export function SetupPanel() {
         <div className="field-grid">
           <NumberField id="batch" label="Batch size" value={draft.batchSize} min={1} max={1000} onChange={(v) => setDraft({ batchSize: v })} testId="batch" />
           <NumberField id="lr" label="Learning rate" value={draft.lr} min={0} max={1} step="any" onChange={(v) => setDraft({ lr: v })} testId="lr" />
-          <NumberField id="seed" label="Seed" value={draft.seed} onChange={(v) => setDraft({ seed: v })} help="batch order, binarization and noise" testId="seed" />
+          <NumberField id="seed" label="Seed" value={draft.seed} onChange={(v) => setDraft({ seed: v })} help={draft.family === 'hierarchical' ? 'batch order and noise' : 'batch order, binarization and noise'} testId="seed" />
           <NumberField id="init" label="Init seed" value={draft.initSeed} onChange={(v) => setDraft({ initSeed: v })} help="parameter initialisation" testId="init-seed" />
         </div>
       </details>
@@ -110,7 +112,7 @@ export function SetupPanel() {
           <dd data-testid="param-count">{summary ? summary.params.toLocaleString('en-US') : '—'}</dd>
         </div>
         <div>
-          <dt>Forward FLOPs / image</dt>
+          <dt>Forward FLOPs / image{draft.family === 'hierarchical' ? ' (est.)' : ''}</dt>
           <dd data-testid="flops">{summary ? compact(summary.flopsPerImage) : '—'}</dd>
         </div>
         <div>
