@@ -57,6 +57,8 @@ export default defineConfig({
   build: {
     target: 'es2022',
     sourcemap: true,
+    // Two pages: the app, and bench.html (the benchmark cases in the browser; scripts/bench-browser.mjs).
+    rollupOptions: { input: { main: 'index.html', bench: 'bench.html' } },
   },
   worker: {
     format: 'es',
