@@ -107,6 +107,10 @@ describe('conv2d: masks', () => {
     convCase('B groups gate', { cin: 3, cout: 6, h: 7, w: 7, kh: 3, kw: 3 }, { padding: 1, mask: { type: 'B', groups: 3 }, gate: true, residual: true }, 3));
   it('1x1 B with 3 colour groups (a masked shortcut)', () =>
     convCase('1x1 B groups', { cin: 6, cout: 9, h: 5, w: 7, kh: 1, kw: 1 }, { mask: { type: 'B', groups: 3 }, bias: true }, 4));
+  it('A and B with 3 colour groups on channel counts 3 does not divide', () =>
+    convCase('B groups 3, odd widths', { cin: 4, cout: 5, h: 6, w: 7, kh: 3, kw: 3 }, { padding: 1, mask: { type: 'B', groups: 3 }, bias: true }, 6));
+  it('A with 3 colour groups, 7 in 8 out', () =>
+    convCase('A groups 3, odd widths', { cin: 7, cout: 8, h: 5, w: 5, kh: 3, kw: 3 }, { padding: 1, mask: { type: 'A', groups: 3 } }, 7));
   it('1x1 A with 3 colour groups', () => convCase('1x1 A groups', { cin: 3, cout: 6, h: 5, w: 7, kh: 1, kw: 1 }, { mask: { type: 'A', groups: 3 } }, 5));
   it('A, 7x7 (the PixelCNN input layer)', () =>
     convCase('mask A 7x7', { cin: 1, cout: 4, h: 8, w: 9, kh: 7, kw: 7 }, { padding: 3, mask: { type: 'A' } }));
@@ -297,7 +301,7 @@ describe('conv2d: shape errors', () => {
     E.tidy(() => {
       const x = E.zeros([2, 3, 7, 7]);
       const w = E.zeros([5, 3, 3, 3]);
-      expect(() => E.conv2d(x, w, { mask: { type: 'A', groups: 3 } })).toThrow(/conv2d.*groups=3.*\[5,3,3,3\]/);
+      expect(() => E.conv2d(x, w, { mask: { type: 'A', groups: 0 } })).toThrow(/conv2d.*groups.*\[5,3,3,3\]/);
       expect(() => E.conv2d(x, w, { mask: { type: 'vstack', groups: 3 } })).toThrow(/conv2d.*vstack/);
       expect(() => E.conv2d(x, w, { mask: { type: 'C' } as unknown as E.ConvMask })).toThrow(/conv2d.*mask type/);
       expect(() => E.conv2d(x, w, { mask: { type: 'B', groups: 0 } })).toThrow(/conv2d.*groups/);

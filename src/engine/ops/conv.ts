@@ -293,9 +293,8 @@ function conv2dGeometry(op: string, x: Tensor, wShape: readonly number[], opts: 
     if (groups > 1 && m.type === 'vstack') {
       throw new ShapeError(op, `mask 'vstack' takes no colour groups, got groups=${groups} (weight ${shapeString(wShape)})`);
     }
-    if (cin % groups !== 0 || cout % groups !== 0) {
-      throw new ShapeError(op, `mask groups=${groups} must divide Cin and Cout of weight ${shapeString(wShape)}`);
-    }
+    // Groups need not divide the channel counts: a channel's group is its index mod groups, as in the
+    // reference (whose 64- and 128-wide masked layers have 3 colour groups).
   }
   return { n, cin, h, w, cout, ho, wo, kh, kw, stride, padT, padL, mask, groups };
 }

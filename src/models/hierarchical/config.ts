@@ -79,23 +79,21 @@ const PRESETS: Record<HierPreset, { config: Omit<HierConfig, 'preset' | 'seed'>;
     },
     train: { batchSize: 32, lr: 1e-3, steps: 5000, bnBatches: 50 },
   },
-  // The reference's 32px_small setting (LSUN 32x32): z1 64x8x8, z2 512. DIM_1 64 and DIM_PIX_1 128
-  // become 63 and 126: the engine's colour-group masks need widths divisible by 3 (the reference's
-  // i::3 slicing does not).
+  // The reference's 32px_small setting (LSUN 32x32): z1 64x8x8, z2 512. Colour groups are channel
+  // index mod 3, as in the reference, so the 64- and 128-wide masked layers need no rounding.
   '32px': {
     config: {
-      imageSize: 32, channels: 3, embedDim: 16, dims: [63, 128, 256, 512], z1Level: 2, latent1: 64, latent2: 512,
-      encoderBlocks: [2, 2], latentBlocks: 3, pixelWidth: 126, pixelBlocks: 2, latentPixelWidth: 512,
+      imageSize: 32, channels: 3, embedDim: 16, dims: [64, 128, 256, 512], z1Level: 2, latent1: 64, latent2: 512,
+      encoderBlocks: [2, 2], latentBlocks: 3, pixelWidth: 128, pixelBlocks: 2, latentPixelWidth: 512,
       inputFilter: 5, filter: 3, alpha1Iters: 2000, alpha2Iters: 5000, betaIters: 1000, klPenalty: 1, bnEps: 1e-2,
     },
     train: { batchSize: 64, lr: 1e-3, steps: 200000, bnBatches: 1000 },
   },
-  // The reference's 64px_small setting (LSUN / ImageNet 64x64): z1 64x16x16, z2 512 (DIM_0 and
-  // DIM_PIX_1 rounded to 63 and 126 as above).
+  // The reference's 64px_small setting (LSUN / ImageNet 64x64): z1 64x16x16, z2 512.
   '64px': {
     config: {
-      imageSize: 64, channels: 3, embedDim: 16, dims: [63, 64, 128, 256, 512], z1Level: 2, latent1: 64, latent2: 512,
-      encoderBlocks: [1, 2], latentBlocks: 3, pixelWidth: 126, pixelBlocks: 3, latentPixelWidth: 256,
+      imageSize: 64, channels: 3, embedDim: 16, dims: [64, 64, 128, 256, 512], z1Level: 2, latent1: 64, latent2: 512,
+      encoderBlocks: [1, 2], latentBlocks: 3, pixelWidth: 128, pixelBlocks: 3, latentPixelWidth: 256,
       inputFilter: 5, filter: 3, alpha1Iters: 2000, alpha2Iters: 10000, betaIters: 1000, klPenalty: 1, bnEps: 1e-2,
     },
     train: { batchSize: 64, lr: 1e-3, steps: 200000, bnBatches: 1000 },
