@@ -199,38 +199,38 @@ function collect(value: unknown, out: Tensor[]): void {
   else if (value && typeof value === 'object' && !(ArrayBuffer.isView(value))) for (const v of Object.values(value)) collect(v, out);
 }
 
+/** Closes the current scope, keeping the tensors found in `result` (they move to the parent scope). */
+function closeScope<T>(result: T): T {
+  const kept: Tensor[] = [];
+  collect(result, kept);
+  engine().endScope(kept);
+  return result;
+}
+
 /** Runs fn in a scope: tensors it makes are disposed at the end, except those in its result. */
 export function tidy<T extends Kept | unknown>(fn: () => T): T {
-  const e = engine();
-  e.beginScope();
+  engine().beginScope();
   let result: T;
   try {
     result = fn();
   } catch (error) {
-    e.endScope([]);
+    engine().endScope([]);
     throw error;
   }
-  const kept: Tensor[] = [];
-  collect(result, kept);
-  e.endScope(kept);
-  return result;
+  return closeScope(result);
 }
 
 /** Async variant of tidy (the scope stays open across awaits: do not interleave two of them). */
 export async function tidyAsync<T>(fn: () => Promise<T>): Promise<T> {
-  const e = engine();
-  e.beginScope();
+  engine().beginScope();
   let result: T;
   try {
     result = await fn();
   } catch (error) {
-    e.endScope([]);
+    engine().endScope([]);
     throw error;
   }
-  const kept: Tensor[] = [];
-  collect(result, kept);
-  e.endScope(kept);
-  return result;
+  return closeScope(result);
 }
 
 /** Keeps a tensor alive past the scopes it was made in (parameters, optimizer state). */
