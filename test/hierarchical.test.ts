@@ -46,57 +46,67 @@ function toySet(count: number, seed: number): ColourImageSet {
   return { name: 'toy', count, size: S, images, labels };
 }
 
+async function checkPixelCausality(m: HierarchicalPixelVae, featureChannels: number): Promise<void> {
+  const plane = S * S;
+  const subpixels = C * plane;
+  const n = 1 + subpixels;
+  const base = randomInts(subpixels, 1);
+  // Image 0 is the base; image 1 + q has sub-pixel q (in generation order) changed.
+  const order = (q: number): number => {
+    const position = Math.floor(q / C);
+    return (q % C) * plane + position; // offset of (c, y, x) inside an image
+  };
+  const xs = new Uint32Array(n * subpixels);
+  for (let k = 0; k < n; k++) xs.set(base, k * subpixels);
+  for (let q = 0; q < subpixels; q++) {
+    const at = (1 + q) * subpixels + order(q);
+    xs[at] = (xs[at] + 128) % 256;
+  }
+  const logits = await E.tidyAsync(async () => {
+    const x = E.fromArray(xs, [n, C, S, S], 'u32');
+    const features = E.expand(E.fromArray(randomFloats(featureChannels * plane, 2), [1, featureChannels, S, S]), [n, featureChannels, S, S]);
+    return E.noGrad(() => m.pixelLogits(x, features)).data();
+  });
+  const perImage = 256 * subpixels;
+  const value = (k: number, v: number, offset: number): number => logits[k * perImage + v * subpixels + offset];
+  let leaks = 0;
+  let seen = 0;
+  for (let q = 0; q < subpixels; q++) {
+    for (let p = 0; p < subpixels; p++) {
+      let differs = false;
+      for (let v = 0; v < 256 && !differs; v++) differs = value(1 + q, v, order(p)) !== value(0, v, order(p));
+      if (p <= q && differs) leaks += 1;
+      if (p > q && differs) seen += 1;
+    }
+  }
+  expect(leaks).toBe(0);
+  expect(seen).toBeGreaterThan(0);
+  // Within one pixel: G sees R, B sees R and G (the colour groups of the centre taps).
+  const pixel = 3 * S + 3;
+  const dependsOn = (p: number, q: number): boolean => {
+    for (let v = 0; v < 256; v++) if (value(1 + q, v, order(p)) !== value(0, v, order(p))) return true;
+    return false;
+  };
+  expect(dependsOn(pixel * C + 1, pixel * C + 0)).toBe(true); // G <- R
+  expect(dependsOn(pixel * C + 2, pixel * C + 0)).toBe(true); // B <- R
+  expect(dependsOn(pixel * C + 2, pixel * C + 1)).toBe(true); // B <- G
+  expect(dependsOn((pixel + 1) * C + 0, pixel * C + 2)).toBe(true); // next pixel's R <- B
+}
+
 describe('hierarchical PixelVAE (tiny preset)', () => {
   let model: HierarchicalPixelVae;
   beforeAll(() => {
     model = new HierarchicalPixelVae(config);
   });
 
-  it('pixel PixelCNN: a sub-pixel\'s logits never depend on itself or later sub-pixels (raster, then R->G->B)', async () => {
-    const plane = S * S;
-    const subpixels = C * plane;
-    const n = 1 + subpixels;
-    const base = randomInts(subpixels, 1);
-    // Image 0 is the base; image 1 + q has sub-pixel q (in generation order) changed.
-    const order = (q: number): number => {
-      const position = Math.floor(q / C);
-      return (q % C) * plane + position; // offset of (c, y, x) inside an image
-    };
-    const xs = new Uint32Array(n * subpixels);
-    for (let k = 0; k < n; k++) xs.set(base, k * subpixels);
-    for (let q = 0; q < subpixels; q++) {
-      const at = (1 + q) * subpixels + order(q);
-      xs[at] = (xs[at] + 128) % 256;
-    }
-    const logits = await E.tidyAsync(async () => {
-      const x = E.fromArray(xs, [n, C, S, S], 'u32');
-      const features = E.expand(E.fromArray(randomFloats(config.dims[0] * plane, 2), [1, config.dims[0], S, S]), [n, config.dims[0], S, S]);
-      return E.noGrad(() => model.pixelLogits(x, features)).data();
-    });
-    const perImage = 256 * subpixels;
-    const value = (k: number, v: number, offset: number): number => logits[k * perImage + v * subpixels + offset];
-    let leaks = 0;
-    let seen = 0;
-    for (let q = 0; q < subpixels; q++) {
-      for (let p = 0; p < subpixels; p++) {
-        let differs = false;
-        for (let v = 0; v < 256 && !differs; v++) differs = value(1 + q, v, order(p)) !== value(0, v, order(p));
-        if (p <= q && differs) leaks += 1;
-        if (p > q && differs) seen += 1;
-      }
-    }
-    expect(leaks).toBe(0);
-    expect(seen).toBeGreaterThan(0);
-    // Within one pixel: G sees R, B sees R and G (the colour groups of the centre taps).
-    const pixel = 3 * S + 3;
-    const dependsOn = (p: number, q: number): boolean => {
-      for (let v = 0; v < 256; v++) if (value(1 + q, v, order(p)) !== value(0, v, order(p))) return true;
-      return false;
-    };
-    expect(dependsOn(pixel * C + 1, pixel * C + 0)).toBe(true); // G <- R
-    expect(dependsOn(pixel * C + 2, pixel * C + 0)).toBe(true); // B <- R
-    expect(dependsOn(pixel * C + 2, pixel * C + 1)).toBe(true); // B <- G
-    expect(dependsOn((pixel + 1) * C + 0, pixel * C + 2)).toBe(true); // next pixel's R <- B
+  it('pixel PixelCNN: a sub-pixel\'s logits never depend on itself or later sub-pixels (raster, then R->G->B)', () =>
+    checkPixelCausality(model, config.dims[0]));
+
+  it('the colour masks stay causal when widths are not multiples of 3 (groups are channel index mod 3)', async () => {
+    const odd = hierConfig('tiny', { dims: [7, ...config.dims.slice(1)], pixelWidth: 5 });
+    const m = new HierarchicalPixelVae(odd);
+    await checkPixelCausality(m, odd.dims[0]);
+    m.dispose();
   });
 
   it('latent PixelCNN: p(z1_i | z2) depends only on earlier positions of z1', async () => {

@@ -141,9 +141,6 @@ export function validateHierConfig(c: HierConfig): void {
   }
   if (!(c.klPenalty >= 0)) problems.push(`klPenalty must be >= 0 (got ${c.klPenalty})`);
   if (!(c.bnEps > 0)) problems.push(`bnEps must be > 0 (got ${c.bnEps})`);
-  if (c.dims?.[0] % c.channels !== 0 || c.pixelWidth % c.channels !== 0) {
-    problems.push(`dims[0] (${c.dims?.[0]}) and pixelWidth (${c.pixelWidth}) must be multiples of channels (${c.channels}): the colour-group masks split channels by index mod ${c.channels}`);
-  }
   if (problems.length > 0) throw new Error(`invalid hierarchical model configuration: ${problems.join('; ')}`);
 }
 
