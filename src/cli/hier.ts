@@ -3,9 +3,6 @@
 // in main.ts's COMMANDS table.
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { GpuContext } from '../gpu/context';
-import { acquireDevice } from '../gpu/device';
-import { nodeGpu } from '../gpu/node';
 import * as E from '../engine';
 import { GpuColourSet } from '../data/colour-gpu';
 import { loadColourData, type ColourSplit } from '../data/colour-node';
@@ -17,6 +14,7 @@ import { HierarchicalPixelVae, LEVELS, type Level } from '../models/hierarchical
 import { HierTrainer, evaluateHier, reestimateBatchNorm } from '../models/hierarchical/trainer';
 import { loadHierCheckpoint, loadHierInto, saveHierCheckpoint } from '../models/hierarchical/checkpoint';
 import { UsageError, type Flags, type Parsed } from './args';
+import { adapterName, need, startEngine } from './common';
 import { Progress, formatSeconds } from './progress';
 
 type Command = { summary: string; flags: Flags; run: (f: Parsed) => Promise<void> };
@@ -31,25 +29,6 @@ const COMMON: Flags = {
   seed: { type: 'int', help: 'seed for noise and batch order', default: 1 },
   help: { type: 'boolean', help: 'show this help' },
 };
-
-async function startEngine(): Promise<GpuContext> {
-  const gpu = new GpuContext(await acquireDevice(nodeGpu()));
-  E.initEngine(gpu);
-  const a = gpu.adapter;
-  process.stderr.write(`adapter: ${a.vendor} ${a.architecture} ${a.description}${a.isFallbackAdapter ? ' (CPU fallback: correct but slow)' : ''}\n`);
-  return gpu;
-}
-
-function adapterName(gpu: GpuContext): string {
-  const a = gpu.adapter;
-  return `${a.vendor} ${a.architecture || a.description}`.trim() + (a.isFallbackAdapter ? ' (fallback)' : '');
-}
-
-function need<T>(flags: Parsed, name: string, command: string): T {
-  const v = flags[name];
-  if (v === undefined) throw new UsageError(`${command}: --${name} is required (see ${command} --help)`);
-  return v as T;
-}
 
 async function loadData(flags: Parsed, size: number): Promise<ColourSplit> {
   const paths = (flags.data as string[] | undefined) ?? ['demo'];

@@ -3,9 +3,6 @@
 // SwiftShader on a machine without one). Same engine as the browser app.
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { GpuContext } from '../gpu/context';
-import { acquireDevice } from '../gpu/device';
-import { nodeGpu } from '../gpu/node';
 import * as E from '../engine';
 import { GpuMnist, type GpuImageSet } from '../data/gpu-dataset';
 import { describeMnistData, DEFAULT_BINARIZATION_SEED, subset } from '../data/mnist';
@@ -20,6 +17,7 @@ import { loadInto, loadMnistCheckpoint, saveMnistCheckpoint } from '../models/mn
 import { MnistTrainer, evaluate } from '../models/trainer';
 import { embed, knnError } from '../models/latent';
 import { parseFlags, usage, UsageError, type Flags, type Parsed } from './args';
+import { adapterName, need, startEngine } from './common';
 import { Progress, formatSeconds } from './progress';
 import { HIER_COMMANDS } from './hier';
 
@@ -123,25 +121,6 @@ function mainUsage(): string {
     'Run `pixelvae <command> --help` for its flags. Data: ' + describeMnistData(),
     'GPU: Dawn picks the system Vulkan driver; PIXELVAE_VULKAN_ICD=/path/to/icd.json chooses one.',
   ].join('\n');
-}
-
-async function startEngine(): Promise<GpuContext> {
-  const gpu = new GpuContext(await acquireDevice(nodeGpu()));
-  E.initEngine(gpu);
-  const a = gpu.adapter;
-  process.stderr.write(`adapter: ${a.vendor} ${a.architecture} ${a.description}${a.isFallbackAdapter ? ' (CPU fallback: correct but slow)' : ''}\n`);
-  return gpu;
-}
-
-function adapterName(gpu: GpuContext): string {
-  const a = gpu.adapter;
-  return `${a.vendor} ${a.architecture || a.description}`.trim() + (a.isFallbackAdapter ? ' (fallback)' : '');
-}
-
-function need<T>(flags: Parsed, name: string, command: string): T {
-  const v = flags[name];
-  if (v === undefined) throw new UsageError(`${command}: --${name} is required (see ${command} --help)`);
-  return v as T;
 }
 
 /** MNIST on the GPU, resized to the model's image size (area averaging) when it is not 28. */
