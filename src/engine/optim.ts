@@ -148,6 +148,11 @@ export class Adam {
     this.t = t;
   }
 
+  /** A new optimizer with these hyperparameters and no state. */
+  withSameSettings(): Adam {
+    return new Adam({ lr: this.lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, clipValue: this.clipValue, clipGlobalNorm: this.clipGlobalNorm });
+  }
+
   /** The first and second moments (for checkpoints), in parameter order. */
   get moments(): { m: readonly Tensor[]; v: readonly Tensor[] } {
     return { m: this.m, v: this.v };

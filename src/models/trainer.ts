@@ -4,6 +4,7 @@
 import * as E from '../engine';
 import { EpochSampler, SequentialBatches, type GpuImageSet } from '../data/gpu-dataset';
 import type { MnistModel } from './mnist-model';
+import { GpuMetricSums, prewarmStep } from './step-metrics';
 
 export interface TrainerOptions {
   batchSize: number;
@@ -34,8 +35,7 @@ export class MnistTrainer {
   readonly sampler: EpochSampler;
   step = 0;
   /** Sums of [loss, reconstruction, kl] since the last read, on the GPU. */
-  private accumulator: E.Tensor;
-  private accumulated = 0;
+  private readonly metrics = new GpuMetricSums(3);
 
   constructor(
     readonly model: MnistModel,
@@ -47,13 +47,11 @@ export class MnistTrainer {
     }
     this.optimizer = new E.Adam({ lr: options.lr ?? 1e-3, clipValue: options.clipValue ?? 1 });
     this.sampler = new EpochSampler(data.count, options.batchSize, options.seed);
-    this.accumulator = E.keep(E.zeros([3]));
   }
 
   /** Records one training step on the GPU (no readback). */
   trainStep(): void {
     this.recordStep(this.optimizer, true);
-    this.accumulated += 1;
     this.step += 1;
   }
 
@@ -69,41 +67,24 @@ export class MnistTrainer {
       const grads = E.grad(terms.loss, params);
       optimizer.step(params, grads.map((g, i) => g ?? E.zeros(params[i].shape)));
       if (!accumulate) return;
-      const row = E.concat([terms.loss.view([1]), E.mean(terms.reconstruction).view([1]), E.mean(terms.kl).view([1])], 0);
-      const next = E.keep(E.add(this.accumulator, row));
-      this.accumulator.dispose();
-      this.accumulator = next;
+      this.metrics.add(E.concat([terms.loss.view([1]), E.mean(terms.reconstruction).view([1]), E.mean(terms.kl).view([1])], 0));
     });
   }
 
   /** Compiles every kernel a step uses, asynchronously, before the first step. */
-  async prewarm(onProgress?: (done: number, total: number) => void): Promise<number> {
-    // Capture mode collects dispatches without running them, so the step runs against a throwaway
-    // optimizer (its state would be garbage) and without touching the accumulator.
-    const scratch = new E.Adam({ lr: this.optimizer.lr, clipValue: this.optimizer.clipValue });
-    const samplerStep = this.sampler.step;
-    try {
-      return await E.engine().gpu.prewarm(() => this.recordStep(scratch, false), onProgress);
-    } finally {
-      this.sampler.seek(samplerStep);
-      scratch.dispose();
-    }
+  prewarm(onProgress?: (done: number, total: number) => void): Promise<number> {
+    return prewarmStep(this.optimizer, this.sampler, (scratch) => this.recordStep(scratch, false), onProgress);
   }
 
   /** Reads and resets the accumulated training metrics (the only readback of the loop). */
   async readMetrics(): Promise<TrainMetrics> {
-    const steps = this.accumulated;
-    const acc = this.accumulator;
-    this.accumulator = E.keep(E.zeros([3]));
-    this.accumulated = 0;
-    const [loss, reconstruction, kl] = await acc.data();
-    acc.dispose();
-    const n = Math.max(steps, 1);
-    return { steps, loss: loss / n, reconstruction: reconstruction / n, kl: kl / n, negElbo: (reconstruction + kl) / n };
+    const { steps, means } = await this.metrics.readMeans();
+    const [loss, reconstruction, kl] = means;
+    return { steps, loss, reconstruction, kl, negElbo: reconstruction + kl };
   }
 
   dispose(): void {
-    this.accumulator.dispose();
+    this.metrics.dispose();
     this.sampler.dispose();
   }
 }

@@ -6,6 +6,7 @@ import { EpochSampler, SequentialBatches } from '../../data/gpu-dataset';
 import type { GpuColourSet } from '../../data/colour-gpu';
 import { EVAL_SCHEDULE, schedule } from './config';
 import { bitsPerDim, type HierarchicalPixelVae } from './model';
+import { GpuMetricSums, prewarmStep } from '../step-metrics';
 
 export interface HierTrainerOptions {
   batchSize: number;
@@ -36,8 +37,7 @@ export class HierTrainer {
   readonly optimizer: E.Adam;
   readonly sampler: EpochSampler;
   step = 0;
-  private accumulator: E.Tensor;
-  private accumulated = 0;
+  private readonly metrics = new GpuMetricSums(4);
 
   constructor(
     readonly model: HierarchicalPixelVae,
@@ -48,13 +48,11 @@ export class HierTrainer {
     if (data.count < options.batchSize) throw new Error(`${data.count} training images are fewer than one batch of ${options.batchSize}`);
     this.optimizer = new E.Adam({ lr: options.lr ?? 1e-3, clipGlobalNorm: options.clipGlobalNorm ?? 5 });
     this.sampler = new EpochSampler(data.count, options.batchSize, options.seed);
-    this.accumulator = E.keep(E.zeros([4]));
   }
 
   /** Records one training step on the GPU (no readback). */
   trainStep(): void {
     this.recordStep(this.optimizer, true);
-    this.accumulated += 1;
     this.step += 1;
   }
 
@@ -72,35 +70,20 @@ export class HierTrainer {
       const grads = E.grad(terms.loss, params);
       optimizer.step(params, grads.map((g, i) => g ?? E.zeros(params[i].shape)));
       if (!accumulate) return;
-      const row = E.concat([terms.loss.view([1]), terms.reconstruction, terms.kl1, terms.kl2], 0);
-      const next = E.keep(E.add(this.accumulator, row));
-      this.accumulator.dispose();
-      this.accumulator = next;
+      this.metrics.add(E.concat([terms.loss.view([1]), terms.reconstruction, terms.kl1, terms.kl2], 0));
     });
   }
 
   /** Compiles every kernel a step uses, asynchronously, before the first step. */
-  async prewarm(onProgress?: (done: number, total: number) => void): Promise<number> {
-    const scratch = new E.Adam({ lr: this.optimizer.lr, clipGlobalNorm: this.optimizer.clipGlobalNorm });
-    const samplerStep = this.sampler.step;
-    try {
-      return await E.engine().gpu.prewarm(() => this.recordStep(scratch, false), onProgress);
-    } finally {
-      this.sampler.seek(samplerStep);
-      scratch.dispose();
-    }
+  prewarm(onProgress?: (done: number, total: number) => void): Promise<number> {
+    return prewarmStep(this.optimizer, this.sampler, (scratch) => this.recordStep(scratch, false), onProgress);
   }
 
   /** Reads and resets the accumulated training metrics (the only readback of the loop). */
   async readMetrics(): Promise<HierTrainMetrics> {
-    const steps = this.accumulated;
-    const acc = this.accumulator;
-    this.accumulator = E.keep(E.zeros([4]));
-    this.accumulated = 0;
-    const [loss, reconstruction, kl1, kl2] = await acc.data();
-    acc.dispose();
-    const n = Math.max(steps, 1);
-    return { steps, loss: loss / n, reconstruction: reconstruction / n, kl1: kl1 / n, kl2: kl2 / n, bitsPerDim: bitsPerDim((reconstruction + kl1 + kl2) / n) };
+    const { steps, means } = await this.metrics.readMeans();
+    const [loss, reconstruction, kl1, kl2] = means;
+    return { steps, loss, reconstruction, kl1, kl2, bitsPerDim: bitsPerDim(reconstruction + kl1 + kl2) };
   }
 
   /**
@@ -114,7 +97,7 @@ export class HierTrainer {
   }
 
   dispose(): void {
-    this.accumulator.dispose();
+    this.metrics.dispose();
     this.sampler.dispose();
   }
 }

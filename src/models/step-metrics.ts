@@ -1,0 +1,58 @@
+// What both trainers (MNIST and hierarchical) share: per-step loss terms summed on the GPU and read
+// back only when asked, and compiling a step's kernels before the first step runs.
+import * as E from '../engine';
+import type { EpochSampler } from '../data/gpu-dataset';
+
+/** Rows of per-step metrics summed on the GPU; reading them (and resetting) is the loop's one readback. */
+export class GpuMetricSums {
+  private sums: E.Tensor;
+  private steps = 0;
+
+  constructor(private readonly width: number) {
+    this.sums = E.keep(E.zeros([width]));
+  }
+
+  /** Adds one step's row of `width` values (call inside the step's tidy). */
+  add(row: E.Tensor): void {
+    const next = E.keep(E.add(this.sums, row));
+    this.sums.dispose();
+    this.sums = next;
+    this.steps += 1;
+  }
+
+  /** The means over the steps since the last read (0 steps: zeros), and that count; then resets. */
+  async readMeans(): Promise<{ steps: number; means: number[] }> {
+    const steps = this.steps;
+    const sums = this.sums;
+    this.sums = E.keep(E.zeros([this.width]));
+    this.steps = 0;
+    const values = await sums.data();
+    sums.dispose();
+    return { steps, means: Array.from(values, (v) => v / Math.max(steps, 1)) };
+  }
+
+  dispose(): void {
+    this.sums.dispose();
+  }
+}
+
+/**
+ * Compiles, asynchronously, every kernel a training step uses. The GPU context's capture mode only
+ * collects dispatches, so the step records against a throwaway optimizer with the same settings
+ * (real moments would be left garbage) and the sampler is rewound afterwards.
+ */
+export async function prewarmStep(
+  optimizer: E.Adam,
+  sampler: EpochSampler,
+  record: (scratch: E.Adam) => void,
+  onProgress?: (done: number, total: number) => void,
+): Promise<number> {
+  const scratch = optimizer.withSameSettings();
+  const samplerStep = sampler.step;
+  try {
+    return await E.engine().gpu.prewarm(() => record(scratch), onProgress);
+  } finally {
+    sampler.seek(samplerStep);
+    scratch.dispose();
+  }
+}
