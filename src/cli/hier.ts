@@ -87,8 +87,6 @@ async function train(flags: Parsed): Promise<void> {
   if (resumeBytes) {
     const checkpoint = decodeCheckpoint(resumeBytes);
     loadHierInto(model, checkpoint, trainer);
-    trainer.step = checkpoint.config.step;
-    trainer.sampler.seek(checkpoint.config.step);
     process.stderr.write(`resumed at step ${trainer.step}\n`);
   }
   process.stderr.write(`model hier-${c.preset}: ${model.parameterCount()} parameters, ${c.imageSize}x${c.imageSize}, z1 ${model.shapes.z1.join('x')}, z2 ${c.latent2}\n`);

@@ -184,8 +184,6 @@ async function train(flags: Parsed): Promise<void> {
   if (resumeBytes) {
     const checkpoint = decodeCheckpoint(resumeBytes);
     loadInto(model, checkpoint, trainer);
-    trainer.step = checkpoint.config.step;
-    trainer.sampler.seek(checkpoint.config.step);
     process.stderr.write(`resumed at step ${trainer.step}\n`);
   }
   const c = model.config;

@@ -82,7 +82,10 @@ export function loadMnistCheckpoint(bytes: Uint8Array, name = 'checkpoint'): { m
   return { model, checkpoint };
 }
 
-/** Loads a decoded checkpoint into an existing model; refuses (changing nothing) if it does not fit. */
+/**
+ * Loads a decoded checkpoint into an existing model; refuses (changing nothing) if it does not fit.
+ * With a trainer, the run resumes too: Adam's state, the step and the batch order.
+ */
 export function loadInto(model: MnistModel, checkpoint: Checkpoint, trainer?: MnistTrainer): void {
   const wanted = PRESET_PREFIX + model.config.preset;
   const problems: string[] = [];
@@ -108,4 +111,5 @@ export function loadInto(model: MnistModel, checkpoint: Checkpoint, trainer?: Mn
       trainer.optimizer.restore(model.params.tensors(), m as Float32Array[], v as Float32Array[], checkpoint.config.optimizer.step);
     }
   }
+  trainer?.resumeAt(checkpoint.config.step);
 }

@@ -49,6 +49,12 @@ export class MnistTrainer {
     this.sampler = new EpochSampler(data.count, options.batchSize, options.seed);
   }
 
+  /** Continues a run from `step`: the step count and the batch order as if it had never stopped. */
+  resumeAt(step: number): void {
+    this.step = step;
+    this.sampler.seek(step);
+  }
+
   /** Records one training step on the GPU (no readback). */
   trainStep(): void {
     this.recordStep(this.optimizer, true);

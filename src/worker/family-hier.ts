@@ -133,8 +133,6 @@ export class HierDriver implements FamilyDriver {
       if (checkpoint) {
         try {
           loadHierInto(model, checkpoint, trainer);
-          trainer.step = checkpoint.config.step;
-          trainer.sampler.seek(checkpoint.config.step);
         } catch (error) {
           trainer.dispose();
           throw error;

@@ -131,8 +131,6 @@ export class MnistDriver implements FamilyDriver {
       if (checkpoint) {
         try {
           loadInto(model, checkpoint, trainer);
-          trainer.step = checkpoint.config.step;
-          trainer.sampler.seek(checkpoint.config.step);
         } catch (error) {
           trainer.dispose();
           throw error;

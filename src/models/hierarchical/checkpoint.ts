@@ -77,6 +77,7 @@ export function loadHierInto(model: HierarchicalPixelVae, checkpoint: Checkpoint
   } else {
     restoreTensors(checkpoint, model.stateTensors(), preset);
   }
+  trainer?.resumeAt(checkpoint.config.step);
 }
 
 /** Decodes checkpoint bytes and builds the model they describe, with its parameters and statistics loaded. */
