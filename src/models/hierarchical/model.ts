@@ -2,13 +2,15 @@
 // in nats per dimension with per-level KL warm-ups, bits/dim, top-down sampling with per-level noise
 // control, and reconstructions from either level. Everything runs on the GPU; sampling encodes both
 // autoregressive loops (z1 position by position, then pixels in raster and R->G->B order) with
-// in-kernel sampling (shaders/sample_categorical.wgsl) and no readback.
+// in-kernel sampling and no readback: incrementally by default (incremental.ts: each layer only at
+// the position drawn), or with one whole network pass per draw (shaders/sample_categorical.wgsl).
 import sampleWgsl from '../../../shaders/sample_categorical.wgsl?raw';
 import * as E from '../../engine';
 import { Params, launch, threadsGrid } from '../../engine/kernels';
 import type { KernelSpec } from '../../gpu/context';
 import { ParamSet } from '../../nn/params';
 import { EVAL_SCHEDULE, latentGrids, validateHierConfig, type HierConfig } from './config';
+import { IncrementalSampler, type IncrementalLevel } from './incremental';
 import {
   BufferSet,
   Encoder1,
@@ -18,6 +20,7 @@ import {
   PixelTrunk,
   PriorTrunk,
   type BnMode,
+  type MaskedStack,
   type Builder,
 } from './networks';
 
@@ -74,10 +77,16 @@ export interface Generated {
 }
 
 export interface SampleOptions {
-  /** Called after each autoregressive pass (z1 positions, then sub-pixels). */
+  /** Called after each autoregressive step with the draws done (z1 positions, then sub-pixels). */
   onProgress?: (done: number, total: number) => void;
-  /** Await the GPU every this many passes (bounds queued work; default 16). */
+  /** Await the GPU every this many dispatched steps (bounds queued work; default 16). */
   throttleEvery?: number;
+  /**
+   * 'incremental' (default): each PixelCNN layer computed only at the position drawn, from caches
+   * (incremental.ts), one dispatch per position. 'full': one whole network pass per draw (the
+   * reference the incremental sampler is tested against).
+   */
+  method?: 'incremental' | 'full';
 }
 
 export class HierarchicalPixelVae {
@@ -113,6 +122,16 @@ export class HierarchicalPixelVae {
     const c = this.config;
     const g = latentGrids(c).z1;
     return { image: [c.channels, c.imageSize, c.imageSize], z1: [c.latent1, g, g], z2: [c.latent2] };
+  }
+
+  /** The latent and pixel PixelCNNs' layers, as the incremental sampler walks them. */
+  get pixelCnns(): { latent: MaskedStack; pixel: MaskedStack } {
+    return { latent: this.latentPixelCnn, pixel: this.pixelPixelCnn };
+  }
+
+  /** The sub-pixel embedding table [256, E]. */
+  get embeddingWeights(): E.Tensor {
+    return this.embeddingTable;
   }
 
   /** Dimensions per image (C*H*W): the denominator of nats/dim and bits/dim. */
@@ -237,9 +256,29 @@ export class HierarchicalPixelVae {
     const [l1, h1, w1] = this.shapes.z1;
     const n = noise.uniforms.shape[0];
     const every = Math.max(1, opts.throttleEvery ?? 16);
+    const incremental = (opts.method ?? 'incremental') === 'incremental';
     const zPasses = 'z1' in start ? 0 : h1 * w1;
     const total = zPasses + c * h * w;
     let done = 0;
+    let steps = 0;
+    /** After each encoded step that drew `draws` values: progress, and a wait every `every` steps. */
+    const stepped = async (draws: number): Promise<void> => {
+      done += draws;
+      steps += 1;
+      if (steps % every === 0) await gpu.throttle();
+      opts.onProgress?.(done, total);
+    };
+    const runIncremental = async (level: IncrementalLevel): Promise<void> => {
+      const sampler = E.noGrad(() => IncrementalSampler.create(level));
+      try {
+        for (let position = 0; position < sampler.positions; position++) {
+          sampler.encode(position);
+          await stepped(sampler.colours);
+        }
+      } finally {
+        sampler.dispose();
+      }
+    };
     const wasTraining = this.bn.training;
     this.bn.training = false;
     try {
@@ -252,11 +291,13 @@ export class HierarchicalPixelVae {
         z1 = E.keep(E.zeros([n, l1, h1, w1]));
         const features = E.keep(E.noGrad(() => this.priorFeatures(z2!)));
         try {
-          for (let position = 0; position < h1 * w1; position++) {
-            E.noGrad(() => E.tidy(() => sampleGaussianAt(this.priorRaw(z1, features), noise.eps1, z1, position, 0)));
-            done += 1;
-            if (done % every === 0) await gpu.throttle();
-            opts.onProgress?.(done, total);
+          if (incremental) {
+            await runIncremental({ stack: this.latentPixelCnn, features, noise: noise.eps1, canvas: z1, floor: 0 });
+          } else {
+            for (let position = 0; position < h1 * w1; position++) {
+              E.noGrad(() => E.tidy(() => sampleGaussianAt(this.priorRaw(z1, features), noise.eps1, z1, position, 0)));
+              await stepped(1);
+            }
           }
         } finally {
           features.dispose();
@@ -265,12 +306,14 @@ export class HierarchicalPixelVae {
       const images = E.keep(E.fromArray(new Uint32Array(n * c * h * w), [n, c, h, w], 'u32'));
       const features = E.keep(E.noGrad(() => this.pixelFeatures(z1)));
       try {
-        for (let position = 0; position < h * w; position++) {
-          for (let channel = 0; channel < c; channel++) {
-            E.noGrad(() => E.tidy(() => sampleCategoricalAt(this.pixelLogits(images, features), noise.uniforms, images, position, channel)));
-            done += 1;
-            if (done % every === 0) await gpu.throttle();
-            opts.onProgress?.(done, total);
+        if (incremental) {
+          await runIncremental({ stack: this.pixelPixelCnn, features, noise: noise.uniforms, canvas: images, embedding: this.embeddingTable });
+        } else {
+          for (let position = 0; position < h * w; position++) {
+            for (let channel = 0; channel < c; channel++) {
+              E.noGrad(() => E.tidy(() => sampleCategoricalAt(this.pixelLogits(images, features), noise.uniforms, images, position, channel)));
+              await stepped(1);
+            }
           }
         }
       } finally {

@@ -121,10 +121,11 @@ export class ResBlock implements Layer {
  * shortcut a masked 1x1 conv when the width changes.
  */
 export class MaskedResBlock implements Layer {
-  private readonly convA: Conv2d;
-  private readonly convB: Conv2d;
-  private readonly conv2: Conv2d;
-  private readonly shortcut: Conv2d | null;
+  // Public for the incremental sampler (incremental.ts), which reads their effective weights.
+  readonly convA: Conv2d;
+  readonly convB: Conv2d;
+  readonly conv2: Conv2d;
+  readonly shortcut: Conv2d | null;
 
   constructor(b: Builder, name: string, inp: number, out: number, k: number, mask: ConvMask) {
     const opts = { kernel: k, mask, weightNorm: true, he: true };
@@ -140,6 +141,13 @@ export class MaskedResBlock implements Layer {
     const gated = E.mul(E.sigmoid(this.convA.forward(a)), E.tanh(this.convB.forward(a)));
     return this.conv2.forward(gated, { residual: skip });
   }
+}
+
+/** A masked input conv, gated masked residual blocks and a 1x1 masked output: both PixelCNNs' layers, as incremental.ts walks them. */
+export interface MaskedStack {
+  readonly input: Conv2d;
+  readonly blocks: readonly MaskedResBlock[];
+  readonly out: Conv2d;
 }
 
 function runAll(layers: readonly Layer[], x: E.Tensor): E.Tensor {
@@ -227,10 +235,10 @@ export class PriorTrunk {
  * are predicted jointly from earlier positions), concatenated before the features, masked residual
  * blocks (k, k, 1x1) and a 1x1 output to [B, 2 L1, h1, w1] (mu half, then sigma half; raw).
  */
-export class LatentPixelCnn {
-  private readonly input: Conv2d;
-  private readonly blocks: Layer[];
-  private readonly out: Conv2d;
+export class LatentPixelCnn implements MaskedStack {
+  readonly input: Conv2d;
+  readonly blocks: MaskedResBlock[];
+  readonly out: Conv2d;
 
   constructor(b: Builder, c: HierConfig) {
     const d = c.dims[c.z1Level];
@@ -278,10 +286,10 @@ export class PixelTrunk {
  * stay index mod C), masked residual blocks, and a 1x1 'B' output of 256*C channels: channel v*C + c
  * is the logit of value v for colour c, viewed as [B, 256, C, H, W].
  */
-export class PixelPixelCnn {
-  private readonly input: Conv2d;
-  private readonly blocks: Layer[] = [];
-  private readonly out: Conv2d;
+export class PixelPixelCnn implements MaskedStack {
+  readonly input: Conv2d;
+  readonly blocks: MaskedResBlock[] = [];
+  readonly out: Conv2d;
 
   constructor(b: Builder, private readonly c: HierConfig) {
     const groups = c.channels;
