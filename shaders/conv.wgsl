@@ -1,11 +1,13 @@
 // Convolutions, NCHW f32, weights [Cout, Cin, KH, KW] (cross-correlation). One family, three entries:
 //   conv_forward          y = x (*) w, with masks, stride, padding and a fused epilogue
-//                         (+bias, gated activation over interleaved channels, +residual)
+//                         (+bias, +pre-residual, +per-(image, channel) cond, gated activation over
+//                         interleaved channels, +residual)
 //   conv_backward_data    d = g (*)^T w: the transposed convolution (gathers over output positions;
 //                         stride 2 by the divisibility test). Also convTranspose2d's forward.
 //   conv_backward_weight  dW partial sums over chunks of N*Ho rows (split-K), [S, Cout, Cin, KH, KW]
 //                         (conv_backward_weight_1x1 for 1x1 kernels), then conv_sum_splits adds them
-// plus gate_forward / gate_backward for the stand-alone gated activation.
+// plus gate_forward / gate_backward for the stand-alone gated activation, and conv_plane_sums /
+// conv_batch_sums for bias and cond gradients.
 //
 // Register blocking: a thread owns CB (1, 2 or 4) channels x 4 positions along x, so every input
 // load feeds CB FMAs and every weight load feeds 4. No workgroup memory (barriers are slow on the
@@ -32,7 +34,10 @@ override GROUPS: u32 = 1u;
 /** Channels per thread (1, 2 or 4). */
 override CB: u32 = 4u;
 override HAS_BIAS: bool = false;
-override HAS_RES: bool = false;
+/** The addend `fres`: 0 none, 1 added after the gate (residual), 2 before it (pre-residual). */
+override RES_MODE: u32 = 0u;
+/** Adds cond[n, co] (z's gate terms, constant over the image) to the pre-activation. */
+override HAS_COND: bool = false;
 override GATE: bool = false;
 override WRITE_PRE: bool = false;
 
@@ -77,6 +82,7 @@ var<private> wb3: u32;
 @group(0) @binding(4) var<storage, read> fres: array<f32>;
 @group(0) @binding(5) var<storage, read_write> fy: array<f32>;
 @group(0) @binding(6) var<storage, read_write> fpre: array<f32>;
+@group(0) @binding(7) var<storage, read> fcond: array<f32>;
 
 fn fx_at(row: u32, ix: i32) -> f32 {
   let ok = ix >= 0 && ix < i32(p.w);
@@ -121,9 +127,17 @@ fn fwd_store(n: u32, c: u32, channels: u32, oy: u32, ox0: u32, lanes: u32, v: ve
   let base = ((n * channels + c) * p.ho + oy) * p.wo + ox0;
   for (var j = 0u; j < lanes; j++) {
     var out = v[j];
-    if (HAS_RES) { out += fres[base + j]; }
+    if (RES_MODE == 1u) { out += fres[base + j]; }
     fy[base + j] = out;
   }
+}
+
+// Lanes [0, lanes) of channel c of the pre-residual (which has the pre-activation's cout channels); 0 past them.
+fn pre_res4(n: u32, c: u32, oy: u32, ox0: u32, lanes: u32) -> vec4<f32> {
+  let base = ((n * p.cout + c) * p.ho + oy) * p.wo + ox0;
+  var v = vec4<f32>(0.0);
+  for (var j = 0u; j < lanes; j++) { v[j] = fres[base + j]; }
+  return v;
 }
 
 fn pre_store(n: u32, c: u32, oy: u32, ox0: u32, lanes: u32, v: vec4<f32>) {
@@ -183,16 +197,34 @@ fn conv_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     }
   }
 
-  // Epilogue: bias, pre-activation, gate, residual.
+  // Epilogue: bias, pre-residual, cond, pre-activation, gate, residual (this order of additions is
+  // the incremental sampler's, so both give the same sums).
   var b = vec4<f32>(0.0);
   if (HAS_BIAS) {
     b = vec4<f32>(fbias[co0], fbias[min(co0 + 1u, last)], fbias[min(co0 + 2u, last)], fbias[min(co0 + 3u, last)]);
   }
-  let v0 = acc0 + b.x;
-  let v1 = acc1 + b.y;
-  let v2 = acc2 + b.z;
-  let v3 = acc3 + b.w;
   let lanes = min(4u, p.wo - ox0);
+  var v0 = acc0 + b.x;
+  var v1 = acc1 + b.y;
+  var v2 = acc2 + b.z;
+  var v3 = acc3 + b.w;
+  if (RES_MODE == 2u) {
+    v0 += pre_res4(n, co0, oy, ox0, lanes);
+    if (CB > 1u) { v1 += pre_res4(n, min(co0 + 1u, last), oy, ox0, lanes); }
+    if (CB > 2u) {
+      v2 += pre_res4(n, min(co0 + 2u, last), oy, ox0, lanes);
+      v3 += pre_res4(n, min(co0 + 3u, last), oy, ox0, lanes);
+    }
+  }
+  if (HAS_COND) {
+    let cn = n * p.cout;
+    v0 += fcond[cn + co0];
+    if (CB > 1u) { v1 += fcond[cn + min(co0 + 1u, last)]; }
+    if (CB > 2u) {
+      v2 += fcond[cn + min(co0 + 2u, last)];
+      v3 += fcond[cn + min(co0 + 3u, last)];
+    }
+  }
   if (WRITE_PRE) {
     pre_store(n, co0, oy, ox0, lanes, v0);
     if (CB > 1u && co0 + 1u < p.cout) { pre_store(n, co0 + 1u, oy, ox0, lanes, v1); }
@@ -519,41 +551,102 @@ fn conv_backward_weight_1x1(@builtin(global_invocation_id) gid: vec3<u32>, @buil
   }
 }
 
-// ---- gated activation over interleaved channels: y[n, c, s] = tanh(x[n, 2c, s]) * sigmoid(x[n, 2c+1, s])
-// Params: n, cin = C (output channels), h = spatial size, threads = n*C*spatial.
+// ---- gated activation over interleaved channels, optionally on a band of rows and with z's terms:
+// y[n, c, r, x] = tanh(x[n, 2c, r0 + r, x] + cond[n, 2c]) * sigmoid(x[n, 2c+1, r0 + r, x] + cond[n, 2c+1])
+// Params: n, cin = C (output channels), h = rows of x, w = row length (trailing axes flattened),
+// ho = rows of y, pad_t = r0, threads.
 
 @group(0) @binding(1) var<storage, read> gx: array<f32>;
 @group(0) @binding(2) var<storage, read_write> gy: array<f32>;
-
-fn gate_index(i: u32) -> u32 {
-  let sp = i % p.h;
-  let nc = i / p.h; // n * C + c
-  return (2u * nc) * p.h + sp; // (n * 2C + 2c) * S + sp
-}
+@group(0) @binding(3) var<storage, read> gcond: array<f32>;
 
 @compute @workgroup_size(64)
 fn gate_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = linear_id(gid, nwg);
   if (i >= p.threads) { return; }
-  let a = gate_index(i);
-  let v = safe_tanh(vec4<f32>(gx[a])) * sigmoid4(vec4<f32>(gx[a + p.h]));
+  let col = i % p.w;
+  var r = i / p.w;
+  let oy = r % p.ho;
+  r = r / p.ho; // n * C + c
+  let c2 = 2u * r; // n * 2C + 2c
+  let plane = p.h * p.w;
+  let a = (c2 * p.h + oy + u32(p.pad_t)) * p.w + col;
+  var t = gx[a];
+  var s = gx[a + plane];
+  if (HAS_COND) {
+    t += gcond[c2];
+    s += gcond[c2 + 1u];
+  }
+  let v = safe_tanh(vec4<f32>(t)) * sigmoid4(vec4<f32>(s));
   gy[i] = v.x;
 }
 
+// dx over all rows of x (zero outside the band), from dy and x (and cond). Params as gate_forward,
+// threads = n * C * h * w.
 @group(0) @binding(1) var<storage, read> bg: array<f32>;
 @group(0) @binding(2) var<storage, read> bx: array<f32>;
 @group(0) @binding(3) var<storage, read_write> bdx: array<f32>;
+@group(0) @binding(4) var<storage, read> bcond: array<f32>;
 
 @compute @workgroup_size(64)
 fn gate_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = linear_id(gid, nwg);
   if (i >= p.threads) { return; }
-  let a = gate_index(i);
-  let th = safe_tanh(vec4<f32>(bx[a])).x;
-  let sg = sigmoid4(vec4<f32>(bx[a + p.h])).x;
-  let g = bg[i];
+  let col = i % p.w;
+  var r = i / p.w;
+  let iy = r % p.h;
+  r = r / p.h; // n * C + c
+  let c2 = 2u * r;
+  let plane = p.h * p.w;
+  let a = (c2 * p.h + iy) * p.w + col;
+  let oy = i32(iy) - p.pad_t;
+  if (oy < 0 || oy >= i32(p.ho)) {
+    bdx[a] = 0.0;
+    bdx[a + plane] = 0.0;
+    return;
+  }
+  var t = bx[a];
+  var s = bx[a + plane];
+  if (HAS_COND) {
+    t += bcond[c2];
+    s += bcond[c2 + 1u];
+  }
+  let th = safe_tanh(vec4<f32>(t)).x;
+  let sg = sigmoid4(vec4<f32>(s)).x;
+  let g = bg[(r * p.ho + u32(oy)) * p.w + col];
   bdx[a] = g * sg * (1.0 - th * th);
-  bdx[a + p.h] = g * th * sg * (1.0 - sg);
+  bdx[a + plane] = g * th * sg * (1.0 - sg);
+}
+
+// ---- per-channel sums for bias and cond gradients, without workgroup barriers:
+// conv_plane_sums: out[i] = sum over s < h of g[i * h + s] (one thread per (n, c) plane; threads = n * C);
+// conv_batch_sums: out[c] = sum over n of g[n * cin + c] (threads = cin).
+
+@group(0) @binding(1) var<storage, read> cg: array<f32>;
+@group(0) @binding(2) var<storage, read_write> cout_sums: array<f32>;
+
+@compute @workgroup_size(64)
+fn conv_plane_sums(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = linear_id(gid, nwg);
+  if (i >= p.threads) { return; }
+  let base = i * p.h;
+  // Four partial sums: independent adds, and a shorter rounding chain.
+  var acc = vec4<f32>(0.0);
+  let full = p.h / 4u * 4u;
+  for (var s = 0u; s < full; s += 4u) {
+    acc += vec4<f32>(cg[base + s], cg[base + s + 1u], cg[base + s + 2u], cg[base + s + 3u]);
+  }
+  for (var s = full; s < p.h; s++) { acc.x += cg[base + s]; }
+  cout_sums[i] = (acc.x + acc.y) + (acc.z + acc.w);
+}
+
+@compute @workgroup_size(64)
+fn conv_batch_sums(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let c = linear_id(gid, nwg);
+  if (c >= p.threads) { return; }
+  var total = 0.0;
+  for (var n = 0u; n < p.n; n++) { total += cg[n * p.cin + c]; }
+  cout_sums[c] = total;
 }
 
 // ---- the second pass of split-K: dw[i] = sum over s < splits of part[s * count + i]

@@ -7,6 +7,7 @@ import {
   refConvTranspose2d,
   refConvTranspose2dBackward,
   refGate,
+  refGateWith,
   refMaskKeeps,
   type RefConv2dOptions,
 } from '../src/engine/reference/conv';
@@ -31,6 +32,10 @@ interface CaseOptions {
   padding?: number | [number, number, number, number];
   bias?: boolean;
   residual?: boolean;
+  /** A pre-activation addend (before the gate). */
+  preResidual?: boolean;
+  /** Per-(image, channel) terms [N, Cout] (z's gate terms). */
+  cond?: boolean;
   gate?: boolean;
   mask?: E.ConvMask;
 }
@@ -44,15 +49,16 @@ function outSize(s: ConvShape, o: CaseOptions): [number, number, number, number]
   return [s.n ?? 2, o.gate ? s.cout / 2 : s.cout, ho, wo];
 }
 
-/** checkOp over conv2d: inputs x, w, then bias and residual when asked for. */
+/** checkOp over conv2d: inputs x, w, then bias, residual, pre-residual and cond when asked for. */
 function convCase(name: string, s: ConvShape, o: CaseOptions, seed = 1): Promise<void> {
-  const inputs = [{ shape: [s.n ?? 2, s.cin, s.h, s.w] }, { shape: [s.cout, s.cin, s.kh, s.kw] }];
-  if (o.bias) inputs.push({ shape: [s.cout] });
-  if (o.residual) inputs.push({ shape: outSize(s, o) });
-  const split = <T>(rest: T[]): { bias?: T; residual?: T } => ({
-    bias: o.bias ? rest[0] : undefined,
-    residual: o.residual ? rest[o.bias ? 1 : 0] : undefined,
-  });
+  const n = s.n ?? 2;
+  const inputs = [{ shape: [n, s.cin, s.h, s.w] }, { shape: [s.cout, s.cin, s.kh, s.kw] }];
+  const extras = (['bias', 'residual', 'preResidual', 'cond'] as const).filter((k) => o[k]);
+  const [, , ho, wo] = outSize(s, o);
+  const shapes = { bias: [s.cout], residual: outSize(s, o), preResidual: [n, s.cout, ho, wo], cond: [n, s.cout] };
+  for (const k of extras) inputs.push({ shape: shapes[k] });
+  const split = <T>(rest: T[]): { bias?: T; residual?: T; preResidual?: T; cond?: T } =>
+    Object.fromEntries(extras.map((k, i) => [k, rest[i]]));
   return checkOp({
     name,
     inputs,
@@ -88,6 +94,28 @@ describe('conv2d: fused epilogue', () => {
   it('gate with Cout 2', () => convCase('gate 2', { cin: 3, cout: 2, h: 7, w: 9, kh: 3, kw: 3 }, { padding: 1, gate: true, bias: true }));
   it('gate + bias + residual, stride 2', () =>
     convCase('gate+bias+res', { cin: 3, cout: 10, h: 9, w: 7, kh: 3, kw: 3 }, { stride: 2, padding: 1, gate: true, bias: true, residual: true }));
+  it('cond (no gate)', () => convCase('cond', { cin: 3, cout: 5, h: 7, w: 6, kh: 3, kw: 3 }, { padding: 1, cond: true }, 11));
+  it('cond + gate + bias, stride 2, partial channel block', () =>
+    convCase('cond+gate', { n: 3, cin: 3, cout: 10, h: 9, w: 7, kh: 3, kw: 3 }, { stride: 2, padding: 1, gate: true, bias: true, cond: true }, 12));
+  it('cond + gate with Cout 2', () => convCase('cond gate 2', { cin: 3, cout: 2, h: 7, w: 9, kh: 3, kw: 3 }, { padding: 1, gate: true, cond: true }, 13));
+  it('cond + gate + residual, 1x1', () =>
+    convCase('cond+gate+res 1x1', { n: 3, cin: 5, cout: 6, h: 5, w: 7, kh: 1, kw: 1 }, { gate: true, cond: true, residual: true, bias: true }, 14));
+  it('pre-residual (no gate)', () => convCase('preRes', { cin: 3, cout: 5, h: 7, w: 6, kh: 3, kw: 3 }, { padding: 1, preResidual: true }, 15));
+  it('pre-residual + cond + gate + bias, 1x5 mask B (the horizontal stack)', () =>
+    convCase('hstack fused', { n: 3, cin: 3, cout: 6, h: 5, w: 9, kh: 1, kw: 5 }, { padding: [0, 0, 2, 2], mask: { type: 'B' }, gate: true, bias: true, preResidual: true, cond: true }, 16));
+  it('pre-residual + cond + gate, 1x3 mask A, Cout 10', () =>
+    convCase('hstack A fused', { cin: 1, cout: 10, h: 5, w: 7, kh: 1, kw: 3 }, { padding: [0, 0, 1, 1], mask: { type: 'A' }, gate: true, preResidual: true, cond: true }, 17));
+});
+
+describe('conv2d: negative padding crops', () => {
+  it('1x1 without the last row (the vertical-to-horizontal link)', () =>
+    convCase('1x1 crop', { n: 3, cin: 5, cout: 6, h: 8, w: 7, kh: 1, kw: 1 }, { padding: [0, -1, 0, 0], bias: true }, 21));
+  it('3x3, cropped top and left, padded bottom', () =>
+    convCase('3x3 crop', { cin: 3, cout: 5, h: 9, w: 8, kh: 3, kw: 3 }, { padding: [-1, 2, -2, 1] }, 22));
+  it('stride 2, 3x3, cropped on every side', () =>
+    convCase('s2 crop', { cin: 3, cout: 5, h: 11, w: 10, kh: 3, kw: 3 }, { stride: 2, padding: [-1, -1, -1, -2] }, 23));
+  it('vstack 5x5 with one extra zero row on top (H+1 output rows)', () =>
+    convCase('vstack tall', { cin: 3, cout: 6, h: 7, w: 6, kh: 5, kw: 5 }, { padding: [3, 2, 2, 2], mask: { type: 'vstack' }, bias: true }, 24));
 });
 
 describe('conv2d: masks', () => {
@@ -318,6 +346,14 @@ describe('conv2d: shape errors', () => {
       expect(() => E.convTranspose2d(x, E.zeros([4, 3, 3, 3]))).toThrow(/convTranspose2d.*\[2,3,7,7\].*\[4,3,3,3\]/);
       expect(() => E.convTranspose2d(x, E.zeros([3, 4, 3, 3]), { stride: 2, outputPadding: 2 })).toThrow(/convTranspose2d.*outputPadding/);
       expect(() => E.gate(E.zeros([2, 3, 4]))).toThrow(/gate.*\[2,3,4\]/);
+      const w = E.zeros([4, 3, 3, 3]);
+      expect(() => E.conv2d(x, w, { padding: 1, cond: E.zeros([2, 2]) })).toThrow(/conv2d.*cond \[2,2\].*\[2, 4\]/);
+      expect(() => E.conv2d(x, w, { padding: 1, preResidual: E.zeros([2, 4, 7, 6]) })).toThrow(/conv2d.*preResidual \[2,4,7,6\]/);
+      expect(() => E.conv2d(x, w, { padding: 1, preResidual: E.zeros([2, 4, 7, 7]), residual: E.zeros([2, 4, 7, 7]) })).toThrow(/conv2d.*not supported/);
+      expect(() => E.conv2d(x, w, { padding: [-3, -2, 0, 0] })).toThrow(/conv2d.*empty output/);
+      expect(() => E.conv2d(x, w, { padding: 0.5 })).toThrow(/conv2d.*integers/);
+      expect(() => E.gate(E.zeros([2, 4, 5, 3]), { rows: [1, 5] })).toThrow(/gate.*rows/);
+      expect(() => E.gate(E.zeros([2, 4, 5, 3]), { cond: E.zeros([2, 2]) })).toThrow(/gate.*cond \[2,2\]/);
     });
   });
 });
@@ -355,13 +391,32 @@ describe('convTranspose2d', () => {
 });
 
 describe('gate', () => {
-  it('interleaved channels, NCHW', () => checkOp({ name: 'gate', inputs: [{ shape: [2, 6, 5, 3] }], gpu: E.gate, ref: refGate }));
-  it('rank 2', () => checkOp({ name: 'gate 2d', inputs: [{ shape: [3, 8] }], gpu: E.gate, ref: refGate, seed: 2 }));
+  it('interleaved channels, NCHW', () => checkOp({ name: 'gate', inputs: [{ shape: [2, 6, 5, 3] }], gpu: (x) => E.gate(x), ref: refGate }));
+  it('rank 2', () => checkOp({ name: 'gate 2d', inputs: [{ shape: [3, 8] }], gpu: (x) => E.gate(x), ref: refGate, seed: 2 }));
+  it('rank 3', () => checkOp({ name: 'gate 3d', inputs: [{ shape: [3, 4, 5] }], gpu: (x) => E.gate(x), ref: refGate, seed: 3 }));
+  it('with cond', () =>
+    checkOp({
+      name: 'gate cond',
+      inputs: [{ shape: [3, 6, 5, 7] }, { shape: [3, 6] }],
+      gpu: (x, c) => E.gate(x, { cond: c }),
+      ref: (x, c) => refGateWith(x, { cond: c }),
+      seed: 4,
+    }));
+  it('on a band of rows, with cond (the vertical stack: rows 1..H of H+1)', () =>
+    checkOp({
+      name: 'gate rows',
+      inputs: [{ shape: [2, 4, 6, 5] }, { shape: [2, 4] }],
+      gpu: (x, c) => E.gate(x, { cond: c, rows: [1, 5] }),
+      ref: (x, c) => refGateWith(x, { cond: c, rows: [1, 5] }),
+      seed: 5,
+    }));
+  it('on a band of rows in the middle, no cond', () =>
+    checkOp({ name: 'gate rows mid', inputs: [{ shape: [3, 2, 7, 3] }], gpu: (x) => E.gate(x, { rows: [2, 3] }), ref: (x) => refGateWith(x, { rows: [2, 3] }), seed: 6 }));
   it('saturates without NaN', () =>
     checkOp({
       name: 'gate large',
       inputs: [{ shape: [1, 2, 5], fill: (_r, i) => [-90, -20, 0, 20, 90, 90, -90, 3, -3, 0][i], grad: false }],
-      gpu: E.gate,
+      gpu: (x) => E.gate(x),
       ref: refGate,
     }));
 });
@@ -409,6 +464,25 @@ describe('float64 backward references', () => {
       const opts = (b: NDArray, r: NDArray): RefConv2dOptions => ({ ...base, bias: b, residual: r });
       const g = refConv2dBackward(x, w, dy, opts(bias, residual));
       fdCheck(([a, b, c, d]) => dot(refConv2d(a, b, opts(c, d)), dy), [x, w, bias, residual], [g.dx, g.dw, g.dbias, g.dresidual], name);
+    });
+  }
+  const condConfigs: [string, number[], number[], Omit<RefConv2dOptions, 'bias' | 'preResidual' | 'cond'>][] = [
+    ['gate, 3x3', [2, 3, 5, 4], [4, 3, 3, 3], { padding: 1, gate: true }],
+    ['no gate, stride 2, crop', [3, 2, 6, 5], [3, 2, 2, 3], { stride: 2, padding: [1, -1, 2, 0] }],
+    ['gate, hstack B 1x3', [2, 2, 3, 5], [6, 2, 1, 3], { padding: [0, 0, 1, 1], mask: { type: 'B' }, gate: true }],
+  ];
+  for (const [name, xs, ws, base] of condConfigs) {
+    it(`refConv2dBackward with pre-residual and cond: ${name}`, () => {
+      const x = randomArray(xs, 61);
+      const w = randomArray(ws, 62);
+      const bias = randomArray([ws[0]], 63);
+      const pre = refConv2d(x, w, { ...base, gate: false });
+      const preResidual = randomArray(pre.shape, 64);
+      const cond = randomArray([xs[0], ws[0]], 65);
+      const dy = randomArray(refConv2d(x, w, base).shape, 66);
+      const opts = (b: NDArray, r: NDArray, c: NDArray): RefConv2dOptions => ({ ...base, bias: b, preResidual: r, cond: c });
+      const g = refConv2dBackward(x, w, dy, opts(bias, preResidual, cond));
+      fdCheck(([a, b, c, d, e]) => dot(refConv2d(a, b, opts(c, d, e)), dy), [x, w, bias, preResidual, cond], [g.dx, g.dw, g.dbias, g.dpreResidual, g.dcond], name);
     });
   }
   it('refConvTranspose2dBackward: k3 s2 p1 op1', () => {

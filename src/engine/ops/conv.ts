@@ -1,7 +1,8 @@
 // Convolutions (shaders/conv.wgsl): conv2d with masks (A/B with colour groups, vstack; a 1xk kernel
-// with A/B is the gated PixelCNN's horizontal stack), stride 1|2, asymmetric padding and a fused
-// epilogue (bias, interleaved gate, residual); convTranspose2d; the stand-alone gate. Layout NCHW,
-// weights [Cout, Cin, kh, kw], cross-correlation.
+// with A/B is the gated PixelCNN's horizontal stack), stride 1|2, asymmetric padding (negative
+// crops) and a fused epilogue (bias, pre-residual, z's per-image gate terms, interleaved gate,
+// residual); convTranspose2d; the stand-alone gate (optionally on a band of rows, with z's terms).
+// Layout NCHW, weights [Cout, Cin, kh, kw], cross-correlation.
 //
 // One kernel family serves all of them: conv_forward, conv_backward_data (the transposed
 // convolution, which is also convTranspose2d's forward) and conv_backward_weight (split-K partial
@@ -10,7 +11,6 @@ import convWgsl from '../../../shaders/conv.wgsl?raw';
 import { record } from '../autograd';
 import { Params, launch, threadsGrid } from '../kernels';
 import { empty, engine, Tensor, ShapeError, shapeString } from '../tensor';
-import { sum } from './reduce';
 import type { KernelSpec } from '../../gpu/context';
 
 export interface ConvMask {
@@ -24,12 +24,16 @@ export type ConvPadding = number | readonly [top: number, bottom: number, left: 
 
 export interface Conv2dOptions {
   stride?: 1 | 2;
-  /** One value for all sides, or [top, bottom, left, right]. Default 0. */
+  /** One value for all sides, or [top, bottom, left, right]; a negative value crops. Default 0. */
   padding?: ConvPadding;
   bias?: Tensor;
   mask?: ConvMask;
   /** Added last (after the gate), same shape as the output. */
   residual?: Tensor;
+  /** Added to the pre-activation (before the gate), [N, Cout, Ho, Wo]. Not together with residual (one addend binding). */
+  preResidual?: Tensor;
+  /** [N, Cout]: added to the pre-activation at every position of image n (z's gate terms), before the gate. */
+  cond?: Tensor;
   /** Gated activation over interleaved channels: out[c] = tanh(pre[2c]) * sigmoid(pre[2c+1]). */
   gate?: boolean;
 }
@@ -96,6 +100,8 @@ function scratch(): Tensor {
 interface ForwardExtras {
   bias?: Tensor;
   residual?: Tensor;
+  preResidual?: Tensor;
+  cond?: Tensor;
   gate?: boolean;
   /** Also write the pre-activation (before the gate) here. */
   pre?: Tensor;
@@ -110,16 +116,18 @@ function runForward(x: Tensor, w: Tensor, g: Geometry, extras: ForwardExtras = {
   const xblocks = Math.ceil(g.wo / 4);
   const threads = g.n * cblocks * g.ho * xblocks;
   const dummy = extras.pre ? null : scratch();
+  const addend = extras.residual ?? extras.preResidual;
   const constants = {
     ...geometryConstants(g, cb),
     HAS_BIAS: extras.bias ? 1 : 0,
-    HAS_RES: extras.residual ? 1 : 0,
+    RES_MODE: extras.residual ? 1 : extras.preResidual ? 2 : 0,
+    HAS_COND: extras.cond ? 1 : 0,
     GATE: gate ? 1 : 0,
     WRITE_PRE: extras.pre ? 1 : 0,
   };
   launch(
-    spec('conv_forward', constants, ['read', 'read', 'read', 'read', 'rw', 'rw']),
-    [x.buffer, w.buffer, (extras.bias ?? w).buffer, (extras.residual ?? x).buffer, y.buffer, (extras.pre ?? dummy!).buffer],
+    spec('conv_forward', constants, ['read', 'read', 'read', 'read', 'rw', 'rw', 'read']),
+    [x.buffer, w.buffer, (extras.bias ?? w).buffer, (addend ?? x).buffer, y.buffer, (extras.pre ?? dummy!).buffer, (extras.cond ?? w).buffer],
     params(g, threads, cblocks, xblocks),
     threadsGrid(threads, WG),
   );
@@ -204,30 +212,85 @@ export function conv2dWeightGradForTest(x: Tensor, gy: Tensor, kernel: [number, 
   return runBackwardWeight(x, gy, g, splits);
 }
 
-function gateSpatial(x: Tensor): number {
-  let s = 1;
-  for (let i = 2; i < x.rank; i++) s *= x.shape[i];
-  return s;
+/** A gate's layout: x [N, 2C, rows, ...], trailing axes flattened into the row length. */
+interface GateLayout {
+  n: number;
+  half: number;
+  rowsIn: number;
+  rowLength: number;
+  rowsOut: number;
+  rowStart: number;
 }
 
-function runGate(x: Tensor): Tensor {
-  const half = x.shape[1] / 2;
-  const y = empty([x.shape[0], half, ...x.shape.slice(2)]);
-  const sp = gateSpatial(x);
+function gateParams(l: GateLayout, threads: number): Uint32Array {
+  return new Params().u(l.n, l.half, l.rowsIn, l.rowLength).u(0, l.rowsOut, 0, threads).u(l.rowStart, 0, 0, 0).u(0, 0, 0, 0).build();
+}
+
+function runGate(x: Tensor, l: GateLayout, cond?: Tensor): Tensor {
+  const y = empty([l.n, l.half, ...(x.rank > 2 ? [l.rowsOut, ...x.shape.slice(3)] : [])]);
   const threads = y.size;
-  const p = new Params().u(x.shape[0], half, sp, 0).u(0, 0, 0, threads).build();
-  launch(spec('gate_forward', {}, ['read', 'rw']), [x.buffer, y.buffer], p, threadsGrid(threads, WG));
+  launch(
+    spec('gate_forward', { HAS_COND: cond ? 1 : 0 }, ['read', 'rw', 'read']),
+    [x.buffer, y.buffer, (cond ?? x).buffer],
+    gateParams(l, threads),
+    threadsGrid(threads, WG),
+  );
   return y;
 }
 
-function runGateBackward(gy: Tensor, x: Tensor): Tensor {
+/** d pre-activation [x's shape] from dy (zero outside the band of rows). */
+function runGateBackward(gy: Tensor, x: Tensor, l: GateLayout, cond?: Tensor): Tensor {
   const dx = empty(x.shape);
-  const half = x.shape[1] / 2;
-  const sp = gateSpatial(x);
-  const threads = gy.size;
-  const p = new Params().u(x.shape[0], half, sp, 0).u(0, 0, 0, threads).build();
-  launch(spec('gate_backward', {}, ['read', 'read', 'rw']), [gy.buffer, x.buffer, dx.buffer], p, threadsGrid(threads, WG));
+  const threads = x.size / 2;
+  launch(
+    spec('gate_backward', { HAS_COND: cond ? 1 : 0 }, ['read', 'read', 'rw', 'read']),
+    [gy.buffer, x.buffer, dx.buffer, (cond ?? x).buffer],
+    gateParams(l, threads),
+    threadsGrid(threads, WG),
+  );
   return dx;
+}
+
+/** The layout of a gate over all of x (as conv2d's fused gate). */
+function fullGate(x: Tensor): GateLayout {
+  const rowsIn = x.rank > 2 ? x.shape[2] : 1;
+  const rowLength = x.shape.slice(3).reduce((a, b) => a * b, 1);
+  return { n: x.shape[0], half: x.shape[1] / 2, rowsIn, rowLength, rowsOut: rowsIn, rowStart: 0 };
+}
+
+/**
+ * Per-channel sums of g [N, C, ...] over every axis but 1 (a bias gradient), or over the trailing
+ * axes only with perImage ([N, C], a cond gradient). One thread per plane, then one per channel:
+ * the generic reduction runs one workgroup per output, which leaves a CPU adapter's cores idle for C
+ * of 16..64 outputs.
+ */
+function channelSums(g: Tensor, perImage: boolean): Tensor {
+  const [n, c] = g.shape;
+  const plane = g.size / (n * c);
+  const planes = empty([n, c]);
+  launch(
+    spec('conv_plane_sums', {}, ['read', 'rw']),
+    [g.buffer, planes.buffer],
+    new Params().u(n, c, plane, 0).u(0, 0, 0, n * c).u(0, 0, 0, 0).u(0, 0, 0, 0).build(),
+    threadsGrid(n * c, WG),
+  );
+  if (perImage) return planes;
+  const sums = batchSums(planes);
+  planes.dispose();
+  return sums;
+}
+
+/** [N, C] -> [C], summed over N. */
+function batchSums(planes: Tensor): Tensor {
+  const [n, c] = planes.shape;
+  const sums = empty([c]);
+  launch(
+    spec('conv_batch_sums', {}, ['read', 'rw']),
+    [planes.buffer, sums.buffer],
+    new Params().u(n, c, 0, 0).u(0, 0, 0, c).u(0, 0, 0, 0).u(0, 0, 0, 0).build(),
+    threadsGrid(c, WG),
+  );
+  return sums;
 }
 
 // ---- shape checks -------------------------------------------------------------------------------------
@@ -246,7 +309,8 @@ function padsOf(op: string, padding: ConvPadding | undefined): [number, number, 
   if (typeof padding !== 'number' && padding !== undefined && padding.length !== 4) {
     throw new ShapeError(op, `padding must be a number or [top, bottom, left, right], got [${padding.join(',')}]`);
   }
-  if (!pads.every(isNonNegInt)) throw new ShapeError(op, `padding must be non-negative integers, got [${pads.join(',')}]`);
+  // Negative padding crops (every kernel bounds-checks its input reads, so it costs nothing).
+  if (!pads.every(Number.isInteger)) throw new ShapeError(op, `padding must be integers, got [${pads.join(',')}]`);
   return pads;
 }
 
@@ -315,8 +379,10 @@ export function conv2d(x: Tensor, w: Tensor, opts: Conv2dOptions = {}): Tensor {
   if (gate && g.cout % 2 !== 0) {
     throw new ShapeError(op, `gate needs an even number of output channels, weight ${shapeString(w.shape)} has ${g.cout}`);
   }
+  const preShape = [g.n, g.cout, g.ho, g.wo];
   const outShape = [g.n, gate ? g.cout / 2 : g.cout, g.ho, g.wo];
-  const { bias, residual } = opts;
+  const { bias, residual, preResidual, cond } = opts;
+  const context = `(input ${shapeString(x.shape)}, weight ${shapeString(w.shape)})`;
   if (bias) {
     checkF32(op, 'bias', bias);
     if (bias.rank !== 1 || bias.shape[0] !== g.cout) throw new ShapeError(op, `bias ${shapeString(bias.shape)} must be [${g.cout}] for weight ${shapeString(w.shape)}`);
@@ -324,24 +390,46 @@ export function conv2d(x: Tensor, w: Tensor, opts: Conv2dOptions = {}): Tensor {
   if (residual) {
     checkF32(op, 'residual', residual);
     if (residual.rank !== 4 || residual.shape.some((d, i) => d !== outShape[i])) {
-      throw new ShapeError(op, `residual ${shapeString(residual.shape)} must match the output ${shapeString(outShape)} (input ${shapeString(x.shape)}, weight ${shapeString(w.shape)})`);
+      throw new ShapeError(op, `residual ${shapeString(residual.shape)} must match the output ${shapeString(outShape)} ${context}`);
+    }
+  }
+  if (preResidual) {
+    checkF32(op, 'preResidual', preResidual);
+    if (residual) throw new ShapeError(op, `residual and preResidual together are not supported ${context}`);
+    if (preResidual.rank !== 4 || preResidual.shape.some((d, i) => d !== preShape[i])) {
+      throw new ShapeError(op, `preResidual ${shapeString(preResidual.shape)} must match the pre-activation ${shapeString(preShape)} ${context}`);
+    }
+  }
+  if (cond) {
+    checkF32(op, 'cond', cond);
+    if (cond.rank !== 2 || cond.shape[0] !== g.n || cond.shape[1] !== g.cout) {
+      throw new ShapeError(op, `cond ${shapeString(cond.shape)} must be [${g.n}, ${g.cout}] (batch, output channels) ${context}`);
     }
   }
   const inputs: Tensor[] = [x, w];
   if (bias) inputs.push(bias);
   if (residual) inputs.push(residual);
+  if (preResidual) inputs.push(preResidual);
+  if (cond) inputs.push(cond);
   const needsGrad = engine().gradEnabled && inputs.some((t) => t.requiresGrad);
-  const pre = gate && needsGrad ? empty([g.n, g.cout, g.ho, g.wo]) : undefined;
-  const y = runForward(x, w, g, { bias, residual, gate, pre });
+  const pre = gate && needsGrad ? empty(preShape) : undefined;
+  const y = runForward(x, w, g, { bias, residual, preResidual, cond, gate, pre });
 
+  // Forward above, backward here: the gate's derivative (pre holds bias, pre-residual and cond
+  // already), then the transposed conv, the weight gradient and per-channel sums.
   return record(op, y, inputs, (gy) => {
-    const dpre = pre ? runGateBackward(gy, pre) : gy;
+    const dpre = pre ? runGateBackward(gy, pre, fullGate(pre)) : gy;
     const grads: (Tensor | null)[] = [
       x.requiresGrad ? runBackwardData(dpre, w, g) : null,
       w.requiresGrad ? runBackwardWeight(x, dpre, g) : null,
     ];
-    if (bias) grads.push(bias.requiresGrad ? sum(dpre, [0, 2, 3]) : null);
+    // d cond = sums over (h, w) per image; d bias sums those over the batch when both are wanted.
+    const wantCond = cond?.requiresGrad ?? false;
+    const dcond = wantCond ? channelSums(dpre, true) : null;
+    if (bias) grads.push(bias.requiresGrad ? (dcond ? batchSums(dcond) : channelSums(dpre, false)) : null);
     if (residual) grads.push(residual.requiresGrad ? gy : null);
+    if (preResidual) grads.push(preResidual.requiresGrad ? dpre : null);
+    if (cond) grads.push(dcond);
     return grads;
   });
 }
@@ -392,17 +480,48 @@ export function convTranspose2d(x: Tensor, w: Tensor, opts: ConvTranspose2dOptio
       // roles of the forward convolution (its input is gy, its output gradient is x).
       w.requiresGrad ? runBackwardWeight(gy, x, g) : null,
     ];
-    if (bias) grads.push(bias.requiresGrad ? sum(gy, [0, 2, 3]) : null);
+    if (bias) grads.push(bias.requiresGrad ? channelSums(gy, false) : null);
     return grads;
   });
 }
 
-/** Gated activation over interleaved channels of axis 1: y[:, c] = tanh(x[:, 2c]) * sigmoid(x[:, 2c+1]). */
-export function gate(x: Tensor): Tensor {
+export interface GateOptions {
+  /** [N, 2C]: added to the pre-activation at every position of image n (z's gate terms). */
+  cond?: Tensor;
+  /** Gate only rows [start, start + count) of axis 2 (x of rank 4); the rest get zero gradient. */
+  rows?: readonly [start: number, count: number];
+}
+
+/**
+ * Gated activation over interleaved channels of axis 1: y[:, c] = tanh(x[:, 2c] + cond[:, 2c]) *
+ * sigmoid(x[:, 2c+1] + cond[:, 2c+1]), on a band of rows when asked (a vertical stack's current
+ * rows of a map that also holds the row above: one kernel instead of a slice, an add and the gate).
+ */
+export function gate(x: Tensor, opts: GateOptions = {}): Tensor {
   checkF32('gate', 'input', x);
   if (x.rank < 2 || x.shape[1] % 2 !== 0) {
     throw new ShapeError('gate', `input ${shapeString(x.shape)} needs an even number of channels on axis 1`);
   }
-  const y = runGate(x);
-  return record('gate', y, [x], (gy) => [runGateBackward(gy, x)]);
+  const layout = fullGate(x);
+  const { cond, rows } = opts;
+  if (rows) {
+    const [start, count] = rows;
+    if (x.rank !== 4 || !isNonNegInt(start) || !Number.isInteger(count) || count < 1 || start + count > x.shape[2]) {
+      throw new ShapeError('gate', `rows [${start}, ${start}+${count}) must be a non-empty band of axis 2 of a rank-4 input, got ${shapeString(x.shape)}`);
+    }
+    layout.rowStart = start;
+    layout.rowsOut = count;
+  }
+  if (cond) {
+    checkF32('gate', 'cond', cond);
+    if (cond.rank !== 2 || cond.shape[0] !== x.shape[0] || cond.shape[1] !== x.shape[1]) {
+      throw new ShapeError('gate', `cond ${shapeString(cond.shape)} must be [${x.shape[0]}, ${x.shape[1]}] for input ${shapeString(x.shape)}`);
+    }
+  }
+  const y = runGate(x, layout, cond);
+  const inputs = cond ? [x, cond] : [x];
+  return record('gate', y, inputs, (gy) => {
+    const dx = runGateBackward(gy, x, layout, cond);
+    return cond ? [dx, cond.requiresGrad ? channelSums(dx, true) : null] : [dx];
+  });
 }

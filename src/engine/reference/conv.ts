@@ -13,6 +13,10 @@ export interface RefConv2dOptions {
   bias?: NDArray;
   mask?: RefConvMask;
   residual?: NDArray;
+  /** Added to the pre-activation, [N, Cout, Ho, Wo]. */
+  preResidual?: NDArray;
+  /** [N, Cout], added to the pre-activation at every position of image n. */
+  cond?: NDArray;
   gate?: boolean;
 }
 
@@ -103,21 +107,55 @@ function forEachProduct(g: RefGeometry, visit: (yi: number, xi: number, wi: numb
         }
 }
 
-/** The pre-activation conv (no gate, no residual): [N, Cout, Ho, Wo]. */
+/** The pre-activation (conv + bias + pre-residual + cond; no gate, no residual): [N, Cout, Ho, Wo]. */
 export function refConv2dPre(x: NDArray, w: NDArray, opts: RefConv2dOptions = {}): NDArray {
   const g = convGeometry(x, w, opts, 'refConv2d');
   const y = nd([g.n, g.cout, g.ho, g.wo]);
-  if (opts.bias) {
-    const plane = g.ho * g.wo;
-    for (let i = 0; i < y.data.length; i++) y.data[i] = opts.bias.data[Math.floor(i / plane) % g.cout];
-  }
   const yd = y.data;
   const xd = x.data;
   const wd = w.data;
   forEachProduct(g, (yi, xi, wi) => {
     yd[yi] += xd[xi] * wd[wi];
   });
+  const plane = g.ho * g.wo;
+  const { bias, preResidual, cond } = opts;
+  if (preResidual && preResidual.data.length !== yd.length) throw new Error(`refConv2d: preResidual [${preResidual.shape}] vs pre-activation [${y.shape}]`);
+  if (cond && cond.data.length !== g.n * g.cout) throw new Error(`refConv2d: cond [${cond.shape}] vs [${g.n}, ${g.cout}]`);
+  for (let i = 0; i < yd.length; i++) {
+    const nc = Math.floor(i / plane);
+    if (bias) yd[i] += bias.data[nc % g.cout];
+    if (preResidual) yd[i] += preResidual.data[i];
+    if (cond) yd[i] += cond.data[nc];
+  }
   return y;
+}
+
+export interface RefGateOptions {
+  /** [N, 2C], added before the gate at every position of image n. */
+  cond?: NDArray;
+  /** Only rows [start, start + count) of axis 2. */
+  rows?: readonly [number, number];
+}
+
+/** x + cond (broadcast over positions), rows [start, start + count) of axis 2: the gate's pre-activation. */
+function gateInput(x: NDArray, opts: RefGateOptions): NDArray {
+  const [n, c2] = x.shape;
+  const rowsIn = x.shape.length > 2 ? x.shape[2] : 1;
+  const rowLength = x.shape.slice(3).reduce((a, b) => a * b, 1);
+  const [start, count] = opts.rows ?? [0, rowsIn];
+  const shape = x.shape.length > 2 ? [n, c2, count, ...x.shape.slice(3)] : [n, c2];
+  const out = nd(shape);
+  for (let nc = 0; nc < n * c2; nc++)
+    for (let r = 0; r < count; r++)
+      for (let i = 0; i < rowLength; i++) {
+        out.data[(nc * count + r) * rowLength + i] = x.data[(nc * rowsIn + start + r) * rowLength + i] + (opts.cond ? opts.cond.data[nc] : 0);
+      }
+  return out;
+}
+
+/** The gate with z's terms on a band of rows (gate(x, { cond, rows }) of the engine). */
+export function refGateWith(x: NDArray, opts: RefGateOptions): NDArray {
+  return refGate(gateInput(x, opts));
 }
 
 /** Gated activation over interleaved channels of axis 1. */
@@ -173,6 +211,10 @@ export interface RefConv2dGrads {
   dw: NDArray;
   dbias: NDArray;
   dresidual: NDArray;
+  /** The pre-activation's gradient. */
+  dpreResidual: NDArray;
+  /** [N, Cout]: the pre-activation's gradient summed over positions. */
+  dcond: NDArray;
 }
 
 /** Gradients of conv2d given dL/dy (masked taps get exactly zero weight gradient). */
@@ -182,14 +224,19 @@ export function refConv2dBackward(x: NDArray, w: NDArray, dy: NDArray, opts: Ref
   const dx = nd(x.shape);
   const dw = nd(w.shape);
   const dbias = nd([g.cout]);
+  const dcond = nd([g.n, g.cout]);
   const plane = g.ho * g.wo;
-  for (let i = 0; i < dpre.data.length; i++) dbias.data[Math.floor(i / plane) % g.cout] += dpre.data[i];
+  for (let i = 0; i < dpre.data.length; i++) {
+    dbias.data[Math.floor(i / plane) % g.cout] += dpre.data[i];
+    dcond.data[Math.floor(i / plane)] += dpre.data[i];
+  }
   const gd = dpre.data;
   forEachProduct(g, (yi, xi, wi) => {
     dx.data[xi] += gd[yi] * w.data[wi];
     dw.data[wi] += gd[yi] * x.data[xi];
   });
-  return { dx, dw, dbias, dresidual: { shape: [...dy.shape], data: Float64Array.from(dy.data) } };
+  const copy = (a: NDArray): NDArray => ({ shape: [...a.shape], data: Float64Array.from(a.data) });
+  return { dx, dw, dbias, dresidual: copy(dy), dpreResidual: copy(dpre), dcond };
 }
 
 function transposeGeometry(x: NDArray, w: NDArray, opts: RefConvTranspose2dOptions): { ho: number; wo: number; s: number; p: number } {
