@@ -108,11 +108,13 @@ function convWeights(packer: Packer, conv: Conv2d): [number, number] {
   return [packer.add(conv.weight()), packer.add(conv.b)];
 }
 
-/** z's interleaved gate terms [B, 2W] exactly as GateConditioning.apply adds them (0 + term). */
+/** z's interleaved gate terms [B, 2W], the tensor the full decoder's gates add (GateConditioning.term). */
 function zTerm(packer: Packer, cond: GateConditioning | null, z: E.Tensor | null, batch: number, width2: number): number {
   if (!cond) return NONE;
   if (!z) throw new Error('incremental sampling: this decoder needs z');
-  return packer.add(cond.apply(E.zeros([batch, width2, 1, 1]), z));
+  const term = cond.term(z);
+  if (term.shape[0] !== batch || term.shape[1] !== width2) throw new E.ShapeError('sampleIncremental', `z terms ${E.shapeString(term.shape)} must be [${batch}, ${width2}]`);
+  return packer.add(term);
 }
 
 /**

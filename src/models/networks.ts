@@ -106,7 +106,11 @@ export class UpsamplingDecoder {
   }
 }
 
-/** Adds z's per-gate terms: x [B, 2P, H, W] + interleave(tanhTerm, sigmoidTerm) [B, 2P, 1, 1]. */
+/**
+ * z's per-gate terms: interleave(tanhTerm, sigmoidTerm) [B, 2P], which a gate adds to its
+ * pre-activation [B, 2P, H, W] at every position (the conv's or the gate's `cond` option, fused).
+ * Two linear maps with their own parameters (`.cond_tanh.*`, `.cond_sigmoid.*`: checkpoints name them).
+ */
 export class GateConditioning {
   private readonly tanhMap: Linear;
   private readonly sigmoidMap: Linear;
@@ -116,12 +120,13 @@ export class GateConditioning {
     this.sigmoidMap = new Linear(params, `${name}.cond_sigmoid`, { in: latentDim, out: width, weightNorm });
   }
 
-  apply(x: E.Tensor, z: E.Tensor): E.Tensor {
+  /** [B, 2P], channel 2c the tanh half's term c and 2c+1 the sigmoid half's, as the gates interleave them. */
+  term(z: E.Tensor): E.Tensor {
     const batch = z.shape[0];
     const p = this.tanhMap.opts.out;
     const a = this.tanhMap.forward(z).view([batch, p, 1]);
     const b = this.sigmoidMap.forward(z).view([batch, p, 1]);
-    return E.add(x, E.concat([a, b], 2).view([batch, 2 * p, 1, 1]));
+    return E.concat([a, b], 2).view([batch, 2 * p]);
   }
 
   macs(): number {
@@ -135,6 +140,12 @@ export class GateConditioning {
  * on a map padded with one zero row on top); its pre-activation, shifted down one row, feeds the
  * horizontal stack through a 1x1 conv; the horizontal stack sees pixels to the left (1 x k mask A in
  * the first layer, B after).
+ *
+ * Fused for speed, with the same arithmetic: the zero row on top is one more row of the vertical
+ * conv's padding, so its output vpre [B, 2P, H+1, W] holds both the shifted map (rows 0..H-1) and
+ * the current one (rows 1..H). The vertical gate reads rows 1..H with z's terms in one kernel; v2h is
+ * a 1x1 conv on vpre cropped by its last row; the horizontal conv adds v2h's output and z's terms to
+ * its pre-activation and gates in its epilogue. No pad, slice or add kernels remain.
  */
 export class GatedStackLayer {
   // Read by the incremental sampler (incremental.ts), which packs the effective weights.
@@ -160,8 +171,8 @@ export class GatedStackLayer {
   ) {
     const c = Math.floor(k / 2);
     const p2 = 2 * width;
-    this.vconv = new Conv2d(params, `${name}.vstack`, { in: inChannels, out: p2, kernel: k, mask: { type: 'vstack' }, weightNorm, padding: [c, c, c, c] });
-    this.v2h = new Conv2d(params, `${name}.v2h`, { in: p2, out: p2, kernel: 1, weightNorm });
+    this.vconv = new Conv2d(params, `${name}.vstack`, { in: inChannels, out: p2, kernel: k, mask: { type: 'vstack' }, weightNorm, padding: [c + 1, c, c, c] });
+    this.v2h = new Conv2d(params, `${name}.v2h`, { in: p2, out: p2, kernel: 1, weightNorm, padding: [0, -1, 0, 0] });
     this.hconv = new Conv2d(params, `${name}.hstack`, { in: inChannels, out: p2, kernel: [1, k], mask: { type: first ? 'A' : 'B' }, weightNorm, padding: [0, 0, c, c] });
     this.h2h = new Conv2d(params, `${name}.h2h`, { in: width, out: width, kernel: 1, weightNorm });
     this.vcond = latentDim && verticalOutput ? new GateConditioning(params, `${name}.vstack`, latentDim, width, weightNorm) : null;
@@ -169,24 +180,19 @@ export class GatedStackLayer {
   }
 
   forward(xv: E.Tensor, xh: E.Tensor, z: E.Tensor | null): { v: E.Tensor | null; h: E.Tensor } {
-    const [batch, , height, width] = xv.shape;
-    const p2 = 2 * this.width;
-    const vpad = E.pad(xv, [[0, 0], [0, 0], [1, 0], [0, 0]]);
-    const vpre = this.vconv.forward(vpad); // [B, 2P, H+1, W]
-    let vout: E.Tensor | null = null;
-    if (this.verticalOutput) {
-      const vcur = E.slice(vpre, [0, 0, 1, 0], [batch, p2, height, width]);
-      vout = E.gate(this.vcond && z ? this.vcond.apply(vcur, z) : vcur);
-    }
-    const vshift = E.slice(vpre, [0, 0, 0, 0], [batch, p2, height, width]);
-    const hpre = this.hconv.forward(xh, { residual: this.v2h.forward(vshift) });
-    const hgated = E.gate(this.hcond && z ? this.hcond.apply(hpre, z) : hpre);
+    const height = xv.shape[2];
+    // Row r of vpre is the vertical stack at image row r - 1 (row 0 sees only the zero row on top).
+    const vpre = this.vconv.forward(xv); // [B, 2P, H+1, W]
+    const vout = this.verticalOutput ? E.gate(vpre, { rows: [1, height], cond: this.vcond && z ? this.vcond.term(z) : undefined }) : null;
+    const v2h = this.v2h.forward(vpre); // rows 0..H-1: the vertical pre-activation shifted down one row
+    const hgated = this.hconv.forward(xh, { preResidual: v2h, cond: this.hcond && z ? this.hcond.term(z) : undefined, gate: true });
     const hout = this.h2h.forward(hgated, this.residual ? { residual: xh } : {});
     return { v: vout, h: hout };
   }
 
+  /** vconv computes H+1 rows and v2h H (its crop), as before the fusion. */
   macs(h: number, w: number): number {
-    return this.vconv.macs(h + 1, w) + this.v2h.macs(h, w) + this.hconv.macs(h, w) + this.h2h.macs(h, w) + (this.vcond?.macs() ?? 0) + (this.hcond?.macs() ?? 0);
+    return this.vconv.macs(h, w) + this.v2h.macs(h + 1, w) + this.hconv.macs(h, w) + this.h2h.macs(h, w) + (this.vcond?.macs() ?? 0) + (this.hcond?.macs() ?? 0);
   }
 }
 
@@ -207,10 +213,8 @@ export class GatedHead {
   }
 
   forward(h: E.Tensor, z: E.Tensor | null): E.Tensor {
-    let a = this.out1.forward(h);
-    a = E.gate(this.cond1 && z ? this.cond1.apply(a, z) : a);
-    let b = this.out2.forward(a);
-    b = E.gate(this.cond2 && z ? this.cond2.apply(b, z) : b);
+    const a = this.out1.forward(h, { gate: true, cond: this.cond1 && z ? this.cond1.term(z) : undefined });
+    const b = this.out2.forward(a, { gate: true, cond: this.cond2 && z ? this.cond2.term(z) : undefined });
     return this.out3.forward(b);
   }
 

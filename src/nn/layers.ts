@@ -12,7 +12,7 @@ export interface Conv2dOptions {
   out: number;
   kernel: number | [number, number];
   stride?: 1 | 2;
-  /** Default: k//2 on each side of each axis ("half" padding, as Theano's border_mode='half'). */
+  /** Default: k//2 on each side of each axis ("half" padding, as Theano's border_mode='half'); negative crops. */
   padding?: Padding;
   mask?: ConvMask;
   weightNorm?: boolean;
@@ -44,13 +44,16 @@ export class Conv2d {
     return this.g ? E.weightNorm(this.v, this.g) : this.v;
   }
 
-  forward(x: E.Tensor, extra: { residual?: E.Tensor; gate?: boolean } = {}): E.Tensor {
+  /** The conv with the fused epilogue's extras (see E.Conv2dOptions). */
+  forward(x: E.Tensor, extra: { residual?: E.Tensor; preResidual?: E.Tensor; cond?: E.Tensor; gate?: boolean } = {}): E.Tensor {
     return E.conv2d(x, this.weight(), {
       stride: this.opts.stride ?? 1,
       padding: this.padding,
       bias: this.b ?? undefined,
       mask: this.opts.mask,
       residual: extra.residual,
+      preResidual: extra.preResidual,
+      cond: extra.cond,
       gate: extra.gate,
     });
   }
