@@ -48,6 +48,8 @@ override MASK_AB: bool = MASK == 1u || MASK == 2u;
 override FULL_ROWS: u32 = select(select(KH, CY + 1u, MASK == 3u), CY, MASK_AB);
 /** Masks A/B visit row CY up to column CX (exclusive), then maybe the centre tap. */
 override HAS_CENTRE: bool = MASK == 2u || (MASK == 1u && GROUPS > 1u);
+/** Kernel rows with any kept tap: the full ones, then the centre row of masks A/B. */
+override KV: u32 = FULL_ROWS + select(0u, 1u, MASK_AB);
 
 @group(0) @binding(0) var<uniform> p: Params;
 
@@ -365,7 +367,8 @@ fn conv_backward_data(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
 
 // ---- backward weight (split-K): part[s, co, ci, ky, kx] = sum over rows (n, oy) of chunk s and all ox
 // of g[n, co, oy, ox] * x[n, ci, oy*S + ky - pad_t, ox*S + kx - pad_l]. A thread owns CB output
-// channels (vec4 lanes) x all KW columns (k0..k6) of one (ci, ky) and one chunk.
+// channels (vec4 lanes) x all KW columns (k0..k6) of one (ci, ky) and one chunk; along a row the
+// KW inputs slide (xs0..xs6), so each output column costs CB + STRIDE loads for CB * KW FMAs.
 
 @group(0) @binding(1) var<storage, read> wx: array<f32>;
 @group(0) @binding(2) var<storage, read> wg: array<f32>;
@@ -384,6 +387,39 @@ fn wx_at(row: u32, ix: i32) -> f32 {
   return select(0.0, wx[row + u32(select(0, ix, ok))], ok);
 }
 
+// The inputs x[row, ix + k], k < KW, under the current output column (a sliding window).
+var<private> xs0: f32;
+var<private> xs1: f32;
+var<private> xs2: f32;
+var<private> xs3: f32;
+var<private> xs4: f32;
+var<private> xs5: f32;
+var<private> xs6: f32;
+
+fn set_xs(k: u32, v: f32) {
+  switch k {
+    case 0u: { xs0 = v; }
+    case 1u: { xs1 = v; }
+    case 2u: { xs2 = v; }
+    case 3u: { xs3 = v; }
+    case 4u: { xs4 = v; }
+    case 5u: { xs5 = v; }
+    default: { xs6 = v; }
+  }
+}
+
+// Moves the window to start at ix (STRIDE past the last start): shift, then load the STRIDE new ends.
+fn slide_xs(row: u32, ix: i32) {
+  if (STRIDE == 1u) {
+    xs0 = xs1; xs1 = xs2; xs2 = xs3; xs3 = xs4; xs4 = xs5; xs5 = xs6;
+  } else {
+    xs0 = xs2; xs1 = xs3; xs2 = xs4; xs3 = xs5; xs4 = xs6;
+  }
+  for (var i = 0u; i < STRIDE; i++) {
+    if (KW > i) { set_xs(KW - 1u - i, wx_at(row, ix + i32(KW - 1u - i))); }
+  }
+}
+
 fn kacc(kx: u32) -> vec4<f32> {
   switch kx {
     case 0u: { return k0; }
@@ -400,8 +436,9 @@ fn kacc(kx: u32) -> vec4<f32> {
 fn conv_backward_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let t = linear_id(gid, nwg);
   if (t >= p.threads) { return; }
-  let ky = t % KH;
-  var r = t / KH;
+  // Threads only for the kernel rows a mask keeps (KV of KH), so no SIMD lane idles on a masked row.
+  let ky = t % KV;
+  var r = t / KV;
   let ci = r % p.cin;
   r = r / p.cin;
   let cb = r % p.cblocks;
@@ -439,6 +476,9 @@ fn conv_backward_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(
       let g1 = ((gplane + c1) * p.ho + oy) * p.wo;
       let g2 = ((gplane + c2) * p.ho + oy) * p.wo;
       let g3 = ((gplane + c3) * p.ho + oy) * p.wo;
+      // The KW inputs of output ox slide along the row: load them once, then STRIDE new ones per ox.
+      var ix = -p.pad_l;
+      for (var k = 0u; k < KW; k++) { set_xs(k, wx_at(xrow, ix + i32(k))); }
       for (var ox = 0u; ox < p.wo; ox++) {
         var gv = vec4<f32>(wg[g0 + ox], 0.0, 0.0, 0.0);
         if (CB > 1u) { gv.y = wg[g1 + ox]; }
@@ -446,28 +486,34 @@ fn conv_backward_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(
           gv.z = wg[g2 + ox];
           gv.w = wg[g3 + ox];
         }
-        let ix = i32(ox) * s - p.pad_l;
-        k0 += gv * wx_at(xrow, ix);
-        if (KW > 1u && ncols > 1u) { k1 += gv * wx_at(xrow, ix + 1); }
-        if (KW > 2u && ncols > 2u) { k2 += gv * wx_at(xrow, ix + 2); }
-        if (KW > 3u && ncols > 3u) { k3 += gv * wx_at(xrow, ix + 3); }
-        if (KW > 4u && ncols > 4u) { k4 += gv * wx_at(xrow, ix + 4); }
-        if (KW > 5u && ncols > 5u) { k5 += gv * wx_at(xrow, ix + 5); }
-        if (KW > 6u && ncols > 6u) { k6 += gv * wx_at(xrow, ix + 6); }
+        k0 += gv * xs0;
+        if (KW > 1u && ncols > 1u) { k1 += gv * xs1; }
+        if (KW > 2u && ncols > 2u) { k2 += gv * xs2; }
+        if (KW > 3u && ncols > 3u) { k3 += gv * xs3; }
+        if (KW > 4u && ncols > 4u) { k4 += gv * xs4; }
+        if (KW > 5u && ncols > 5u) { k5 += gv * xs5; }
+        if (KW > 6u && ncols > 6u) { k6 += gv * xs6; }
+        ix += s;
+        slide_xs(xrow, ix);
       }
     }
   }
 
-  // Every tap of the block is written: masked ones (and disallowed centre pairs) as exact zeros.
+  // Every tap of the block is written: masked ones (and disallowed centre pairs) as exact zeros;
+  // the thread of row 0 also zeroes the rows no thread visits.
   let taps = KH * KW;
   for (var j = 0u; j < CB; j++) {
     let co = co0 + j;
     if (co >= p.cout) { break; }
-    let base = ((split * p.cout + co) * p.cin + ci) * taps + ky * KW;
+    let fbase = ((split * p.cout + co) * p.cin + ci) * taps;
+    let base = fbase + ky * KW;
     for (var kx = 0u; kx < KW; kx++) {
       var keep = kx < ncols;
       if (MASK_AB && ky == CY && kx == CX) { keep = keep && centre_kept(ci, co); }
       wpart[base + kx] = select(0.0, kacc(kx)[j], keep);
+    }
+    if (ky == 0u) {
+      for (var i = KV * KW; i < taps; i++) { wpart[fbase + i] = 0.0; }
     }
   }
 }

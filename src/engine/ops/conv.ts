@@ -172,7 +172,9 @@ function runBackwardWeight(x: Tensor, gy: Tensor, g: Geometry, forceSplits?: num
   // 1x1 kernels have one tap: block over 4 input channels instead of the kernel's columns.
   const pointwise = g.kh === 1 && g.kw === 1;
   const ciBlocks = pointwise ? Math.ceil(g.cin / 4) : 0;
-  const base = pointwise ? cblocks * ciBlocks : cblocks * g.cin * g.kh;
+  // Threads for kept kernel rows only (the shader's KV): all of them, or those up to the centre.
+  const keptRows = g.mask === MASK_CODE.none ? g.kh : Math.floor(g.kh / 2) + 1;
+  const base = pointwise ? cblocks * ciBlocks : cblocks * g.cin * keptRows;
   const rows = g.n * g.ho;
   let { splits, chunkRows } = weightGradSplits(rows, g.wo, base);
   if (forceSplits) {
