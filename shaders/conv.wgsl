@@ -40,6 +40,8 @@ override RES_MODE: u32 = 0u;
 override HAS_COND: bool = false;
 override GATE: bool = false;
 override WRITE_PRE: bool = false;
+/** Output positions per thread along x in conv_forward (4 or 8). */
+override XP: u32 = 4u;
 
 override CY: u32 = KH / 2u;
 override CX: u32 = KW / 2u;
@@ -70,6 +72,11 @@ var<private> acc0: vec4<f32>;
 var<private> acc1: vec4<f32>;
 var<private> acc2: vec4<f32>;
 var<private> acc3: vec4<f32>;
+// Positions 4..7 when a thread owns 8 (XP = 8): each weight load then feeds 8 FMAs.
+var<private> bcc0: vec4<f32>;
+var<private> bcc1: vec4<f32>;
+var<private> bcc2: vec4<f32>;
+var<private> bcc3: vec4<f32>;
 // Offsets of the block's weight filters (per channel of the block).
 var<private> wb0: u32;
 var<private> wb1: u32;
@@ -96,21 +103,52 @@ fn fx4(row: u32, ix: i32) -> vec4<f32> {
   return vec4<f32>(fx_at(row, ix), fx_at(row, ix + s), fx_at(row, ix + 2 * s), fx_at(row, ix + 3 * s));
 }
 
-fn fwd_tap(xv: vec4<f32>, wk: u32) {
-  acc0 += fw[wb0 + wk] * xv;
-  if (CB > 1u) { acc1 += fw[wb1 + wk] * xv; }
+// One tap for the thread's XP positions: xv holds positions 0..3, xv2 positions 4..7 (XP = 8).
+fn fwd_tap(xv: vec4<f32>, xv2: vec4<f32>, wk: u32) {
+  let w0 = fw[wb0 + wk];
+  acc0 += w0 * xv;
+  if (XP > 4u) { bcc0 += w0 * xv2; }
+  if (CB > 1u) {
+    let w1 = fw[wb1 + wk];
+    acc1 += w1 * xv;
+    if (XP > 4u) { bcc1 += w1 * xv2; }
+  }
   if (CB > 2u) {
-    acc2 += fw[wb2 + wk] * xv;
-    acc3 += fw[wb3 + wk] * xv;
+    let w2 = fw[wb2 + wk];
+    let w3 = fw[wb3 + wk];
+    acc2 += w2 * xv;
+    acc3 += w3 * xv;
+    if (XP > 4u) {
+      bcc2 += w2 * xv2;
+      bcc3 += w3 * xv2;
+    }
   }
 }
 
-fn fwd_centre(xv: vec4<f32>, wk: u32, ci: u32, co0: u32) {
-  if (centre_kept(ci, co0)) { acc0 += fw[wb0 + wk] * xv; }
-  if (CB > 1u && centre_kept(ci, co0 + 1u)) { acc1 += fw[wb1 + wk] * xv; }
+// The input values of positions 4..7 of a tap (zeros when the thread has 4 positions).
+fn fx4_hi(row: u32, ix: i32) -> vec4<f32> {
+  if (XP > 4u) { return fx4(row, ix + 4 * i32(STRIDE)); }
+  return vec4<f32>(0.0);
+}
+
+fn fwd_centre(xv: vec4<f32>, xv2: vec4<f32>, wk: u32, ci: u32, co0: u32) {
+  if (centre_kept(ci, co0)) {
+    acc0 += fw[wb0 + wk] * xv;
+    if (XP > 4u) { bcc0 += fw[wb0 + wk] * xv2; }
+  }
+  if (CB > 1u && centre_kept(ci, co0 + 1u)) {
+    acc1 += fw[wb1 + wk] * xv;
+    if (XP > 4u) { bcc1 += fw[wb1 + wk] * xv2; }
+  }
   if (CB > 2u) {
-    if (centre_kept(ci, co0 + 2u)) { acc2 += fw[wb2 + wk] * xv; }
-    if (centre_kept(ci, co0 + 3u)) { acc3 += fw[wb3 + wk] * xv; }
+    if (centre_kept(ci, co0 + 2u)) {
+      acc2 += fw[wb2 + wk] * xv;
+      if (XP > 4u) { bcc2 += fw[wb2 + wk] * xv2; }
+    }
+    if (centre_kept(ci, co0 + 3u)) {
+      acc3 += fw[wb3 + wk] * xv;
+      if (XP > 4u) { bcc3 += fw[wb3 + wk] * xv2; }
+    }
   }
 }
 
@@ -147,69 +185,20 @@ fn pre_store(n: u32, c: u32, oy: u32, ox0: u32, lanes: u32, v: vec4<f32>) {
   for (var j = 0u; j < lanes; j++) { fpre[base + j] = v[j]; }
 }
 
-@compute @workgroup_size(64)
-fn conv_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let t = linear_id(gid, nwg);
-  if (t >= p.threads) { return; }
-  let xb = t % p.xblocks;
-  var r = t / p.xblocks;
-  let oy = r % p.ho;
-  r = r / p.ho;
-  let cb = r % p.cblocks;
-  let n = r / p.cblocks;
-
-  let co0 = cb * CB;
+// The epilogue of 4 output positions from ox0 (lanes past wo are not written): bias, pre-residual,
+// cond, pre-activation, gate, residual, in the incremental sampler's order of additions, so both
+// give the same sums.
+fn fwd_epilogue(n: u32, co0: u32, oy: u32, ox0: u32, a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>) {
   let last = p.cout - 1u;
-  let fsize = p.cin * KH * KW;
-  // Channels past cout (a partial last block) read a valid filter and are never written.
-  wb0 = co0 * fsize;
-  wb1 = min(co0 + 1u, last) * fsize;
-  wb2 = min(co0 + 2u, last) * fsize;
-  wb3 = min(co0 + 3u, last) * fsize;
-  acc0 = vec4<f32>(0.0);
-  acc1 = vec4<f32>(0.0);
-  acc2 = vec4<f32>(0.0);
-  acc3 = vec4<f32>(0.0);
-
-  let ox0 = xb * 4u;
-  let ix0 = i32(ox0 * STRIDE) - p.pad_l;
-  let iy0 = i32(oy * STRIDE) - p.pad_t;
-  for (var ci = 0u; ci < p.cin; ci++) {
-    let plane = (n * p.cin + ci) * p.h;
-    let wci = ci * KH * KW;
-    for (var ky = 0u; ky < FULL_ROWS; ky++) {
-      let iy = iy0 + i32(ky);
-      if (iy < 0 || iy >= i32(p.h)) { continue; }
-      let row = (plane + u32(iy)) * p.w;
-      for (var kx = 0u; kx < KW; kx++) {
-        fwd_tap(fx4(row, ix0 + i32(kx)), wci + ky * KW + kx);
-      }
-    }
-    if (MASK_AB) {
-      let iy = iy0 + i32(CY);
-      if (iy >= 0 && iy < i32(p.h)) {
-        let row = (plane + u32(iy)) * p.w;
-        for (var kx = 0u; kx < CX; kx++) {
-          fwd_tap(fx4(row, ix0 + i32(kx)), wci + CY * KW + kx);
-        }
-        if (HAS_CENTRE) {
-          fwd_centre(fx4(row, ix0 + i32(CX)), wci + CY * KW + CX, ci, co0);
-        }
-      }
-    }
-  }
-
-  // Epilogue: bias, pre-residual, cond, pre-activation, gate, residual (this order of additions is
-  // the incremental sampler's, so both give the same sums).
   var b = vec4<f32>(0.0);
   if (HAS_BIAS) {
     b = vec4<f32>(fbias[co0], fbias[min(co0 + 1u, last)], fbias[min(co0 + 2u, last)], fbias[min(co0 + 3u, last)]);
   }
   let lanes = min(4u, p.wo - ox0);
-  var v0 = acc0 + b.x;
-  var v1 = acc1 + b.y;
-  var v2 = acc2 + b.z;
-  var v3 = acc3 + b.w;
+  var v0 = a0 + b.x;
+  var v1 = a1 + b.y;
+  var v2 = a2 + b.z;
+  var v3 = a3 + b.w;
   if (RES_MODE == 2u) {
     v0 += pre_res4(n, co0, oy, ox0, lanes);
     if (CB > 1u) { v1 += pre_res4(n, min(co0 + 1u, last), oy, ox0, lanes); }
@@ -246,6 +235,69 @@ fn conv_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     if (CB > 2u && co0 + 2u < p.cout) { fwd_store(n, co0 + 2u, p.cout, oy, ox0, lanes, v2); }
     if (CB > 3u && co0 + 3u < p.cout) { fwd_store(n, co0 + 3u, p.cout, oy, ox0, lanes, v3); }
   }
+}
+
+@compute @workgroup_size(64)
+fn conv_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let t = linear_id(gid, nwg);
+  if (t >= p.threads) { return; }
+  let xb = t % p.xblocks;
+  var r = t / p.xblocks;
+  let oy = r % p.ho;
+  r = r / p.ho;
+  let cb = r % p.cblocks;
+  let n = r / p.cblocks;
+
+  let co0 = cb * CB;
+  let last = p.cout - 1u;
+  let fsize = p.cin * KH * KW;
+  // Channels past cout (a partial last block) read a valid filter and are never written.
+  wb0 = co0 * fsize;
+  wb1 = min(co0 + 1u, last) * fsize;
+  wb2 = min(co0 + 2u, last) * fsize;
+  wb3 = min(co0 + 3u, last) * fsize;
+  acc0 = vec4<f32>(0.0);
+  acc1 = vec4<f32>(0.0);
+  acc2 = vec4<f32>(0.0);
+  acc3 = vec4<f32>(0.0);
+  bcc0 = vec4<f32>(0.0);
+  bcc1 = vec4<f32>(0.0);
+  bcc2 = vec4<f32>(0.0);
+  bcc3 = vec4<f32>(0.0);
+
+  let ox0 = xb * XP;
+  let ix0 = i32(ox0 * STRIDE) - p.pad_l;
+  let iy0 = i32(oy * STRIDE) - p.pad_t;
+  for (var ci = 0u; ci < p.cin; ci++) {
+    let plane = (n * p.cin + ci) * p.h;
+    let wci = ci * KH * KW;
+    for (var ky = 0u; ky < FULL_ROWS; ky++) {
+      let iy = iy0 + i32(ky);
+      if (iy < 0 || iy >= i32(p.h)) { continue; }
+      let row = (plane + u32(iy)) * p.w;
+      for (var kx = 0u; kx < KW; kx++) {
+        let ix = ix0 + i32(kx);
+        fwd_tap(fx4(row, ix), fx4_hi(row, ix), wci + ky * KW + kx);
+      }
+    }
+    if (MASK_AB) {
+      let iy = iy0 + i32(CY);
+      if (iy >= 0 && iy < i32(p.h)) {
+        let row = (plane + u32(iy)) * p.w;
+        for (var kx = 0u; kx < CX; kx++) {
+          let ix = ix0 + i32(kx);
+          fwd_tap(fx4(row, ix), fx4_hi(row, ix), wci + CY * KW + kx);
+        }
+        if (HAS_CENTRE) {
+          let ix = ix0 + i32(CX);
+          fwd_centre(fx4(row, ix), fx4_hi(row, ix), wci + CY * KW + CX, ci, co0);
+        }
+      }
+    }
+  }
+
+  fwd_epilogue(n, co0, oy, ox0, acc0, acc1, acc2, acc3);
+  if (XP > 4u && ox0 + 4u < p.wo) { fwd_epilogue(n, co0, oy, ox0 + 4u, bcc0, bcc1, bcc2, bcc3); }
 }
 
 // ---- backward data: d[n, ci, iy, ix] = sum g[n, co, oy, ox] w[co, ci, ky, kx], iy = oy*S + ky - pad_t
