@@ -40,7 +40,7 @@ override RES_MODE: u32 = 0u;
 override HAS_COND: bool = false;
 override GATE: bool = false;
 override WRITE_PRE: bool = false;
-/** Output positions per thread along x in conv_forward (4 or 8). */
+/** Output positions per thread along x in conv_forward, input positions in conv_backward_data (4 or 8). */
 override XP: u32 = 4u;
 
 override CY: u32 = KH / 2u;
@@ -315,23 +315,59 @@ fn dg_at(row: u32, ox: i32) -> f32 {
   return select(0.0, dg[row + u32(select(0, ox, ok))], ok);
 }
 
+fn dg4(row: u32, ox0: i32) -> vec4<f32> {
+  return vec4<f32>(dg_at(row, ox0), dg_at(row, ox0 + 1), dg_at(row, ox0 + 2), dg_at(row, ox0 + 3));
+}
+
+// Positions 4..7 (XP = 8), else zeros.
+fn dg4_hi(row: u32, ox0: i32) -> vec4<f32> {
+  if (XP > 4u) { return dg4(row, ox0 + 4); }
+  return vec4<f32>(0.0);
+}
+
 fn bwd_tap(row: u32, ox0: i32, wk: u32) {
-  let gv = vec4<f32>(dg_at(row, ox0), dg_at(row, ox0 + 1), dg_at(row, ox0 + 2), dg_at(row, ox0 + 3));
-  acc0 += dw[wb0 + wk] * gv;
-  if (CB > 1u) { acc1 += dw[wb1 + wk] * gv; }
+  let gv = dg4(row, ox0);
+  let gv2 = dg4_hi(row, ox0);
+  let w0 = dw[wb0 + wk];
+  acc0 += w0 * gv;
+  if (XP > 4u) { bcc0 += w0 * gv2; }
+  if (CB > 1u) {
+    let w1 = dw[wb1 + wk];
+    acc1 += w1 * gv;
+    if (XP > 4u) { bcc1 += w1 * gv2; }
+  }
   if (CB > 2u) {
-    acc2 += dw[wb2 + wk] * gv;
-    acc3 += dw[wb3 + wk] * gv;
+    let w2 = dw[wb2 + wk];
+    let w3 = dw[wb3 + wk];
+    acc2 += w2 * gv;
+    acc3 += w3 * gv;
+    if (XP > 4u) {
+      bcc2 += w2 * gv2;
+      bcc3 += w3 * gv2;
+    }
   }
 }
 
 fn bwd_centre(row: u32, ox0: i32, wk: u32, ci0: u32, co: u32) {
-  let gv = vec4<f32>(dg_at(row, ox0), dg_at(row, ox0 + 1), dg_at(row, ox0 + 2), dg_at(row, ox0 + 3));
-  if (centre_kept(ci0, co)) { acc0 += dw[wb0 + wk] * gv; }
-  if (CB > 1u && centre_kept(ci0 + 1u, co)) { acc1 += dw[wb1 + wk] * gv; }
+  let gv = dg4(row, ox0);
+  let gv2 = dg4_hi(row, ox0);
+  if (centre_kept(ci0, co)) {
+    acc0 += dw[wb0 + wk] * gv;
+    if (XP > 4u) { bcc0 += dw[wb0 + wk] * gv2; }
+  }
+  if (CB > 1u && centre_kept(ci0 + 1u, co)) {
+    acc1 += dw[wb1 + wk] * gv;
+    if (XP > 4u) { bcc1 += dw[wb1 + wk] * gv2; }
+  }
   if (CB > 2u) {
-    if (centre_kept(ci0 + 2u, co)) { acc2 += dw[wb2 + wk] * gv; }
-    if (centre_kept(ci0 + 3u, co)) { acc3 += dw[wb3 + wk] * gv; }
+    if (centre_kept(ci0 + 2u, co)) {
+      acc2 += dw[wb2 + wk] * gv;
+      if (XP > 4u) { bcc2 += dw[wb2 + wk] * gv2; }
+    }
+    if (centre_kept(ci0 + 3u, co)) {
+      acc3 += dw[wb3 + wk] * gv;
+      if (XP > 4u) { bcc3 += dw[wb3 + wk] * gv2; }
+    }
   }
 }
 
@@ -343,10 +379,11 @@ fn source_row(iy: u32, ky: u32) -> i32 {
   return select(-1, oy, oy < i32(p.ho));
 }
 
-fn dd_store(n: u32, c: u32, iy: u32, ph: u32, xb: u32, v: vec4<f32>) {
+// Stores positions j0 + j, j < 4, of the thread's block.
+fn dd_store(n: u32, c: u32, iy: u32, ph: u32, xb: u32, j0: u32, v: vec4<f32>) {
   let base = ((n * p.cin + c) * p.h + iy) * p.w;
   for (var j = 0u; j < 4u; j++) {
-    let ix = ph + STRIDE * (4u * xb + j);
+    let ix = ph + STRIDE * (XP * xb + j0 + j);
     if (ix < p.w) { dd[base + ix] = v[j]; }
   }
 }
@@ -375,8 +412,15 @@ fn conv_backward_data(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
   acc1 = vec4<f32>(0.0);
   acc2 = vec4<f32>(0.0);
   acc3 = vec4<f32>(0.0);
+  bcc0 = vec4<f32>(0.0);
+  bcc1 = vec4<f32>(0.0);
+  bcc2 = vec4<f32>(0.0);
+  bcc3 = vec4<f32>(0.0);
 
   let s = i32(STRIDE);
+  // With stride 1 tap kx reads ox = obase - kx + j: one base plus constants, so the loads that taps
+  // share are recognised as the same load (stride 2 divides by S per tap instead).
+  let obase = i32(XP * xb) + p.pad_l;
   for (var co = 0u; co < p.cout; co++) {
     let plane = (n * p.cout + co) * p.ho;
     let wco = co * p.cin * taps;
@@ -387,7 +431,7 @@ fn conv_backward_data(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
       for (var kx = 0u; kx < KW; kx++) {
         let tx = i32(ph) + p.pad_l - i32(kx);
         if (tx % s != 0) { continue; }
-        bwd_tap(row, tx / s + i32(4u * xb), wco + ky * KW + kx);
+        bwd_tap(row, select(tx / s + i32(XP * xb), obase - i32(kx), STRIDE == 1u), wco + ky * KW + kx);
       }
     }
     if (MASK_AB) {
@@ -397,11 +441,11 @@ fn conv_backward_data(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
         for (var kx = 0u; kx < CX; kx++) {
           let tx = i32(ph) + p.pad_l - i32(kx);
           if (tx % s != 0) { continue; }
-          bwd_tap(row, tx / s + i32(4u * xb), wco + CY * KW + kx);
+          bwd_tap(row, select(tx / s + i32(XP * xb), obase - i32(kx), STRIDE == 1u), wco + CY * KW + kx);
         }
         if (HAS_CENTRE) {
           let tx = i32(ph) + p.pad_l - i32(CX);
-          if (tx % s == 0) { bwd_centre(row, tx / s + i32(4u * xb), wco + CY * KW + CX, ci0, co); }
+          if (tx % s == 0) { bwd_centre(row, select(tx / s + i32(XP * xb), obase - i32(CX), STRIDE == 1u), wco + CY * KW + CX, ci0, co); }
         }
       }
     }
@@ -411,10 +455,16 @@ fn conv_backward_data(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
   if (HAS_BIAS) {
     b = vec4<f32>(dbias[ci0], dbias[min(ci0 + 1u, last)], dbias[min(ci0 + 2u, last)], dbias[min(ci0 + 3u, last)]);
   }
-  dd_store(n, ci0, iy, ph, xb, acc0 + b.x);
-  if (CB > 1u && ci0 + 1u < p.cin) { dd_store(n, ci0 + 1u, iy, ph, xb, acc1 + b.y); }
-  if (CB > 2u && ci0 + 2u < p.cin) { dd_store(n, ci0 + 2u, iy, ph, xb, acc2 + b.z); }
-  if (CB > 3u && ci0 + 3u < p.cin) { dd_store(n, ci0 + 3u, iy, ph, xb, acc3 + b.w); }
+  dd_store(n, ci0, iy, ph, xb, 0u, acc0 + b.x);
+  if (CB > 1u && ci0 + 1u < p.cin) { dd_store(n, ci0 + 1u, iy, ph, xb, 0u, acc1 + b.y); }
+  if (CB > 2u && ci0 + 2u < p.cin) { dd_store(n, ci0 + 2u, iy, ph, xb, 0u, acc2 + b.z); }
+  if (CB > 3u && ci0 + 3u < p.cin) { dd_store(n, ci0 + 3u, iy, ph, xb, 0u, acc3 + b.w); }
+  if (XP > 4u) {
+    dd_store(n, ci0, iy, ph, xb, 4u, bcc0 + b.x);
+    if (CB > 1u && ci0 + 1u < p.cin) { dd_store(n, ci0 + 1u, iy, ph, xb, 4u, bcc1 + b.y); }
+    if (CB > 2u && ci0 + 2u < p.cin) { dd_store(n, ci0 + 2u, iy, ph, xb, 4u, bcc2 + b.z); }
+    if (CB > 3u && ci0 + 3u < p.cin) { dd_store(n, ci0 + 3u, iy, ph, xb, 4u, bcc3 + b.w); }
+  }
 }
 
 // ---- backward weight (split-K): part[s, co, ci, ky, kx] = sum over rows (n, oy) of chunk s and all ox

@@ -150,10 +150,12 @@ function runBackwardData(gy: Tensor, w: Tensor, g: Geometry, bias?: Tensor): Ten
   const d = empty([g.n, g.cin, g.h, g.w]);
   const cb = channelBlock(g.cin, false);
   const cblocks = Math.ceil(g.cin / cb);
-  const xblocks = g.stride * Math.ceil(Math.ceil(g.w / g.stride) / 4);
+  const perPhase = Math.ceil(g.w / g.stride);
+  const xp = positionsPerThread(perPhase);
+  const xblocks = g.stride * Math.ceil(perPhase / xp);
   const threads = g.n * cblocks * g.h * xblocks;
   launch(
-    spec('conv_backward_data', { ...geometryConstants(g, cb), HAS_BIAS: bias ? 1 : 0 }, ['read', 'read', 'read', 'rw']),
+    spec('conv_backward_data', { ...geometryConstants(g, cb), HAS_BIAS: bias ? 1 : 0, XP: xp }, ['read', 'read', 'read', 'rw']),
     [gy.buffer, w.buffer, (bias ?? w).buffer, d.buffer],
     params(g, threads, cblocks, xblocks),
     threadsGrid(threads, WG),
