@@ -2,8 +2,9 @@
 // bench.html runs them in the browser (src/bench/browser.ts). One JSON record per case, with the
 // adapter named. Kernel GFLOP/s on the MNIST models' real shapes (batch 32), each beside a matmul of
 // the same GEMM dimensions (equal work), a square matmul, the cost of one dispatch, and optionally
-// training steps per preset with a per-kernel profile. Times are wall clock around GPU work only:
-// inputs are made first, then the case runs `reps` times between two queue drains.
+// training steps per preset: their GFLOP/s against the best matmul of equal work on the same adapter
+// in the same run, and a per-kernel profile. Times are wall clock around GPU work only: inputs are
+// made first, then the case runs `reps` times between two queue drains.
 import type { GpuContext, KernelSpec } from '../gpu/context';
 import * as E from '../engine';
 import type { ConvMask } from '../engine/ops/conv';
@@ -189,6 +190,31 @@ export async function runBench(gpu: GpuContext, args: BenchOptions, emit: (recor
   }
 }
 
+/**
+ * The best matmul GFLOP/s for a step of `flops`: every launch variant on a 512 cube, then the best
+ * variant on the square matmul of equal work (n^3 * 2 = flops, n rounded to 64); the best figure of
+ * all of them, so the ratio is against our fastest matmul, not a slow one.
+ */
+async function matmulReference(gpu: GpuContext, flops: number): Promise<{ best: number; equalWork: Record<string, unknown> }> {
+  const run = async (n: number, variant: E.MatmulVariant, reps: number): Promise<number> => {
+    const a = randomTensor([n, n], 2);
+    const b = randomTensor([n, n], 3);
+    const ms = await time(gpu, () => void E.matmulWithVariant(a, b, variant), reps);
+    a.dispose();
+    b.dispose();
+    return (2 * n ** 3) / ms / 1e6;
+  };
+  let best = 0;
+  let bestVariant = E.MATMUL_VARIANTS[0];
+  for (const variant of E.MATMUL_VARIANTS) {
+    const g = await run(512, variant, 1);
+    if (g > best) [best, bestVariant] = [g, variant];
+  }
+  const n = Math.max(64, Math.round(Math.cbrt(flops / 2) / 64) * 64);
+  const equal = await run(n, bestVariant, 1);
+  return { best: Math.max(best, equal), equalWork: { n, gflops: +equal.toFixed(3), variant: `${bestVariant.wgX}x${bestVariant.wgY}`, cube512_best_gflops: +best.toFixed(3) } };
+}
+
 /** Training throughput of one preset, then the time of each kernel of one step, replayed alone. */
 async function trainCase(gpu: GpuContext, base: Record<string, string>, preset: MnistPreset, quick: boolean, emit: (record: Record<string, unknown>) => void): Promise<void> {
   const batch = quick ? 8 : 32;
@@ -213,11 +239,19 @@ async function trainCase(gpu: GpuContext, base: Record<string, string>, preset: 
   const stepMs = (now() - t0) / steps;
   // Training FLOPs ~ 3x the forward pass (forward, input gradients, weight gradients).
   const flopsPerStep = 3 * 2 * model.macsPerImage() * batch;
+  const stepGflops = flopsPerStep / stepMs / 1e6;
   emit({
     ...base, case: `train ${preset} b${batch}${quick ? ' (small widths)' : ''}`, params: model.params.count(),
     forward_mflop_per_image: +((2 * model.macsPerImage()) / 1e6).toFixed(2), kernel_variants: variants,
     ms_to_first_step: Math.round(firstStepMs), ms_per_step: +stepMs.toFixed(1), images_per_s: +((1000 * batch) / stepMs).toFixed(2),
-    gflops: +(flopsPerStep / stepMs / 1e6).toFixed(3), peak_gpu_bytes: gpu.stats().liveBytes + gpu.stats().pooledBytes,
+    gflops: +stepGflops.toFixed(3), peak_gpu_bytes: gpu.stats().liveBytes + gpu.stats().pooledBytes,
+  });
+  // Right after the steps (so both see the same machine load): the best matmul of equal work.
+  const reference = await matmulReference(gpu, flopsPerStep);
+  emit({
+    ...base, case: `train ${preset} b${batch} vs best matmul`, gflops_step: +stepGflops.toFixed(3), flop_per_step: flopsPerStep,
+    matmul_equal_work: reference.equalWork, matmul_best_gflops: +reference.best.toFixed(3),
+    ratio: +(stepGflops / reference.best).toFixed(3), target_ratio: 0.6,
   });
   // Profile: record one step's dispatches, then replay each alone (5 times per submit).
   const recorded: [KernelSpec, readonly GPUBuffer[], Uint32Array, readonly number[]][] = [];
