@@ -1,71 +1,84 @@
 // Incremental autoregressive sampling for the hierarchical PixelVAE's two PixelCNNs
 // (src/models/hierarchical/incremental.ts), after Ramachandran et al. 2017 ("Fast Generation for
 // Convolutional Autoregressive Models"): every masked conv is computed only at the position being
-// sampled, from per-layer caches of the rows it reads. A masked conv's output at raster position p
-// reads its input at positions <= p only, and those are already in the caches.
+// sampled, from caches of the rows it reads. A masked conv's output at raster position p reads its
+// input at positions <= p only, and those are already in the caches.
 //
-// One entry, `sample_step`: one workgroup per G images, T threads per image. For each raster position of
-// the dispatch (p.position .. p.position + p.steps - 1) and each colour (pixel level: R, G, B; latent
-// level: one pass, a position's channels are drawn jointly) it runs the op list (one masked conv at
-// the position per op, with barriers between ops), then draws in-kernel from the pre-drawn noise:
+// One entry, `sample_step`. A workgroup holds IB * TI images. For each raster position of the
+// dispatch (p.position .. p.position + p.steps - 1) and each colour (pixel level: R, G, B; latent
+// level: one pass, a position's channels are drawn jointly) it runs the op list, one masked conv at
+// the position per op with a barrier after each, then draws in-kernel from the pre-drawn noise:
 //   pixel level  the 256-way inverse-CDF draw of shaders/sample_categorical.wgsl's categorical_at;
 //                the value goes to the canvas (u32) and its embedding into the input cache
 //   latent level gaussian_at's mu + sigma * eps for every channel; z goes to the canvas (f32 bits)
 //                and the input cache
 // At colour c only the output channels of colour group c (channel mod groups) are computed: by the
-// masks they read only channels of groups <= c at the position (and groups < c at the input conv),
+// masks they read only channels of groups <= c at the position (groups < c at the input conv),
 // which earlier colours of the same position already computed, so the caches end each position
 // holding exactly what the full network computes there.
+//
+// Work item: 4 output channels of the colour's group for IB images, so each weight load (a vec4:
+// the weights are regrouped by block) serves 4 channels x IB images; on a CPU adapter loads, not
+// multiply-adds, bound this kernel.
 //
 // Float order: each output is summed as conv.wgsl's conv_forward sums it (input channel, then kernel
 // rows above, the centre row left of the centre, the centre tap), then the bias, then the residual;
 // ELU, sigmoid and tanh are elementwise.wgsl's. So the draws equal the full-recompute sampler's up to
-// the compiler's contraction choices.
+// the compiler's contraction choices (on lavapipe, bit for bit).
 //
-// Caches live in `st` (f32): a ring map holds the last `ring` rows of a layer's output, laid out
-// [ring, N, chans, W] (row y in slot y % ring); a vector holds one position's values [N, chans]. A
-// conv's source is a ring map for channels < split and the level's features (a full [N, F, H, W]
-// map, fixed during sampling) for channels >= split: the networks concatenate the input conv's
-// output before the features.
+// All maps live in `st` (f32): a ring map holds the last `ring` rows of a layer's output, laid out
+// [ring, N, chans, W] (row y in slot y % ring); a vector holds one position's values [N, chans]; the
+// level's features are full [N, F, H, W] maps, raw and ELU'd. A conv's source is a ring map for
+// channels < split and the features for the rest (the networks concatenate the input conv's output
+// before the features). The gated convs read ELU'd maps (their pre-activation): the op that writes
+// a map also writes its ELU, so no exp runs inside the conv loops.
 //
-// `cst` (u32, read-only) holds the op table (OP_WORDS words per op), then the effective weights
-// (weight norm applied; masked taps are never visited) and the embedding table, as f32 bits. An op:
-//   0 flags: 1 ELU on the source (pre-activation), 2 gated (two convs: sigmoid(A) * tanh(B)),
-//            4 the destination is a vector (else a ring map)
+// `cst` (u32, read-only; also bound as `cst4`) holds the op table (OP_WORDS words per op), then the
+// weights and biases (weight norm applied; regrouped [blocks, taps, 4]: block b holds the 4
+// channels of work item b, the colour groups' blocks one after another; masked taps are never
+// visited) and the embedding table, as f32 bits, each at a multiple of 4 words. An op:
+//   0 flags: 2 gated (two convs: sigmoid(A) * tanh(B)), 4 the destination is a vector (else a ring map)
 //   1 cin, 2 cout, 3 kernel size k (square, odd), 4 colour groups, 5 mask (1 A, 2 B)
 //   6 source ring base, 7 source split (ring channels; the rest are features)
-//   8 weight A [cout, cin, k, k], 9 bias A, 10 weight B, 11 bias B (gated only)
+//   8 weight A, 9 bias A, 10 weight B, 11 bias B (gated only)
 //   12 residual: 0 none, 1 identity (the residual source's channel co), 2 a 1x1 'B'-masked conv
-//   13 residual weight [cout, rcin], 14 its bias, 15 residual source ring base, 16 its split, 17 rcin
-//   18 destination base, 19 destination channels
+//   13 residual weight, 14 its bias, 15 residual source ring base, 16 its split, 17 its channels
+//   18 destination base, 19 destination channels, 20 the source's features (raw or ELU'd),
+//   21 the destination's ELU map (or NONE)
 
 struct Params {
   batch: u32, height: u32, width: u32, ring: u32,
   position: u32, steps: u32, ops: u32, colours: u32,
-  feat: u32, input_base: u32, input_chans: u32, logits: u32,
-  embed_dim: u32, embed_table: u32, floor: f32, _p0: u32,
+  feat: u32, feat_base: u32, input_base: u32, input_chans: u32,
+  logits: u32, exps: u32, embed_dim: u32, embed_table: u32,
+  floor: f32, _p0: u32, _p1: u32, _p2: u32,
 }
 
-/** Threads per image and images per workgroup. */
+/** Threads per workgroup. */
 override T: u32 = 64u;
-override G: u32 = 1u;
+/** Images per work item: a thread computes its 4 channels for IB images (each weight loaded once for them). */
+override IB: u32 = 1u;
+/** Image blocks per workgroup (the workgroup's images: IB * TI). */
+override TI: u32 = 1u;
 /** Pixel level (256-way draws per colour) or latent level (Gaussian draws). */
 override PIXEL: bool = true;
-/** Workgroup floats for the draw's exponentials: G * 256 at the pixel level. */
-override EXPS: u32 = 256u;
 
-const OP_WORDS: u32 = 20u;
+const OP_WORDS: u32 = 24u;
+const NONE: u32 = 0xffffffffu;
+/** Largest IB (private arrays need a constant size). */
+const IB_MAX: u32 = 4u;
 const CLASSES: u32 = 256u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> cst: array<u32>;
 @group(0) @binding(2) var<storage, read> noise: array<f32>;
-@group(0) @binding(3) var<storage, read> feat: array<f32>;
-@group(0) @binding(4) var<storage, read_write> canvas: array<u32>;
-@group(0) @binding(5) var<storage, read_write> st: array<f32>;
+@group(0) @binding(3) var<storage, read_write> canvas: array<u32>;
+@group(0) @binding(4) var<storage, read_write> st: array<f32>;
+/** The same buffer as cst, as vec4s: the weights of a work item's 4 channels at one tap. */
+@group(0) @binding(5) var<storage, read> cst4: array<vec4<u32>>;
 
-var<workgroup> red: array<f32, G * T>;
-var<workgroup> exps: array<f32, EXPS>;
+/** Each image's largest logit of the colour being drawn. */
+var<workgroup> wmax: array<f32, IB * TI>;
 
 fn wt(i: u32) -> f32 {
   return bitcast<f32>(cst[i]);
@@ -103,113 +116,153 @@ fn ring_at(base: u32, chans: u32, b: u32, c: u32, y: u32, x: u32) -> u32 {
 /** Channel ci of a conv's source at (y, x): the ring map below `split`, the features above. */
 fn source(base: u32, split: u32, b: u32, ci: u32, y: u32, x: u32) -> f32 {
   if (ci < split) { return st[ring_at(base, split, b, ci, y, x)]; }
-  return feat[((b * p.feat + ci - split) * p.height + y) * p.width + x];
+  return st[p.feat_base + ((b * p.feat + ci - split) * p.height + y) * p.width + x];
 }
 
-fn centre_kept(mask: u32, groups: u32, ci: u32, co: u32) -> bool {
-  let gi = ci % groups;
-  let go = co % groups;
-  return select(gi <= go, gi < go, mask == 1u);
+/** Tap t of work-item block `blk` of the packed (block, tap, 4 channels) tensor at word `at`. */
+fn weights(at: u32, rest: u32, blk: u32, t: u32) -> vec4<f32> {
+  return bitcast<vec4<f32>>(cst4[at / 4u + blk * rest + t]);
 }
 
-/** Accumulators of one output channel (two for a gated op). */
-struct Acc {
-  a: f32,
-  b: f32,
+/** Channels g, g + groups, ... below cout: how many. */
+fn group_count(cout: u32, groups: u32, g: u32) -> u32 {
+  return select(0u, (cout - g + groups - 1u) / groups, g < cout);
 }
 
-/** The masked k x k conv of op `op` at (y, x) for output channel co of image b, without bias. */
-fn conv_at(op: u32, b: u32, co: u32, y: u32, x: u32) -> Acc {
+/** The block index of work item q (channels 4q.. of colour group go): earlier groups' blocks come first. */
+fn block_of(cout: u32, groups: u32, go: u32, q: u32) -> u32 {
+  var blk = q;
+  for (var g = 0u; g < go; g++) { blk += (group_count(cout, groups, g) + 3u) / 4u; }
+  return blk;
+}
+
+var<private> acc_a: array<vec4<f32>, IB_MAX>;
+var<private> acc_b: array<vec4<f32>, IB_MAX>;
+
+/**
+ * The masked k x k conv of op `op` at (y, x) into acc_a (and acc_b), without bias, for channels
+ * `co` (all of colour group `go`, so one centre mask for the four) of the IB images from b0.
+ * Sums run in conv.wgsl's order: input channel, rows above, the centre row left of the centre, the
+ * centre tap. The source has two segments, each a map with its own strides: the ring map (channels
+ * < split; rows wrap at p.ring) and the features (a full map; rows never wrap).
+ */
+fn conv_at(op: u32, b0: u32, blk: u32, go: u32, y: u32, x: u32) {
   let flags = field(op, 0u);
-  let act = (flags & 1u) != 0u;
   let gated = (flags & 2u) != 0u;
   let cin = field(op, 1u);
   let k = field(op, 3u);
   let groups = field(op, 4u);
-  let mask = field(op, 5u);
-  let base = field(op, 6u);
+  let a_mask = field(op, 5u) == 1u;
   let split = field(op, 7u);
   let c = k / 2u;
   let kk = k * k;
-  let wa = field(op, 8u) + co * cin * kk;
-  let wb = field(op, 10u) + co * cin * kk;
-  var acc = Acc(0.0, 0.0);
-  for (var ci = 0u; ci < cin; ci++) {
-    let wci = ci * kk;
-    // Rows above the centre, all columns (conv.wgsl's FULL_ROWS).
-    for (var ky = 0u; ky < c; ky++) {
-      let iy = i32(y) - i32(c) + i32(ky);
-      if (iy < 0) { continue; }
-      for (var kx = 0u; kx < k; kx++) {
-        let ix = i32(x) - i32(c) + i32(kx);
-        if (ix < 0 || ix >= i32(p.width)) { continue; }
-        var v = source(base, split, b, ci, u32(iy), u32(ix));
-        if (act) { v = elu(v); }
-        let wk = wci + ky * k + kx;
-        acc.a += wt(wa + wk) * v;
-        if (gated) { acc.b += wt(wb + wk) * v; }
+  let wa = field(op, 8u);
+  let wb = field(op, 10u);
+  let rest = cin * kk;
+  var imgs: array<u32, IB_MAX>;
+  for (var i = 0u; i < IB; i++) {
+    imgs[i] = min(b0 + i, p.batch - 1u);
+    acc_a[i] = vec4<f32>(0.0);
+    acc_b[i] = vec4<f32>(0.0);
+  }
+  // Kernel rows above the centre inside the image: ky0..c-1; columns kx0..kx1-1.
+  let ky0 = c - min(y, c);
+  let kx0 = c - min(x, c);
+  let kx1 = min(k, p.width + c - x);
+  var gi = 0u;
+  for (var seg = 0u; seg < 2u; seg++) {
+    let ring = seg == 0u;
+    let first = select(split, 0u, ring);
+    let end = select(cin, split, ring);
+    // Strides of the segment's map: image, channel, row; rows wrap at `wrap`.
+    let img = select(p.feat * p.height * p.width, split * p.width, ring);
+    let chan = select(p.height * p.width, p.width, ring);
+    let rowstride = select(p.width, p.batch * split * p.width, ring);
+    let wrap = select(p.height, p.ring, ring);
+    let slot0 = select(y + ky0 - c, (y + ky0 - c) % p.ring, ring);
+    let base = select(field(op, 20u), field(op, 6u), ring) + x - c;
+    var offs: array<u32, IB_MAX>;
+    for (var i = 0u; i < IB; i++) { offs[i] = base + imgs[i] * img; }
+    for (var ci = first; ci < end; ci++) {
+      let wci = ci * kk;
+      let cbase = (ci - first) * chan;
+      var slot = slot0;
+      for (var ky = ky0; ky <= c; ky++) {
+        // The centre row stops left of the centre, or takes the centre tap when the mask keeps it.
+        let centre = ky == c;
+        let keep = select(gi <= go, gi < go, a_mask);
+        let kend = select(kx1, select(c, c + 1u, keep), centre);
+        let row = cbase + slot * rowstride;
+        for (var kx = kx0; kx < kend; kx++) {
+          let t = wci + ky * k + kx;
+          let w = weights(wa, rest, blk, t);
+          var w2 = vec4<f32>(0.0);
+          if (gated) { w2 = weights(wb, rest, blk, t); }
+          for (var i = 0u; i < IB; i++) {
+            let v = st[offs[i] + row + kx];
+            acc_a[i] += w * v;
+            if (gated) { acc_b[i] += w2 * v; }
+          }
+        }
+        slot = select(slot + 1u, 0u, slot + 1u == wrap);
       }
-    }
-    // The centre row left of the centre.
-    for (var kx = 0u; kx < c; kx++) {
-      let ix = i32(x) - i32(c) + i32(kx);
-      if (ix < 0) { continue; }
-      var v = source(base, split, b, ci, y, u32(ix));
-      if (act) { v = elu(v); }
-      let wk = wci + c * k + kx;
-      acc.a += wt(wa + wk) * v;
-      if (gated) { acc.b += wt(wb + wk) * v; }
-    }
-    if (centre_kept(mask, groups, ci, co)) {
-      var v = source(base, split, b, ci, y, x);
-      if (act) { v = elu(v); }
-      let wk = wci + c * k + c;
-      acc.a += wt(wa + wk) * v;
-      if (gated) { acc.b += wt(wb + wk) * v; }
+      gi = select(gi + 1u, 0u, gi + 1u == groups);
     }
   }
-  return acc;
 }
 
-/** Output channel co of op `op` at (y, x): conv, bias, gate, residual; stored in its destination. */
-fn run_op(op: u32, b: u32, co: u32, y: u32, x: u32) {
+/** Channels co (lanes < lanes live) of op `op` at (y, x): conv, bias, gate, residual; stored in its destination. */
+fn run_op(op: u32, b0: u32, co: vec4<u32>, blk: u32, lanes: u32, go: u32, y: u32, x: u32) {
   let flags = field(op, 0u);
-  let acc = conv_at(op, b, co, y, x);
-  var out = acc.a + wt(field(op, 9u) + co);
-  if ((flags & 2u) != 0u) {
-    out = sigmoid(out) * safe_tanh(acc.b + wt(field(op, 11u) + co));
-  }
+  conv_at(op, b0, blk, go, y, x);
+  let bias_a = weights(field(op, 9u), 1u, blk, 0u);
+  var bias_b = vec4<f32>(0.0);
+  if ((flags & 2u) != 0u) { bias_b = weights(field(op, 11u), 1u, blk, 0u); }
   let res = field(op, 12u);
   let rbase = field(op, 15u);
   let rsplit = field(op, 16u);
-  if (res == 1u) {
-    out = out + source(rbase, rsplit, b, co, y, x);
-  } else if (res == 2u) {
-    // The masked 1x1 shortcut at the position: a full conv's own sum and bias, then added.
-    let rcin = field(op, 17u);
-    let groups = field(op, 4u);
-    let w = field(op, 13u) + co * rcin;
-    var s = 0.0;
-    for (var ci = 0u; ci < rcin; ci++) {
-      if (centre_kept(2u, groups, ci, co)) { s += wt(w + ci) * source(rbase, rsplit, b, ci, y, x); }
-    }
-    out = out + (s + wt(field(op, 14u) + co));
-  }
+  let rcin = field(op, 17u);
+  let groups = field(op, 4u);
+  let rw = field(op, 13u);
   let dst = field(op, 18u);
   let chans = field(op, 19u);
-  if ((flags & 4u) != 0u) {
-    st[dst + b * chans + co] = out;
-  } else {
-    st[ring_at(dst, chans, b, co, y, x)] = out;
+  for (var i = 0u; i < IB; i++) {
+    let b = b0 + i;
+    if (b >= p.batch) { break; }
+    var out = acc_a[i] + bias_a;
+    if ((flags & 2u) != 0u) {
+      let pre_b = acc_b[i] + bias_b;
+      for (var l = 0u; l < 4u; l++) { out[l] = sigmoid(out[l]) * safe_tanh(pre_b[l]); }
+    }
+    if (res == 1u) {
+      for (var l = 0u; l < lanes; l++) { out[l] = out[l] + source(rbase, rsplit, b, co[l], y, x); }
+    } else if (res == 2u) {
+      // The masked 1x1 shortcut at the position: a full conv's own sum and bias, then added.
+      var s = vec4<f32>(0.0);
+      var gi = 0u;
+      for (var ci = 0u; ci < rcin; ci++) {
+        if (gi <= go) { s += weights(rw, rcin, blk, ci) * source(rbase, rsplit, b, ci, y, x); }
+        gi = select(gi + 1u, 0u, gi + 1u == groups);
+      }
+      out = out + (s + weights(field(op, 14u), 1u, blk, 0u));
+    }
+    let dst_elu = field(op, 21u);
+    for (var l = 0u; l < lanes; l++) {
+      if ((flags & 4u) != 0u) {
+        st[dst + b * chans + co[l]] = out[l];
+      } else {
+        st[ring_at(dst, chans, b, co[l], y, x)] = out[l];
+        if (dst_elu != NONE) { st[ring_at(dst_elu, chans, b, co[l], y, x)] = elu(out[l]); }
+      }
+    }
   }
 }
 
-@compute @workgroup_size(G * T)
+@compute @workgroup_size(T)
 fn sample_step(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-  let g = lid.x / T;
-  let j = lid.x % T;
-  let b = wid.x * G + g;
-  let live = b < p.batch;
+  let j = lid.x;
+  let images = IB * TI;
+  let first_image = wid.x * images;
   let plane = p.height * p.width;
   for (var s = 0u; s < p.steps; s++) {
     let pos = p.position + s;
@@ -217,40 +270,53 @@ fn sample_step(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_
     let x = pos % p.width;
     for (var colour = 0u; colour < p.colours; colour++) {
       for (var op = 0u; op < p.ops; op++) {
-        if (live) {
-          let cout = field(op, 2u);
-          let groups = field(op, 4u);
-          // The channels of this colour's group: colour, colour + groups, ... (all of them when groups = 1).
-          let first = colour % groups;
-          for (var co = first + j * groups; co < cout; co += T * groups) { run_op(op, b, co, y, x); }
+        let cout = field(op, 2u);
+        let groups = field(op, 4u);
+        // The channels of this colour's group are go, go + groups, ... (all of them when groups = 1).
+        // A work item is 4 of them (clamped to a live one) for one block of IB images.
+        let go = colour % groups;
+        let count = group_count(cout, groups, go);
+        let items = (count + 3u) / 4u * TI;
+        for (var item = j; item < items; item += T) {
+          let q = item / TI * 4u;
+          let b0 = first_image + item % TI * IB;
+          let lanes = min(4u, count - q);
+          let last = count - 1u;
+          let co = go + groups * vec4<u32>(q, min(q + 1u, last), min(q + 2u, last), min(q + 3u, last));
+          if (b0 < p.batch) { run_op(op, b0, co, block_of(cout, groups, go, q / 4u), lanes, go, y, x); }
         }
         storageBarrier();
       }
       if (PIXEL) {
-        // categorical_at's inverse CDF over the 256 logits of this colour (channel v * C + colour).
-        let at = p.logits + b * CLASSES * p.colours + colour;
-        var m = 0.0;
-        if (live) {
-          m = st[at + j * p.colours];
-          for (var v = j + T; v < CLASSES; v += T) { m = max(m, st[at + v * p.colours]); }
-        }
-        red[g * T + j] = m;
-        workgroupBarrier();
-        m = red[g * T];
-        for (var i = 1u; i < T; i++) { m = max(m, red[g * T + i]); }
-        if (live) {
-          for (var v = j; v < CLASSES; v += T) { exps[g * CLASSES + v] = exp(st[at + v * p.colours] - m); }
+        // categorical_at's inverse CDF over the 256 logits of this colour (channel v * C + colour):
+        // the largest logit, every class's exp(logit - max) in parallel, then one thread per image
+        // sums and scans them in categorical_at's order.
+        if (j < images) {
+          let b = min(first_image + j, p.batch - 1u);
+          let at = p.logits + b * CLASSES * p.colours + colour;
+          var m = st[at];
+          for (var v = 1u; v < CLASSES; v++) { m = max(m, st[at + v * p.colours]); }
+          wmax[j] = m;
         }
         workgroupBarrier();
-        if (live && j == 0u) {
+        for (var item = j; item < images * CLASSES; item += T) {
+          let i = item / CLASSES;
+          let v = item % CLASSES;
+          let b = min(first_image + i, p.batch - 1u);
+          st[p.exps + b * CLASSES + v] = exp(st[p.logits + (b * CLASSES + v) * p.colours + colour] - wmax[i]);
+        }
+        storageBarrier();
+        let b = first_image + j;
+        if (j < images && b < p.batch) {
+          let e0 = p.exps + b * CLASSES;
           var total = 0.0;
-          for (var v = 0u; v < CLASSES; v++) { total += exps[g * CLASSES + v]; }
+          for (var v = 0u; v < CLASSES; v++) { total += st[e0 + v]; }
           let i = (b * p.colours + colour) * plane + pos;
           let goal = noise[i] * total;
           var chosen = CLASSES - 1u;
           var acc = 0.0;
           for (var v = 0u; v < CLASSES; v++) {
-            acc += exps[g * CLASSES + v];
+            acc += st[e0 + v];
             if (acc > goal) {
               chosen = v;
               break;
@@ -262,22 +328,25 @@ fn sample_step(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_
             st[ring_at(p.input_base, p.input_chans, b, e * p.colours + colour, y, x)] = wt(p.embed_table + chosen * p.embed_dim + e);
           }
         }
-        storageBarrier();
-      } else if (live) {
+      } else {
         // gaussian_at: mu = 2 softsign(raw_mu / 2), sigma = max((softsign(raw_sigma) + 1) / 2, floor).
         let l = p.input_chans;
-        for (var c = j; c < l; c += T) {
-          let raw_mu = st[p.logits + b * 2u * l + c];
-          let raw_sigma = st[p.logits + b * 2u * l + l + c];
-          let mu = 2.0 * softsign(0.5 * raw_mu);
-          let sigma = max(0.5 * (softsign(raw_sigma) + 1.0), p.floor);
-          let i = (b * l + c) * plane + pos;
-          let z = mu + sigma * noise[i];
-          canvas[i] = bitcast<u32>(z);
-          st[ring_at(p.input_base, l, b, c, y, x)] = z;
+        for (var item = j; item < images * l; item += T) {
+          let b = first_image + item / l;
+          let c = item % l;
+          if (b < p.batch) {
+            let raw_mu = st[p.logits + b * 2u * l + c];
+            let raw_sigma = st[p.logits + b * 2u * l + l + c];
+            let mu = 2.0 * softsign(0.5 * raw_mu);
+            let sigma = max(0.5 * (softsign(raw_sigma) + 1.0), p.floor);
+            let at = (b * l + c) * plane + pos;
+            let z = mu + sigma * noise[at];
+            canvas[at] = bitcast<u32>(z);
+            st[ring_at(p.input_base, l, b, c, y, x)] = z;
+          }
         }
       }
-      if (!PIXEL) { storageBarrier(); }
+      storageBarrier();
     }
   }
 }

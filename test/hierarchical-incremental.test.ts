@@ -92,13 +92,15 @@ async function compare(config: HierConfig, batch: number, seed: number, from: 'z
 describe('hierarchical incremental sampling equals the full-recompute sampler', () => {
   it('tiny preset from z2: same z1 (1e-4 relative) and the same pixels', () => compare(hierConfig('tiny', { seed: 3 }), 3, 5, 'z2'), 120_000);
 
-  it('tiny preset from a given z1, batch 9 (more images than one workgroup holds at the latent level)', () =>
-    compare(hierConfig('tiny', { seed: 4 }), 9, 6, 'z1'), 120_000);
+  // The batch sets the kernel's blocking (incremental.ts): 3 -> 1 image per thread, 5 -> 2 images
+  // per thread (a last workgroup with one live image), 17 -> 4 images per thread, 2 blocks per workgroup.
+  it('tiny preset from a given z1, batch 17 (several images per thread and per workgroup, a part-filled last workgroup)', () =>
+    compare(hierConfig('tiny', { seed: 4 }), 17, 6, 'z1'), 120_000);
 
-  it('odd sizes and widths: 12x12 images (z1 6x6, z2 3x3), widths 3 does not divide, 5x5 input convs, a width-changing shortcut in both PixelCNNs', () =>
+  it('odd sizes and widths: 10x10 images, an odd z1 grid (5x5), widths 3 does not divide, 5x5 input convs, a width-changing shortcut in both PixelCNNs', () =>
     compare(
-      hierConfig('tiny', { seed: 5, imageSize: 12, dims: [7, 5, 6], latent1: 3, latent2: 5, pixelWidth: 5, latentPixelWidth: 7, pixelBlocks: 2, inputFilter: 5, embedDim: 3 }),
-      2,
+      hierConfig('tiny', { seed: 5, imageSize: 10, dims: [7, 5], z1Level: 1, encoderBlocks: [1], latent1: 3, latent2: 5, pixelWidth: 5, latentPixelWidth: 7, pixelBlocks: 2, inputFilter: 5, embedDim: 3 }),
+      5,
       7,
       'z2',
     ), 240_000);

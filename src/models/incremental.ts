@@ -65,8 +65,8 @@ function constantsOf(plan: Plan): Record<string, number> {
   };
 }
 
-/** The packed constants: a u32 table of offsets, then f32 tensors appended by copies (also the hierarchical sampler's). */
-export class Packer {
+/** The packed constants: a u32 table of offsets, then f32 tensors appended by copies. */
+class Packer {
   readonly table: Uint32Array;
   private readonly pieces: { tensor: E.Tensor; offset: number }[] = [];
   private words: number;

@@ -4,27 +4,27 @@
 // computed only there, from caches of the rows it reads (shaders/masked_incremental.wgsl), instead
 // of one whole network pass per draw.
 //
-// A level is an op list: the masked input conv, per residual block a gated conv (ELU prologue,
+// A level is an op list: the masked input conv, per residual block a gated conv (on ELU(x):
 // sigmoid(A) * tanh(B)) and conv2 with its residual (identity or the masked 1x1 shortcut), then the
-// 1x1 output. Effective weights (weight norm applied) and, at the pixel level, the embedding table
-// are packed once per call into one u32 buffer; the caches are ring maps of the last rows in one
-// state buffer. One dispatch per position (all its colours), no readback: the caller throttles.
+// 1x1 output. Effective weights (weight norm applied, regrouped into the kernel's blocks of 4
+// channels) and, at the pixel level, the embedding table are packed once per call into one u32
+// buffer; the caches are ring maps of the last rows in one state buffer, next to the features.
+// One dispatch per position (all its colours), no readback: the caller throttles.
 import incrementalWgsl from '../../../shaders/masked_incremental.wgsl?raw';
 import * as E from '../../engine';
 import { Params, launch } from '../../engine/kernels';
 import type { KernelSpec } from '../../gpu/context';
 import type { Conv2d } from '../../nn/layers';
-import { Packer } from '../incremental';
 import type { MaskedStack } from './networks';
 
 /** Words per op in the table (the shader's OP_WORDS). */
-const OP_WORDS = 20;
-const FLAG_ELU = 1;
+const OP_WORDS = 24;
+const NONE = 0xffffffff;
 const FLAG_GATED = 2;
 const FLAG_VECTOR = 4;
 const MASK_CODE = { A: 1, B: 2 } as const;
 const RESIDUAL = { none: 0, identity: 1, conv: 2 } as const;
-/** Threads per workgroup the kernel aims for (G images x T threads). */
+/** Most threads per workgroup. */
 const WORKGROUP = 64;
 const CLASSES = 256;
 
@@ -46,17 +46,71 @@ export interface IncrementalLevel {
   floor?: number;
 }
 
-/** A conv's source: a ring map (channels < split) then the features (the rest). */
+/** A conv's source: a ring map (channels < split) then the features (the rest, at `features` in the state). */
 interface Source {
   base: number;
   split: number;
   channels: number;
+  features: number;
 }
 
 function nextPow2(v: number): number {
   let p = 1;
   while (p < v) p *= 2;
   return p;
+}
+
+/**
+ * The packed constants: a u32 table, then f32 tensors appended by copies, each at a multiple of 4
+ * words (the kernel reads weights as vec4s).
+ */
+class Packer {
+  readonly table: Uint32Array;
+  private readonly pieces: { tensor: E.Tensor; offset: number }[] = [];
+  private words: number;
+
+  constructor(tableWords: number) {
+    this.table = new Uint32Array(tableWords).fill(NONE);
+    this.words = Math.ceil(tableWords / 4) * 4;
+  }
+
+  /** Appends a tensor's values; returns their offset in words (a multiple of 4). */
+  add(tensor: E.Tensor): number {
+    const offset = this.words;
+    this.pieces.push({ tensor, offset });
+    this.words += Math.ceil(tensor.size / 4) * 4;
+    return offset;
+  }
+
+  build(): E.Tensor {
+    const gpu = E.engine().gpu;
+    const packed = E.empty([this.words], 'u32');
+    gpu.write(packed.buffer, this.table);
+    for (const { tensor, offset } of this.pieces) gpu.copy(tensor.buffer, 0, packed.buffer, offset * 4, tensor.size * 4);
+    return packed;
+  }
+}
+
+/**
+ * Output channels in the kernel's work-item order: for each colour group g (channels g, g + groups,
+ * ...), blocks of 4 consecutive channels of the group, the last block padded with its last channel.
+ */
+function blockOrder(cout: number, groups: number): Uint32Array {
+  const order: number[] = [];
+  for (let g = 0; g < Math.min(groups, cout); g++) {
+    const count = Math.ceil((cout - g) / groups);
+    for (let q = 0; q < Math.ceil(count / 4) * 4; q++) order.push(g + groups * Math.min(q, count - 1));
+  }
+  return Uint32Array.from(order);
+}
+
+/** A weight [cout, ...] (or bias [cout]) regrouped as [blocks, rest, 4]: a block's 4 channels are one vec4 per tap. */
+function repack(t: E.Tensor, groups: number): E.Tensor {
+  const cout = t.shape[0];
+  const rest = t.size / cout;
+  const order = blockOrder(cout, groups);
+  const rows = E.embedding(E.fromArray(order, [order.length], 'u32'), t.view([cout, rest]));
+  return E.transpose(rows.view([order.length / 4, 4, rest]), [0, 2, 1]);
 }
 
 function check(ok: boolean, detail: string): void {
@@ -74,7 +128,7 @@ export class IncrementalSampler {
     private readonly packed: E.Tensor,
     private readonly state: E.Tensor,
     private readonly inputs: IncrementalLevel,
-    private readonly head: { ring: number; ops: number; inputBase: number; inputChannels: number; logits: number; embedDim: number; embedTable: number },
+    private readonly head: { ring: number; ops: number; inputBase: number; inputChannels: number; logits: number; exps: number; featureBase: number; embedDim: number; embedTable: number },
     private readonly workgroups: number,
     height: number,
     width: number,
@@ -133,7 +187,7 @@ export class IncrementalSampler {
         conv: Conv2d,
         source: Source,
         flags: number,
-        dst: { base: number; channels: number },
+        dst: { base: number; channels: number; elu?: number },
         extra: { convB?: Conv2d; residual?: { kind: 'identity' | 'conv'; source: Source; conv?: Conv2d } } = {},
       ): void => {
         check(conv.opts.in === source.channels, `${conv.name} takes ${conv.opts.in} channels, its input has ${source.channels}`);
@@ -146,18 +200,19 @@ export class IncrementalSampler {
         table[t + 5] = MASK_CODE[conv.opts.mask!.type as 'A' | 'B'];
         table[t + 6] = source.base;
         table[t + 7] = source.split;
-        table[t + 8] = packer.add(conv.weight());
-        table[t + 9] = packer.add(conv.b!);
+        const add = (tensor: E.Tensor): number => packer.add(repack(tensor, groups));
+        table[t + 8] = add(conv.weight());
+        table[t + 9] = add(conv.b!);
         if (extra.convB) {
-          table[t + 10] = packer.add(extra.convB.weight());
-          table[t + 11] = packer.add(extra.convB.b!);
+          table[t + 10] = add(extra.convB.weight());
+          table[t + 11] = add(extra.convB.b!);
         }
         const residual = extra.residual;
         table[t + 12] = residual ? RESIDUAL[residual.kind] : RESIDUAL.none;
         if (residual) {
           if (residual.conv) {
-            table[t + 13] = packer.add(residual.conv.weight());
-            table[t + 14] = packer.add(residual.conv.b!);
+            table[t + 13] = add(residual.conv.weight());
+            table[t + 14] = add(residual.conv.b!);
           } else {
             check(residual.source.channels === conv.opts.out, `${conv.name}'s identity residual has ${residual.source.channels} channels, not ${conv.opts.out}`);
           }
@@ -167,48 +222,70 @@ export class IncrementalSampler {
         }
         table[t + 18] = dst.base;
         table[t + 19] = dst.channels;
+        table[t + 20] = source.features;
+        table[t + 21] = dst.elu ?? NONE;
       };
 
+      // The gated convs read ELU(x) (their pre-activation): the op writing x also writes ELU(x) to a
+      // second map, and the features get an ELU'd copy, so no exp runs inside the conv loops.
+      const features0 = region(features.size);
+      const featuresElu = region(features.size);
       const inputBase = ringMap(inputChannels);
       const d = stack.input.opts.out;
-      const x0 = ringMap(d);
-      addOp(stack.input, { base: inputBase, split: inputChannels, channels: inputChannels }, 0, { base: x0, channels: d });
-      let source: Source = { base: x0, split: d, channels: d + featureChannels };
-      for (const block of stack.blocks) {
+      let raw: Source = { base: ringMap(d), split: d, channels: d + featureChannels, features: features0 };
+      let activated: Source = { ...raw, base: ringMap(d), features: featuresElu };
+      addOp(stack.input, { base: inputBase, split: inputChannels, channels: inputChannels, features: features0 }, 0, { base: raw.base, channels: d, elu: activated.base });
+      stack.blocks.forEach((block, i) => {
+        const width = block.convA.opts.out;
         const out = block.conv2.opts.out;
-        check(block.convB.opts.out === block.convA.opts.out && block.conv2.opts.in === block.convA.opts.out, `${block.convA.name}: conv widths do not chain`);
-        const gated = ringMap(block.convA.opts.out);
-        addOp(block.convA, source, FLAG_ELU | FLAG_GATED, { base: gated, channels: block.convA.opts.out }, { convB: block.convB });
-        const next = ringMap(out);
-        const residual = block.shortcut ? { kind: 'conv' as const, source, conv: block.shortcut } : { kind: 'identity' as const, source };
-        addOp(block.conv2, { base: gated, split: block.convA.opts.out, channels: block.convA.opts.out }, 0, { base: next, channels: out }, { residual });
-        source = { base: next, split: out, channels: out };
-      }
+        check(block.convB.opts.out === width && block.conv2.opts.in === width, `${block.convA.name}: conv widths do not chain`);
+        const gated: Source = { base: ringMap(width), split: width, channels: width, features: features0 };
+        addOp(block.convA, activated, FLAG_GATED, { base: gated.base, channels: width }, { convB: block.convB });
+        const next: Source = { base: ringMap(out), split: out, channels: out, features: features0 };
+        const last = i + 1 === stack.blocks.length;
+        const nextElu = last ? NONE : ringMap(out);
+        const residual = block.shortcut ? { kind: 'conv' as const, source: raw, conv: block.shortcut } : { kind: 'identity' as const, source: raw };
+        addOp(block.conv2, gated, 0, { base: next.base, channels: out, elu: nextElu }, { residual });
+        raw = next;
+        activated = { ...next, base: nextElu, features: featuresElu };
+      });
       const logits = region(batch * stack.out.opts.out);
-      addOp(stack.out, source, FLAG_VECTOR, { base: logits, channels: stack.out.opts.out });
+      addOp(stack.out, raw, FLAG_VECTOR, { base: logits, channels: stack.out.opts.out });
+      const exps = pixel ? region(batch * CLASSES) : 0;
       const embedTable = embedding ? packer.add(embedding) : 0;
+      const gpu = E.engine().gpu;
+      const limit = gpu.device.limits.maxStorageBufferBindingSize;
+      check(words * 4 <= limit, `the caches and features of a batch of ${batch} take ${words * 4} bytes, more than this adapter binds (${limit}); sample fewer images at once`);
       const packed = E.keep(packer.build());
-      const state = E.keep(E.zeros([Math.max(1, words)]));
+      const state = E.keep(E.zeros([words]));
+      // The features join the state buffer (one binding for every map the convs read), raw and ELU'd
+      // by the full network's own op.
+      gpu.copy(features.buffer, 0, state.buffer, features0 * 4, features.size * 4);
+      gpu.copy(E.elu(features).buffer, 0, state.buffer, featuresElu * 4, features.size * 4);
+      const featureBase = features0;
 
-      // Threads per image: enough for the widest op's channels of one colour group (capped).
-      let widest = pixel ? 1 : canvasChannels;
+      // Work items are 4 channels of one colour group for IB images; a workgroup holds TI blocks of
+      // IB images. IB = 4 makes each weight load serve 4 images; TI fills a workgroup's threads;
+      // both shrink for small batches so that at least two workgroups share the adapter.
+      const perThread = Math.min(4, Math.max(1, Math.floor(batch / 2)));
+      const blocks = Math.max(1, Math.min(4, Math.floor(batch / (2 * perThread))));
+      let widest = 1;
       for (let o = 0; o < opCount; o++) widest = Math.max(widest, Math.ceil(table[o * OP_WORDS + 2] / groups));
-      const threads = Math.min(WORKGROUP, nextPow2(widest));
-      const images = Math.max(1, Math.floor(WORKGROUP / threads));
+      const threads = Math.min(WORKGROUP, nextPow2(Math.ceil(widest / 4) * blocks));
       const spec: KernelSpec = {
         name: 'masked_incremental.wgsl',
         code: incrementalWgsl,
         entry: 'sample_step',
-        constants: { T: threads, G: images, PIXEL: pixel ? 1 : 0, EXPS: pixel ? images * CLASSES : 1 },
-        bindings: ['read', 'read', 'read', 'rw', 'rw'],
+        constants: { T: threads, IB: perThread, TI: blocks, PIXEL: pixel ? 1 : 0 },
+        bindings: ['read', 'read', 'rw', 'rw', 'read'],
       };
       return new IncrementalSampler(
         spec,
         packed,
         state,
         inputs,
-        { ring, ops: opCount, inputBase, inputChannels, logits, embedDim, embedTable },
-        Math.ceil(batch / images),
+        { ring, ops: opCount, inputBase, inputChannels, logits, exps, featureBase, embedDim, embedTable },
+        Math.ceil(batch / (perThread * blocks)),
         height,
         width,
       );
@@ -225,13 +302,12 @@ export class IncrementalSampler {
     const params = new Params()
       .u(batch, height, width, h.ring)
       .u(position, count, h.ops, this.colours)
-      .u(this.inputs.features.shape[1], h.inputBase, h.inputChannels, h.logits)
-      .u(h.embedDim, h.embedTable)
+      .u(this.inputs.features.shape[1], h.featureBase, h.inputBase, h.inputChannels)
+      .u(h.logits, h.exps, h.embedDim, h.embedTable)
       .f(this.inputs.floor ?? 0)
-      .u(0)
       .build();
-    const { noise, features, canvas } = this.inputs;
-    launch(this.spec, [this.packed.buffer, noise.buffer, features.buffer, canvas.buffer, this.state.buffer], params, [this.workgroups]);
+    const { noise, canvas } = this.inputs;
+    launch(this.spec, [this.packed.buffer, noise.buffer, canvas.buffer, this.state.buffer, this.packed.buffer], params, [this.workgroups]);
   }
 
   dispose(): void {
