@@ -1,6 +1,7 @@
 // Sampling benchmark (`npm run bench -- --sample`): seconds per batch for incremental sampling
 // (src/models/incremental.ts) and the full-recompute sampler (one decoder pass per pixel), their
 // ratio, and incremental sampling over one forward pass of the same batch. One JSON record per case.
+// runHierSamplingBench does the same for the hierarchical colour model's two-level sampler.
 //
 // The full-recompute sampler costs ~S*S forward passes, far too long at 28x28 on a CPU adapter, so
 // it is timed at a smaller image size with the same widths and depth (`fullSize`), next to the
@@ -10,6 +11,8 @@ import type { GpuContext, KernelSpec } from '../gpu/context';
 import * as E from '../engine';
 import { mnistConfig, type MnistModelConfig, type MnistPreset } from '../models/config';
 import { MnistModel } from '../models/mnist-model';
+import { hierConfig, type HierPreset } from '../models/hierarchical/config';
+import { HierarchicalPixelVae } from '../models/hierarchical/model';
 
 export interface SamplingBenchOptions {
   preset: MnistPreset;
@@ -142,6 +145,82 @@ export async function runSamplingBench(gpu: GpuContext, options: SamplingBenchOp
     });
     z?.dispose();
     u.dispose();
+    model.dispose();
+  }
+}
+
+export interface HierSamplingBenchOptions {
+  presets: HierPreset[];
+  batch: number;
+  /** Presets whose full-recompute sampler is timed in full; the others get an estimate from one pass of each network. */
+  fullTimed: HierPreset[];
+}
+
+/**
+ * The hierarchical model (src/models/hierarchical): seconds per batch of top-down sampling (z1 from
+ * z2, then the pixels) with the incremental sampler and the full-recompute one, and the dispatches
+ * each encodes. Weights are the preset's initialisation (sampling cost does not depend on them).
+ */
+export async function runHierSamplingBench(gpu: GpuContext, options: HierSamplingBenchOptions, emit: (record: Record<string, unknown>) => void, driver = 'system'): Promise<void> {
+  const adapter = `${gpu.adapter.vendor || '?'} ${gpu.adapter.architecture || gpu.adapter.description || '?'}${gpu.adapter.isFallbackAdapter ? ' (fallback)' : ''}`;
+  const { batch } = options;
+  for (const preset of options.presets) {
+    const model = new HierarchicalPixelVae(hierConfig(preset));
+    const noise = model.levelNoise(batch, 1, 1, null);
+    const [c, h, w] = model.shapes.image;
+    const [, h1, w1] = model.shapes.z1;
+    /** Seconds and dispatches of one generate() call from z2 (or from z1 with `fromZ1`). */
+    const run = async (method: 'incremental' | 'full', fromZ1: E.Tensor | null = null): Promise<{ s: number; dispatches: number }> => {
+      await gpu.sync();
+      const d0 = gpu.stats().dispatches;
+      const t0 = now();
+      const out = await model.generate(fromZ1 ? { z1: fromZ1 } : { z2: noise.z2 }, noise, { method });
+      await gpu.sync();
+      const s = (now() - t0) / 1000;
+      for (const t of [out.images, out.z1, out.z2]) t?.dispose();
+      return { s, dispatches: gpu.stats().dispatches - d0 };
+    };
+    const first = await run('incremental'); // compiles the kernels
+    const incremental = await run('incremental');
+    const z1 = E.keep(E.noGrad(() => E.add(noise.eps1, E.zeros([1]))));
+    const pixelsOnly = await run('incremental', z1);
+    const record: Record<string, unknown> = {
+      adapter,
+      driver,
+      case: `sample hierarchical ${preset} ${h}x${w} b${batch}: incremental vs full recompute`,
+      s_incremental: +incremental.s.toFixed(3),
+      s_incremental_first_call_with_compile: +first.s.toFixed(3),
+      s_incremental_pixel_level: +pixelsOnly.s.toFixed(3),
+      dispatches_incremental: incremental.dispatches,
+    };
+    if (options.fullTimed.includes(preset)) {
+      await run('full', z1); // compiles the full path's kernels
+      const full = await run('full');
+      Object.assign(record, {
+        s_full_recompute: +full.s.toFixed(3),
+        dispatches_full_recompute: full.dispatches,
+        ratio_full_to_incremental: +(full.s / incremental.s).toFixed(2),
+      });
+    } else {
+      // One pass of each PixelCNN (with its sampling kernel's cost left out): the full sampler runs
+      // h1*w1 latent passes and C*H*W pixel passes.
+      const features2 = E.keep(E.noGrad(() => model.priorFeatures(noise.z2)));
+      const features1 = E.keep(E.noGrad(() => model.pixelFeatures(z1)));
+      const images = E.keep(E.noGrad(() => E.fromArray(new Uint32Array(batch * c * h * w), [batch, c, h, w], 'u32')));
+      const latentMs = await timeMean(gpu, () => void E.noGrad(() => model.priorRaw(z1, features2)), 2);
+      const pixelMs = await timeMean(gpu, () => void E.noGrad(() => model.pixelLogits(images, features1)), 2);
+      const estimate = (h1 * w1 * latentMs + c * h * w * pixelMs) / 1000;
+      Object.assign(record, {
+        s_latent_pixelcnn_pass: +(latentMs / 1000).toFixed(4),
+        s_pixel_pixelcnn_pass: +(pixelMs / 1000).toFixed(4),
+        full_recompute_estimate_s: +estimate.toFixed(1),
+        full_recompute_estimate_note: `${h1 * w1} latent + ${c * h * w} pixel PixelCNN passes at the measured times, not timed`,
+        ratio_full_estimate_to_incremental: +(estimate / incremental.s).toFixed(1),
+      });
+      for (const t of [features2, features1, images]) t.dispose();
+    }
+    emit(record);
+    for (const t of [z1, noise.z2, noise.eps1, noise.uniforms]) t.dispose();
     model.dispose();
   }
 }

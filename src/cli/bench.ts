@@ -5,10 +5,24 @@ import { acquireDevice } from '../gpu/device';
 import { nodeGpu } from '../gpu/node';
 import * as E from '../engine';
 import { runBench, type BenchOptions } from '../bench/cases';
-import { runSamplingBench, type SamplingBenchOptions } from '../bench/sampling';
+import { runHierSamplingBench, runSamplingBench, type HierSamplingBenchOptions, type SamplingBenchOptions } from '../bench/sampling';
+import { HIER_PRESETS, type HierPreset } from '../models/hierarchical/config';
 
 /** --sample: time sampling (src/bench/sampling.ts) instead of the kernel cases. */
 let sampling: SamplingBenchOptions | null = null;
+/** --sample-hier: time the hierarchical model's sampling instead. */
+let hierSampling: HierSamplingBenchOptions | null = null;
+
+function hierPresets(list: string): HierPreset[] {
+  const presets = list.split(',').filter(Boolean);
+  for (const p of presets) {
+    if (!(HIER_PRESETS as readonly string[]).includes(p)) {
+      console.error(`bench: unknown hierarchical preset ${p} (one of ${HIER_PRESETS.join(', ')})`);
+      process.exit(2);
+    }
+  }
+  return presets as HierPreset[];
+}
 
 function parseArgs(argv: string[]): BenchOptions {
   const args: BenchOptions = { quick: false, train: [], filter: null, reps: 0 };
@@ -22,6 +36,9 @@ function parseArgs(argv: string[]): BenchOptions {
     else if (sampling && a === '--sample-preset') sampling.preset = argv[++i] as SamplingBenchOptions['preset'];
     else if (sampling && a === '--sample-batch') sampling.batch = Number(argv[++i]);
     else if (sampling && a === '--sample-full-size') sampling.fullSize = Number(argv[++i]);
+    else if (a === '--sample-hier') hierSampling = { presets: hierPresets(argv[++i] ?? ''), batch: 16, fullTimed: ['tiny'] };
+    else if (hierSampling && a === '--sample-hier-batch') hierSampling.batch = Number(argv[++i]);
+    else if (hierSampling && a === '--sample-hier-full') hierSampling.fullTimed = hierPresets(argv[++i] ?? '');
     else if (a === '--help' || a === '-h') {
       console.log(`usage: npm run bench -- [--quick] [--filter REGEX] [--reps N]
   --quick    fewer and smaller cases (a CPU fallback adapter takes minutes for the full set)
@@ -31,7 +48,11 @@ function parseArgs(argv: string[]): BenchOptions {
              (batch 8 and small widths with --quick), with a per-kernel profile of one step
   --sample   instead, time sampling a batch (default the Table-1 model, 28x28, batch 64): incremental
              vs one forward pass, and the full-recompute sampler at a small size
-             (--sample-preset P, --sample-batch N, --sample-full-size S (default 8); --quick: small widths)`);
+             (--sample-preset P, --sample-batch N, --sample-full-size S (default 8); --quick: small widths)
+  --sample-hier P  instead, time the hierarchical model's sampling for presets P (comma-separated,
+             e.g. tiny,small) at batch 16 (--sample-hier-batch N): incremental vs the full-recompute
+             sampler, timed for tiny and estimated from one pass per network for the others
+             (--sample-hier-full P: presets to time in full)`);
       process.exit(0);
     } else {
       console.error(`bench: unknown argument ${a} (try --help)`);
@@ -47,7 +68,9 @@ async function main(): Promise<void> {
   E.initEngine(gpu);
   const emit = (record: Record<string, unknown>): void => console.log(JSON.stringify(record));
   const s = sampling as SamplingBenchOptions | null;
-  if (s) await runSamplingBench(gpu, { ...s, quick: args.quick }, emit, process.env.VK_ICD_FILENAMES ?? 'system');
+  const hs = hierSampling as HierSamplingBenchOptions | null;
+  if (hs) await runHierSamplingBench(gpu, hs, emit, process.env.VK_ICD_FILENAMES ?? 'system');
+  else if (s) await runSamplingBench(gpu, { ...s, quick: args.quick }, emit, process.env.VK_ICD_FILENAMES ?? 'system');
   else await runBench(gpu, args, emit, process.env.VK_ICD_FILENAMES ?? 'system');
   gpu.destroy();
 }
