@@ -2,9 +2,10 @@
 // the full-recompute sampler (one whole network pass per draw), which is its reference: with the
 // same noise both give the same z1 (to float rounding) and the same pixels, from z2 and from a
 // given z1, on the tiny preset and on odd sizes and widths. Parameters are perturbed first (random
-// biases, scaled gains) so every bias and gain matters. A sampler whose cache misses one position
-// must disagree, which shows the comparison sees the caches.
-import { beforeAll, describe, expect, it } from 'vitest';
+// biases, scaled gains) so every bias and gain matters. By hand: several positions per dispatch draw
+// the same pixels, and a sampler whose cache misses one position must disagree, which shows the
+// comparison sees the caches.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as E from '../src/engine';
 import { hierConfig, latentGrids, type HierConfig } from '../src/models/hierarchical/config';
 import { IncrementalSampler } from '../src/models/hierarchical/incremental';
@@ -106,42 +107,56 @@ describe('hierarchical incremental sampling equals the full-recompute sampler', 
     ), 240_000);
 });
 
-describe('the comparison sees the caches', () => {
-  it('a sampler that draws one position out of order (its cache holds zeros there when later positions read it) disagrees with the full sampler', async () => {
-    const config = hierConfig('tiny', { seed: 8 });
-    const model = new HierarchicalPixelVae(config);
-    const batch = 3;
-    try {
-      await perturb(model, 9);
-      model.bn.training = false; // running statistics, as generate() uses
-      const [l1, g1] = [config.latent1, latentGrids(config).z1];
-      const noise = model.levelNoise(batch, 1, 10, null);
-      const z1 = E.keep(E.randomNormal([batch, l1, g1, g1], 10, [1, 99]));
-      try {
-        const full = await generate(model, { z1 }, noise, 'full');
-        // The pixel level by hand: position `late` is drawn last instead of in raster order.
-        const size = config.imageSize;
-        const images = await E.tidyAsync(async () => {
-          const canvas = E.fromArray(new Uint32Array(batch * config.channels * size * size), [batch, config.channels, size, size], 'u32');
-          const features = E.noGrad(() => model.pixelFeatures(z1));
-          const sampler = E.noGrad(() =>
-            IncrementalSampler.create({ stack: model.pixelCnns.pixel, features, noise: noise.uniforms, canvas, embedding: model.embeddingWeights }),
-          );
-          const late = size + 1;
-          for (let position = 0; position < sampler.positions; position++) if (position !== late) sampler.encode(position);
-          sampler.encode(late);
-          sampler.dispose();
-          return (await canvas.data()) as Uint32Array;
-        });
-        // In raster order the same sampler gives the full sampler's pixels (the test above); here
-        // every position after `late` that reads it sees the wrong value.
-        expect(differing(images, full.images)).toBeGreaterThan(10);
-      } finally {
-        z1.dispose();
-        for (const t of [noise.z2, noise.eps1, noise.uniforms]) t.dispose();
-      }
-    } finally {
-      model.dispose();
-    }
+/** The pixel level by hand: `order` encodes the positions (each call: first position, count). */
+async function pixelsByHand(model: HierarchicalPixelVae, z1: E.Tensor, uniforms: E.Tensor, order: (encode: (position: number, count?: number) => void, positions: number) => void): Promise<Uint32Array> {
+  const [c, h, w] = model.shapes.image;
+  const batch = z1.shape[0];
+  return E.tidyAsync(async () => {
+    const canvas = E.fromArray(new Uint32Array(batch * c * h * w), [batch, c, h, w], 'u32');
+    const features = E.noGrad(() => model.pixelFeatures(z1));
+    const sampler = E.noGrad(() => IncrementalSampler.create({ stack: model.pixelCnns.pixel, features, noise: uniforms, canvas, embedding: model.embeddingWeights }));
+    order((position, count) => sampler.encode(position, count), sampler.positions);
+    sampler.dispose();
+    return (await canvas.data()) as Uint32Array;
+  });
+}
+
+describe('the sampler by hand', () => {
+  const config = hierConfig('tiny', { seed: 8 });
+  const batch = 3;
+  let model: HierarchicalPixelVae;
+  let noise: LevelNoise;
+  let z1: E.Tensor;
+  let full: Drawn;
+  beforeAll(async () => {
+    model = new HierarchicalPixelVae(config);
+    await perturb(model, 9);
+    model.bn.training = false; // running statistics, as generate() uses
+    noise = model.levelNoise(batch, 1, 10, null);
+    z1 = E.keep(E.randomNormal([batch, config.latent1, latentGrids(config).z1, latentGrids(config).z1], 10, [1, 99]));
+    full = await generate(model, { z1 }, noise, 'full');
   }, 120_000);
+  afterAll(() => {
+    for (const t of [z1, noise.z2, noise.eps1, noise.uniforms]) t.dispose();
+    model.dispose();
+  });
+
+  it('several positions per dispatch (a row, then the whole image in one) draw what one per dispatch does', async () => {
+    const size = config.imageSize;
+    const byRow = await pixelsByHand(model, z1, noise.uniforms, (encode) => {
+      for (let row = 0; row < size; row++) encode(row * size, size);
+    });
+    const once = await pixelsByHand(model, z1, noise.uniforms, (encode, positions) => encode(0, positions));
+    expect(differing(byRow, full.images)).toBe(0);
+    expect(differing(once, full.images)).toBe(0);
+  });
+
+  it('a position drawn out of order (its cache holds zeros there when later positions read it) disagrees with the full sampler: the comparison sees the caches', async () => {
+    const late = config.imageSize + 1;
+    const images = await pixelsByHand(model, z1, noise.uniforms, (encode, positions) => {
+      for (let position = 0; position < positions; position++) if (position !== late) encode(position);
+      encode(late);
+    });
+    expect(differing(images, full.images)).toBeGreaterThan(10);
+  });
 });
