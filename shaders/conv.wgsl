@@ -42,6 +42,8 @@ override GATE: bool = false;
 override WRITE_PRE: bool = false;
 /** Output positions per thread along x in conv_forward, input positions in conv_backward_data (4 or 8). */
 override XP: u32 = 4u;
+/** Input channels per thread in conv_backward_weight (1 or 2). */
+override WCI: u32 = 1u;
 
 override CY: u32 = KH / 2u;
 override CX: u32 = KW / 2u;
@@ -469,8 +471,9 @@ fn conv_backward_data(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
 
 // ---- backward weight (split-K): part[s, co, ci, ky, kx] = sum over rows (n, oy) of chunk s and all ox
 // of g[n, co, oy, ox] * x[n, ci, oy*S + ky - pad_t, ox*S + kx - pad_l]. A thread owns CB output
-// channels (vec4 lanes) x all KW columns (k0..k6) of one (ci, ky) and one chunk; along a row the
-// KW inputs slide (xs0..xs6), so each output column costs CB + STRIDE loads for CB * KW FMAs.
+// channels (vec4 lanes) x all KW columns (k0..k6, m0..m6) of one kernel row ky of WCI (1 or 2) input
+// channels and one chunk; along a row the KW inputs slide (xs0..xs6, ys0..ys6), so each output
+// column costs CB + WCI * STRIDE loads for CB * KW * WCI FMAs. Params: xblocks = input-channel blocks.
 
 @group(0) @binding(1) var<storage, read> wx: array<f32>;
 @group(0) @binding(2) var<storage, read> wg: array<f32>;
@@ -489,7 +492,8 @@ fn wx_at(row: u32, ix: i32) -> f32 {
   return select(0.0, wx[row + u32(select(0, ix, ok))], ok);
 }
 
-// The inputs x[row, ix + k], k < KW, under the current output column (a sliding window).
+// The inputs x[row, ix + k], k < KW, under the current output column (a sliding window), and
+// ys0..ys6 the same for the thread's second input channel (WCI = 2).
 var<private> xs0: f32;
 var<private> xs1: f32;
 var<private> xs2: f32;
@@ -497,28 +501,82 @@ var<private> xs3: f32;
 var<private> xs4: f32;
 var<private> xs5: f32;
 var<private> xs6: f32;
+var<private> ys0: f32;
+var<private> ys1: f32;
+var<private> ys2: f32;
+var<private> ys3: f32;
+var<private> ys4: f32;
+var<private> ys5: f32;
+var<private> ys6: f32;
+// The second input channel's accumulators (WCI = 2).
+var<private> m0: vec4<f32>;
+var<private> m1: vec4<f32>;
+var<private> m2: vec4<f32>;
+var<private> m3: vec4<f32>;
+var<private> m4: vec4<f32>;
+var<private> m5: vec4<f32>;
+var<private> m6: vec4<f32>;
 
-fn set_xs(k: u32, v: f32) {
+// Loads column k of both windows from rows row and row1 at ix + k.
+fn load_xs(k: u32, row: u32, row1: u32, ix: i32) {
+  let v = wx_at(row, ix + i32(k));
+  var v1 = 0.0;
+  if (WCI > 1u) { v1 = wx_at(row1, ix + i32(k)); }
   switch k {
-    case 0u: { xs0 = v; }
-    case 1u: { xs1 = v; }
-    case 2u: { xs2 = v; }
-    case 3u: { xs3 = v; }
-    case 4u: { xs4 = v; }
-    case 5u: { xs5 = v; }
-    default: { xs6 = v; }
+    case 0u: { xs0 = v; ys0 = v1; }
+    case 1u: { xs1 = v; ys1 = v1; }
+    case 2u: { xs2 = v; ys2 = v1; }
+    case 3u: { xs3 = v; ys3 = v1; }
+    case 4u: { xs4 = v; ys4 = v1; }
+    case 5u: { xs5 = v; ys5 = v1; }
+    default: { xs6 = v; ys6 = v1; }
   }
 }
 
-// Moves the window to start at ix (STRIDE past the last start): shift, then load the STRIDE new ends.
-fn slide_xs(row: u32, ix: i32) {
+// Moves the windows to start at ix (STRIDE past the last start): shift, then load the STRIDE new ends.
+fn slide_xs(row: u32, row1: u32, ix: i32) {
   if (STRIDE == 1u) {
     xs0 = xs1; xs1 = xs2; xs2 = xs3; xs3 = xs4; xs4 = xs5; xs5 = xs6;
+    ys0 = ys1; ys1 = ys2; ys2 = ys3; ys3 = ys4; ys4 = ys5; ys5 = ys6;
   } else {
     xs0 = xs2; xs1 = xs3; xs2 = xs4; xs3 = xs5; xs4 = xs6;
+    ys0 = ys2; ys1 = ys3; ys2 = ys4; ys3 = ys5; ys4 = ys6;
   }
   for (var i = 0u; i < STRIDE; i++) {
-    if (KW > i) { set_xs(KW - 1u - i, wx_at(row, ix + i32(KW - 1u - i))); }
+    if (KW > i) { load_xs(KW - 1u - i, row, row1, ix); }
+  }
+}
+
+fn macc(kx: u32) -> vec4<f32> {
+  switch kx {
+    case 0u: { return m0; }
+    case 1u: { return m1; }
+    case 2u: { return m2; }
+    case 3u: { return m3; }
+    case 4u: { return m4; }
+    case 5u: { return m5; }
+    default: { return m6; }
+  }
+}
+
+// Writes one filter row (ci, ky) of the block's partial dW: masked taps and disallowed centre pairs
+// as exact zeros; from row 0 also the rows no thread visits.
+fn store_wrow(split: u32, co0: u32, ci: u32, ky: u32, ncols: u32, second: bool) {
+  let taps = KH * KW;
+  for (var j = 0u; j < CB; j++) {
+    let co = co0 + j;
+    if (co >= p.cout) { break; }
+    let fbase = ((split * p.cout + co) * p.cin + ci) * taps;
+    let base = fbase + ky * KW;
+    for (var kx = 0u; kx < KW; kx++) {
+      var keep = kx < ncols;
+      if (MASK_AB && ky == CY && kx == CX) { keep = keep && centre_kept(ci, co); }
+      let v = select(kacc(kx)[j], macc(kx)[j], second);
+      wpart[base + kx] = select(0.0, v, keep);
+    }
+    if (ky == 0u) {
+      for (var i = KV * KW; i < taps; i++) { wpart[fbase + i] = 0.0; }
+    }
   }
 }
 
@@ -541,8 +599,10 @@ fn conv_backward_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(
   // Threads only for the kernel rows a mask keeps (KV of KH), so no SIMD lane idles on a masked row.
   let ky = t % KV;
   var r = t / KV;
-  let ci = r % p.cin;
-  r = r / p.cin;
+  // WCI input channels per thread (xblocks = their blocks): each gradient load then feeds WCI * KW FMAs.
+  let ci = (r % p.xblocks) * WCI;
+  let ci1 = min(ci + 1u, p.cin - 1u);
+  r = r / p.xblocks;
   let cb = r % p.cblocks;
   let split = r / p.cblocks;
 
@@ -558,6 +618,13 @@ fn conv_backward_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(
   k4 = vec4<f32>(0.0);
   k5 = vec4<f32>(0.0);
   k6 = vec4<f32>(0.0);
+  m0 = vec4<f32>(0.0);
+  m1 = vec4<f32>(0.0);
+  m2 = vec4<f32>(0.0);
+  m3 = vec4<f32>(0.0);
+  m4 = vec4<f32>(0.0);
+  m5 = vec4<f32>(0.0);
+  m6 = vec4<f32>(0.0);
 
   // Columns of this kernel row that the mask keeps (0: the row is masked out, never visited).
   var ncols = select(0u, KW, ky < FULL_ROWS);
@@ -573,6 +640,7 @@ fn conv_backward_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(
       let iy = i32(oy * STRIDE + ky) - p.pad_t;
       if (iy < 0 || iy >= i32(p.h)) { continue; }
       let xrow = ((n * p.cin + ci) * p.h + u32(iy)) * p.w;
+      let xrow1 = xrow + (ci1 - ci) * p.h * p.w;
       let gplane = n * p.cout;
       let g0 = ((gplane + co0) * p.ho + oy) * p.wo;
       let g1 = ((gplane + c1) * p.ho + oy) * p.wo;
@@ -580,7 +648,7 @@ fn conv_backward_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(
       let g3 = ((gplane + c3) * p.ho + oy) * p.wo;
       // The KW inputs of output ox slide along the row: load them once, then STRIDE new ones per ox.
       var ix = -p.pad_l;
-      for (var k = 0u; k < KW; k++) { set_xs(k, wx_at(xrow, ix + i32(k))); }
+      for (var k = 0u; k < KW; k++) { load_xs(k, xrow, xrow1, ix); }
       for (var ox = 0u; ox < p.wo; ox++) {
         var gv = vec4<f32>(wg[g0 + ox], 0.0, 0.0, 0.0);
         if (CB > 1u) { gv.y = wg[g1 + ox]; }
@@ -588,36 +656,32 @@ fn conv_backward_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(
           gv.z = wg[g2 + ox];
           gv.w = wg[g3 + ox];
         }
+        // All KW columns, also past ncols on a mask's centre row: those sums are dropped at the
+        // store, and the loop body stays free of per-lane conditions.
         k0 += gv * xs0;
-        if (KW > 1u && ncols > 1u) { k1 += gv * xs1; }
-        if (KW > 2u && ncols > 2u) { k2 += gv * xs2; }
-        if (KW > 3u && ncols > 3u) { k3 += gv * xs3; }
-        if (KW > 4u && ncols > 4u) { k4 += gv * xs4; }
-        if (KW > 5u && ncols > 5u) { k5 += gv * xs5; }
-        if (KW > 6u && ncols > 6u) { k6 += gv * xs6; }
+        if (KW > 1u) { k1 += gv * xs1; }
+        if (KW > 2u) { k2 += gv * xs2; }
+        if (KW > 3u) { k3 += gv * xs3; }
+        if (KW > 4u) { k4 += gv * xs4; }
+        if (KW > 5u) { k5 += gv * xs5; }
+        if (KW > 6u) { k6 += gv * xs6; }
+        if (WCI > 1u) {
+          m0 += gv * ys0;
+          if (KW > 1u) { m1 += gv * ys1; }
+          if (KW > 2u) { m2 += gv * ys2; }
+          if (KW > 3u) { m3 += gv * ys3; }
+          if (KW > 4u) { m4 += gv * ys4; }
+          if (KW > 5u) { m5 += gv * ys5; }
+          if (KW > 6u) { m6 += gv * ys6; }
+        }
         ix += s;
-        slide_xs(xrow, ix);
+        slide_xs(xrow, xrow1, ix);
       }
     }
   }
 
-  // Every tap of the block is written: masked ones (and disallowed centre pairs) as exact zeros;
-  // the thread of row 0 also zeroes the rows no thread visits.
-  let taps = KH * KW;
-  for (var j = 0u; j < CB; j++) {
-    let co = co0 + j;
-    if (co >= p.cout) { break; }
-    let fbase = ((split * p.cout + co) * p.cin + ci) * taps;
-    let base = fbase + ky * KW;
-    for (var kx = 0u; kx < KW; kx++) {
-      var keep = kx < ncols;
-      if (MASK_AB && ky == CY && kx == CX) { keep = keep && centre_kept(ci, co); }
-      wpart[base + kx] = select(0.0, kacc(kx)[j], keep);
-    }
-    if (ky == 0u) {
-      for (var i = KV * KW; i < taps; i++) { wpart[fbase + i] = 0.0; }
-    }
-  }
+  store_wrow(split, co0, ci, ky, ncols, false);
+  if (WCI > 1u && ci + 1u < p.cin) { store_wrow(split, co0, ci + 1u, ky, ncols, true); }
 }
 
 // ---- backward weight for 1x1 kernels: one tap, so a thread owns CB output channels (vec4 lanes)

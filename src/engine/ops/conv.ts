@@ -183,10 +183,12 @@ function runBackwardWeight(x: Tensor, gy: Tensor, g: Geometry, forceSplits?: num
   const cblocks = Math.ceil(g.cout / cb);
   // 1x1 kernels have one tap: block over 4 input channels instead of the kernel's columns.
   const pointwise = g.kh === 1 && g.kw === 1;
-  const ciBlocks = pointwise ? Math.ceil(g.cin / 4) : 0;
+  // Input channels per thread otherwise (the shader's WCI): two, so each gradient load feeds 2 * KW FMAs.
+  const wci = g.cin > 1 ? 2 : 1;
+  const ciBlocks = Math.ceil(g.cin / (pointwise ? 4 : wci));
   // Threads for kept kernel rows only (the shader's KV): all of them, or those up to the centre.
   const keptRows = g.mask === MASK_CODE.none ? g.kh : Math.floor(g.kh / 2) + 1;
-  const base = pointwise ? cblocks * ciBlocks : cblocks * g.cin * keptRows;
+  const base = pointwise ? cblocks * ciBlocks : cblocks * ciBlocks * keptRows;
   const rows = g.n * g.ho;
   let { splits, chunkRows } = weightGradSplits(rows, g.wo, base);
   if (forceSplits) {
@@ -196,7 +198,7 @@ function runBackwardWeight(x: Tensor, gy: Tensor, g: Geometry, forceSplits?: num
   const part = empty([splits, g.cout, g.cin, g.kh, g.kw]);
   const threads = splits * base;
   launch(
-    spec(pointwise ? 'conv_backward_weight_1x1' : 'conv_backward_weight', geometryConstants(g, cb), ['read', 'read', 'rw']),
+    spec(pointwise ? 'conv_backward_weight_1x1' : 'conv_backward_weight', { ...geometryConstants(g, cb), ...(pointwise ? {} : { WCI: wci }) }, ['read', 'read', 'rw']),
     [x.buffer, gy.buffer, part.buffer],
     params(g, threads, cblocks, ciBlocks, rows, chunkRows),
     threadsGrid(threads, WG),
