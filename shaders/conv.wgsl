@@ -766,7 +766,8 @@ fn conv_backward_weight_1x1(@builtin(global_invocation_id) gid: vec3<u32>, @buil
 // ---- gated activation over interleaved channels, optionally on a band of rows and with z's terms:
 // y[n, c, r, x] = tanh(x[n, 2c, r0 + r, x] + cond[n, 2c]) * sigmoid(x[n, 2c+1, r0 + r, x] + cond[n, 2c+1])
 // Params: n, cin = C (output channels), h = rows of x, w = row length (trailing axes flattened),
-// ho = rows of y, pad_t = r0, threads.
+// ho = rows of y, pad_t = r0, threads = planes (n * C). Workgroups: x over a plane's positions, y (z past
+// the limit) over planes; a band of rows is contiguous in its plane, so no index needs a division.
 
 @group(0) @binding(1) var<storage, read> gx: array<f32>;
 @group(0) @binding(2) var<storage, read_write> gy: array<f32>;
@@ -774,15 +775,13 @@ fn conv_backward_weight_1x1(@builtin(global_invocation_id) gid: vec3<u32>, @buil
 
 @compute @workgroup_size(64)
 fn gate_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = linear_id(gid, nwg);
-  if (i >= p.threads) { return; }
-  let col = i % p.w;
-  var r = i / p.w;
-  let oy = r % p.ho;
-  r = r / p.ho; // n * C + c
+  let k = gid.x; // position in the band
+  let r = gid.y + gid.z * nwg.y; // n * C + c
+  let band = p.ho * p.w;
+  if (k >= band || r >= p.threads) { return; }
   let c2 = 2u * r; // n * 2C + 2c
   let plane = p.h * p.w;
-  let a = (c2 * p.h + oy + u32(p.pad_t)) * p.w + col;
+  let a = c2 * plane + u32(p.pad_t) * p.w + k;
   var t = gx[a];
   var s = gx[a + plane];
   if (HAS_COND) {
@@ -790,11 +789,11 @@ fn gate_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     s += gcond[c2 + 1u];
   }
   let v = safe_tanh(vec4<f32>(t)) * sigmoid4(vec4<f32>(s));
-  gy[i] = v.x;
+  gy[r * band + k] = v.x;
 }
 
-// dx over all rows of x (zero outside the band), from dy and x (and cond). Params as gate_forward,
-// threads = n * C * h * w.
+// dx over all rows of x (zero outside the band), from dy and x (and cond). Params and workgroups as
+// gate_forward, x over all of a plane.
 @group(0) @binding(1) var<storage, read> bg: array<f32>;
 @group(0) @binding(2) var<storage, read> bx: array<f32>;
 @group(0) @binding(3) var<storage, read_write> bdx: array<f32>;
@@ -802,17 +801,15 @@ fn gate_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
 
 @compute @workgroup_size(64)
 fn gate_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = linear_id(gid, nwg);
-  if (i >= p.threads) { return; }
-  let col = i % p.w;
-  var r = i / p.w;
-  let iy = r % p.h;
-  r = r / p.h; // n * C + c
-  let c2 = 2u * r;
+  let k = gid.x; // position in the plane
+  let r = gid.y + gid.z * nwg.y; // n * C + c
   let plane = p.h * p.w;
-  let a = (c2 * p.h + iy) * p.w + col;
-  let oy = i32(iy) - p.pad_t;
-  if (oy < 0 || oy >= i32(p.ho)) {
+  if (k >= plane || r >= p.threads) { return; }
+  let c2 = 2u * r; // n * 2C + 2c
+  let a = c2 * plane + k;
+  let lo = u32(p.pad_t) * p.w;
+  let band = p.ho * p.w;
+  if (k < lo || k >= lo + band) {
     bdx[a] = 0.0;
     bdx[a + plane] = 0.0;
     return;
@@ -825,7 +822,7 @@ fn gate_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
   }
   let th = safe_tanh(vec4<f32>(t)).x;
   let sg = sigmoid4(vec4<f32>(s)).x;
-  let g = bg[(r * p.ho + u32(oy)) * p.w + col];
+  let g = bg[r * band + k - lo];
   bdx[a] = g * sg * (1.0 - th * th);
   bdx[a + plane] = g * th * sg * (1.0 - sg);
 }

@@ -11,7 +11,7 @@ import convWgsl from '../../../shaders/conv.wgsl?raw';
 import { record } from '../autograd';
 import { Params, launch, threadsGrid } from '../kernels';
 import { empty, engine, Tensor, ShapeError, shapeString } from '../tensor';
-import type { KernelSpec } from '../../gpu/context';
+import { MAX_WORKGROUPS_PER_DIM, type KernelSpec } from '../../gpu/context';
 
 export interface ConvMask {
   /** 'A' drops the centre tap, 'B' keeps it; both keep rows above and the left part of the centre row. 'vstack' keeps rows <= centre. */
@@ -238,18 +238,24 @@ interface GateLayout {
   rowStart: number;
 }
 
-function gateParams(l: GateLayout, threads: number): Uint32Array {
-  return new Params().u(l.n, l.half, l.rowsIn, l.rowLength).u(0, l.rowsOut, 0, threads).u(l.rowStart, 0, 0, 0).u(0, 0, 0, 0).build();
+function gateParams(l: GateLayout): Uint32Array {
+  return new Params().u(l.n, l.half, l.rowsIn, l.rowLength).u(0, l.rowsOut, 0, l.n * l.half).u(l.rowStart, 0, 0, 0).u(0, 0, 0, 0).build();
+}
+
+/** Workgroups of WG along a plane's `positions`, planes (n x C) along y, folded into z past the limit. */
+function planeGrid(positions: number, planes: number): [number, number, number] {
+  if (Math.ceil(positions / WG) > MAX_WORKGROUPS_PER_DIM) throw new ShapeError('gate', `${positions} positions per channel exceed one dispatch`);
+  const y = Math.min(planes, MAX_WORKGROUPS_PER_DIM);
+  return [Math.ceil(positions / WG), y, Math.ceil(planes / y)];
 }
 
 function runGate(x: Tensor, l: GateLayout, cond?: Tensor): Tensor {
   const y = empty([l.n, l.half, ...(x.rank > 2 ? [l.rowsOut, ...x.shape.slice(3)] : [])]);
-  const threads = y.size;
   launch(
     spec('gate_forward', { HAS_COND: cond ? 1 : 0 }, ['read', 'rw', 'read']),
     [x.buffer, y.buffer, (cond ?? x).buffer],
-    gateParams(l, threads),
-    threadsGrid(threads, WG),
+    gateParams(l),
+    planeGrid(l.rowsOut * l.rowLength, l.n * l.half),
   );
   return y;
 }
@@ -257,12 +263,11 @@ function runGate(x: Tensor, l: GateLayout, cond?: Tensor): Tensor {
 /** d pre-activation [x's shape] from dy (zero outside the band of rows). */
 function runGateBackward(gy: Tensor, x: Tensor, l: GateLayout, cond?: Tensor): Tensor {
   const dx = empty(x.shape);
-  const threads = x.size / 2;
   launch(
     spec('gate_backward', { HAS_COND: cond ? 1 : 0 }, ['read', 'read', 'rw', 'read']),
     [gy.buffer, x.buffer, dx.buffer, (cond ?? x).buffer],
-    gateParams(l, threads),
-    threadsGrid(threads, WG),
+    gateParams(l),
+    planeGrid(l.rowsIn * l.rowLength, l.n * l.half),
   );
   return dx;
 }
