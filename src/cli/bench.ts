@@ -45,7 +45,8 @@ function parseArgs(argv: string[]): BenchOptions {
   --filter   run only cases whose name matches REGEX
   --reps     timed repetitions per case (default: chosen from a first timing, 1..20)
   --train P  also time training steps of MNIST presets P (comma-separated, or 'all') at batch 32
-             (batch 8 and small widths with --quick), with a per-kernel profile of one step
+             (batch 8 and small widths with --quick), with a per-kernel profile of one step and a
+             line setting each step's GFLOP/s against the best matmul of equal work (target 0.6)
   --sample   instead, time sampling a batch (default the Table-1 model, 28x28, batch 64): incremental
              vs one forward pass, and the full-recompute sampler at a small size
              (--sample-preset P, --sample-batch N, --sample-full-size S (default 8); --quick: small widths)
