@@ -21,10 +21,11 @@
 // `cst` (u32, read-only) holds a table of offsets, then the effective weights (weight norm applied;
 // masks are applied by the loops, which never visit masked taps) and the z terms, as f32 bit
 // patterns. Table: 16 words per layer l at l*16, then the head at p.head:
-//   gated layer: 0 vconv w, 1 vconv b, 2 v2h w, 3 v2h b, 4 hconv w, 5 hconv b, 6 h2h w, 7 h2h b,
+//   gated layer: 0 vconv w, 1 vconv b, 2 v2h w (as quads, below), 3 v2h b, 4 hconv w, 5 hconv b, 6 h2h w, 7 h2h b,
 //                8 vstack z term [B, 2P] (or NONE), 9 hstack z term, 10 input channels, 11 kernel size,
 //                12 state offset of the vertical ring [R, B, P, W], 13 of the horizontal row [B, P, W],
-//                14 of the v2h row [B, 2P, W]
+//                14 of the v2h row [B, 2P, W], 15 vconv w as quads
+//   (quads: [ceil(CO/4), CI, KH, KW, 4], read through cst4, one vec4 = one tap of 4 output channels)
 //   masked layer: 0 w, 1 b, 10 input channels, 11 kernel size, 12 state offset of the ring [R, B, P, W]
 //   head: 0 out1 w, 1 out1 b, 2 out2 w, 3 out2 b, 4 out3 w, 5 out3 b, 6 out1 z term, 7 out2 z term
 
@@ -58,6 +59,8 @@ const NONE: u32 = 0xffffffffu;
 @group(0) @binding(4) var<storage, read_write> canvas: array<f32>;
 @group(0) @binding(5) var<storage, read_write> probs: array<f32>;
 @group(0) @binding(6) var<storage, read_write> st: array<f32>;
+/** cst again, as vec4 (pieces are 4-word aligned): one bounds-checked load for 4 weights. */
+@group(0) @binding(7) var<storage, read> cst4: array<vec4<f32>>;
 
 fn wt(i: u32) -> f32 {
   return bitcast<f32>(cst[i]);
@@ -113,27 +116,25 @@ fn zterm(off: u32, b: u32, width: u32, c: u32) -> f32 {
 }
 
 // ---- gated: once per row ------------------------------------------------------------------------
-// A thread owns 4 pre-gate channels (two gate pairs) x 4 columns of one image, as conv.wgsl.
+// A thread owns 4 pre-gate channels (two gate pairs) x 4 columns of one image, as conv.wgsl; grid
+// [images x column blocks (x, y), channel blocks (z)].
 
 @compute @workgroup_size(64)
-fn gated_row(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+fn gated_row(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+  // The channel block is the workgroup's z, so every weight address is uniform: lavapipe loads it once
+  // for the SIMD lanes instead of a bounds-checked gather per lane.
+  let cb = wid.z;
   let t = gid.x + gid.y * nwg.x * 64u;
   if (t >= p.threads) { return; }
   let xb = t % p.xblocks;
-  let rest = t / p.xblocks;
-  let cb = rest % p.cblocks;
-  let b = rest / p.cblocks;
+  let b = t / p.xblocks;
   let l = p.layer;
   let cin = tab(l, 10u);
   let c2 = 2u * P;
   let last = c2 - 1u;
   let co0 = cb * 4u;
-  let fs = cin * KR * KR;
-  let wv = tab(l, 0u);
-  let w0 = wv + co0 * fs;
-  let w1 = wv + min(co0 + 1u, last) * fs;
-  let w2 = wv + min(co0 + 2u, last) * fs;
-  let w3 = wv + min(co0 + 3u, last) * fs;
+  // This thread's 4 output channels' weights, one vec4 per tap (padded channels are zero, never stored).
+  let wq = tab(l, 15u) / 4u + cb * cin * KR * KR;
   var a0 = vec4<f32>(0.0);
   var a1 = vec4<f32>(0.0);
   var a2 = vec4<f32>(0.0);
@@ -169,11 +170,11 @@ fn gated_row(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
       }
       for (var kx = 0u; kx < KR; kx++) {
         let xv = vec4<f32>(win[kx], win[kx + 1u], win[kx + 2u], win[kx + 3u]);
-        let wk = wci + ky * KR + kx;
-        a0 += wt(w0 + wk) * xv;
-        a1 += wt(w1 + wk) * xv;
-        a2 += wt(w2 + wk) * xv;
-        a3 += wt(w3 + wk) * xv;
+        let w = cst4[wq + wci + ky * KR + kx];
+        a0 += w.x * xv;
+        a1 += w.y * xv;
+        a2 += w.z * xv;
+        a3 += w.w * xv;
       }
     }
   }
@@ -223,22 +224,19 @@ fn vpre_at(b: u32, ci: u32, ix: u32) -> f32 {
 }
 
 @compute @workgroup_size(64)
-fn gated_v2h(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+fn gated_v2h(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+  // The channel block is the workgroup's z, so every weight address is uniform: lavapipe loads it once
+  // for the SIMD lanes instead of a bounds-checked gather per lane.
+  let cb = wid.z;
   let t = gid.x + gid.y * nwg.x * 64u;
   if (t >= p.threads) { return; }
   let xb = t % p.xblocks;
-  let rest = t / p.xblocks;
-  let cb = rest % p.cblocks;
-  let b = rest / p.cblocks;
+  let b = t / p.xblocks;
   let l = p.layer;
   let c2 = 2u * P;
   let last = c2 - 1u;
   let co0 = cb * 4u;
-  let wv = tab(l, 2u);
-  let w0 = wv + co0 * c2;
-  let w1 = wv + min(co0 + 1u, last) * c2;
-  let w2 = wv + min(co0 + 2u, last) * c2;
-  let w3 = wv + min(co0 + 3u, last) * c2;
+  let wq = tab(l, 2u) / 4u + cb * c2;
   var a0 = vec4<f32>(0.0);
   var a1 = vec4<f32>(0.0);
   var a2 = vec4<f32>(0.0);
@@ -246,10 +244,11 @@ fn gated_v2h(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
   let x0 = xb * 4u;
   for (var ci = 0u; ci < c2; ci++) {
     let xv = vec4<f32>(vpre_at(b, ci, x0), vpre_at(b, ci, x0 + 1u), vpre_at(b, ci, x0 + 2u), vpre_at(b, ci, x0 + 3u));
-    a0 += wt(w0 + ci) * xv;
-    a1 += wt(w1 + ci) * xv;
-    a2 += wt(w2 + ci) * xv;
-    a3 += wt(w3 + ci) * xv;
+    let w = cst4[wq + ci];
+    a0 += w.x * xv;
+    a1 += w.y * xv;
+    a2 += w.z * xv;
+    a3 += w.w * xv;
   }
   let vb = tab(l, 3u);
   let v0 = a0 + wt(vb + co0);

@@ -21,7 +21,9 @@ import { GatedPixelCnn, type GateConditioning, type MaskedPixelCnn } from './net
 
 const TABLE_STRIDE = 16;
 const NONE = 0xffffffff;
-const BINDINGS = ['read', 'read', 'read', 'rw', 'rw', 'rw'] as const;
+// The packed constants bind twice: as u32 words (the table, scalar weights) and as vec4 (weights
+// reordered so one load feeds four output channels: lavapipe bounds-checks every load, so loads dominate).
+const BINDINGS = ['read', 'read', 'read', 'rw', 'rw', 'rw', 'read'] as const;
 /** Threads per workgroup the pixel entries aim for (G images x T threads). */
 const PIXEL_WORKGROUP = 64;
 
@@ -78,15 +80,16 @@ class Packer {
 
   /** Appends a tensor's values; returns their offset in words. */
   add(tensor: E.Tensor): number {
-    const offset = this.words;
+    // 4-word aligned, so the vec4 view of the buffer can index any piece.
+    const offset = Math.ceil(this.words / 4) * 4;
     this.pieces.push({ tensor, offset });
-    this.words += tensor.size;
+    this.words = offset + tensor.size;
     return offset;
   }
 
   build(): E.Tensor {
     const gpu = E.engine().gpu;
-    const packed = E.empty([this.words], 'u32');
+    const packed = E.empty([Math.ceil(this.words / 4) * 4], 'u32');
     gpu.write(packed.buffer, this.table);
     for (const { tensor, offset } of this.pieces) gpu.copy(tensor.buffer, 0, packed.buffer, offset * 4, tensor.size * 4);
     return packed;
@@ -106,6 +109,18 @@ class StateLayout {
 function convWeights(packer: Packer, conv: Conv2d): [number, number] {
   if (!conv.b) throw new Error(`incremental sampling: ${conv.name} has no bias`);
   return [packer.add(conv.weight()), packer.add(conv.b)];
+}
+
+/**
+ * A conv's weight [CO, CI, KH, KW] as [ceil(CO/4), CI, KH, KW, 4] (output channels padded with zeros
+ * to a multiple of 4): one vec4 load gives a tap's weights for 4 output channels.
+ */
+function outputQuads(packer: Packer, conv: Conv2d): number {
+  const w = conv.weight();
+  const [co, ci, kh, kw] = w.shape;
+  const co4 = Math.ceil(co / 4) * 4;
+  const padded = co4 === co ? w : E.pad(w, [[0, co4 - co], [0, 0], [0, 0], [0, 0]]);
+  return packer.add(E.transpose(E.reshape(padded, [co4 / 4, 4, ci, kh, kw]), [0, 2, 3, 4, 1]));
 }
 
 /** z's interleaved gate terms [B, 2W], the tensor the full decoder's gates add (GateConditioning.term). */
@@ -163,6 +178,8 @@ export function sampleIncremental(inputs: IncrementalSampleInputs): { images: E.
         table[t + 12] = l + 1 < layers ? state.region(ring * plane * p) : 0;
         table[t + 13] = state.region(plane * p);
         table[t + 14] = state.region(plane * 2 * p);
+        table[t + 15] = outputQuads(packer, layer.vconv);
+        table[t + 2] = outputQuads(packer, layer.v2h);
       });
       const h = net.head;
       const ow = h.out1.opts.out / 2;
@@ -196,7 +213,7 @@ export function sampleIncremental(inputs: IncrementalSampleInputs): { images: E.
     const packed = packer.build();
     const stateBuffer = E.empty([Math.max(1, state.words)]);
     const featureBuffer = features ?? E.zeros([1]);
-    const buffers = [packed.buffer, uniforms.buffer, featureBuffer.buffer, images.buffer, probs.buffer, stateBuffer.buffer];
+    const buffers = [packed.buffer, uniforms.buffer, featureBuffer.buffer, images.buffer, probs.buffer, stateBuffer.buffer, packed.buffer];
     const constants = constantsOf(plan);
     // The row kernel's loops over the kernel unroll: one variant for the input layer's size, one for the rest.
     const rowSpecs = gated ? (net as GatedPixelCnn).layers.map((layer) => spec('gated_row', { ...constants, KR: layer.vconv.kh })) : [];
@@ -204,8 +221,9 @@ export function sampleIncremental(inputs: IncrementalSampleInputs): { images: E.
     const pixelSpec = spec(gated ? 'gated_pixel' : 'masked_pixel', constants);
     const cblocks = Math.ceil((2 * plan.p) / 4);
     const xblocks = Math.ceil(width / 4);
-    const rowThreads = batch * cblocks * xblocks;
-    const rowGrid = threadsGrid(rowThreads, 64);
+    // Threads per channel block; the channel blocks are the grid's z (uniform weight addresses).
+    const rowThreads = batch * xblocks;
+    const rowGrid = [...threadsGrid(rowThreads, 64), cblocks];
     const pixelGroups = [Math.ceil(batch / plan.imagesPerGroup)];
     const params = (row: number, col: number, layer: number): Uint32Array =>
       new Params()
