@@ -18,9 +18,9 @@ import { Params, launch, threadsGrid } from '../engine/kernels';
 import type { KernelSpec } from '../gpu/context';
 import type { Conv2d } from '../nn/layers';
 import { GatedPixelCnn, type GateConditioning, type MaskedPixelCnn } from './networks';
+import { NO_OFFSET, PackedConstants } from './packed-constants';
 
 const TABLE_STRIDE = 16;
-const NONE = 0xffffffff;
 // The packed constants bind twice: as u32 words (the table, scalar weights) and as vec4 (weights
 // reordered so one load feeds four output channels: lavapipe bounds-checks every load, so loads dominate).
 const BINDINGS = ['read', 'read', 'read', 'rw', 'rw', 'rw', 'read'] as const;
@@ -67,34 +67,6 @@ function constantsOf(plan: Plan): Record<string, number> {
   };
 }
 
-/** The packed constants: a u32 table of offsets, then f32 tensors appended by copies. */
-class Packer {
-  readonly table: Uint32Array;
-  private readonly pieces: { tensor: E.Tensor; offset: number }[] = [];
-  private words: number;
-
-  constructor(tableWords: number) {
-    this.table = new Uint32Array(tableWords).fill(NONE);
-    this.words = tableWords;
-  }
-
-  /** Appends a tensor's values; returns their offset in words. */
-  add(tensor: E.Tensor): number {
-    // 4-word aligned, so the vec4 view of the buffer can index any piece.
-    const offset = Math.ceil(this.words / 4) * 4;
-    this.pieces.push({ tensor, offset });
-    this.words = offset + tensor.size;
-    return offset;
-  }
-
-  build(): E.Tensor {
-    const gpu = E.engine().gpu;
-    const packed = E.empty([Math.ceil(this.words / 4) * 4], 'u32');
-    gpu.write(packed.buffer, this.table);
-    for (const { tensor, offset } of this.pieces) gpu.copy(tensor.buffer, 0, packed.buffer, offset * 4, tensor.size * 4);
-    return packed;
-  }
-}
 
 /** Offsets (in f32 words) of the regions of the state buffer. */
 class StateLayout {
@@ -106,7 +78,7 @@ class StateLayout {
   }
 }
 
-function convWeights(packer: Packer, conv: Conv2d): [number, number] {
+function convWeights(packer: PackedConstants, conv: Conv2d): [number, number] {
   if (!conv.b) throw new Error(`incremental sampling: ${conv.name} has no bias`);
   return [packer.add(conv.weight()), packer.add(conv.b)];
 }
@@ -115,7 +87,7 @@ function convWeights(packer: Packer, conv: Conv2d): [number, number] {
  * A conv's weight [CO, CI, KH, KW] as [ceil(CO/4), CI, KH, KW, 4] (output channels padded with zeros
  * to a multiple of 4): one vec4 load gives a tap's weights for 4 output channels.
  */
-function outputQuads(packer: Packer, conv: Conv2d): number {
+function outputQuads(packer: PackedConstants, conv: Conv2d): number {
   const w = conv.weight();
   const [co, ci, kh, kw] = w.shape;
   const co4 = Math.ceil(co / 4) * 4;
@@ -124,8 +96,8 @@ function outputQuads(packer: Packer, conv: Conv2d): number {
 }
 
 /** z's interleaved gate terms [B, 2W], the tensor the full decoder's gates add (GateConditioning.term). */
-function zTerm(packer: Packer, cond: GateConditioning | null, z: E.Tensor | null, batch: number, width2: number): number {
-  if (!cond) return NONE;
+function zTerm(packer: PackedConstants, cond: GateConditioning | null, z: E.Tensor | null, batch: number, width2: number): number {
+  if (!cond) return NO_OFFSET;
   if (!z) throw new Error('incremental sampling: this decoder needs z');
   const term = cond.term(z);
   if (term.shape[0] !== batch || term.shape[1] !== width2) throw new E.ShapeError('sampleIncremental', `z terms ${E.shapeString(term.shape)} must be [${batch}, ${width2}]`);
@@ -153,7 +125,7 @@ export function sampleIncremental(inputs: IncrementalSampleInputs): { images: E.
     const probs = E.empty([batch, 1, height, width]);
     const gated = net instanceof GatedPixelCnn;
     const layers = gated ? net.layers.length : net.layers.length + 1;
-    const packer = new Packer((layers + 1) * TABLE_STRIDE);
+    const packer = new PackedConstants((layers + 1) * TABLE_STRIDE);
     const table = packer.table;
     const state = new StateLayout();
     const plane = batch * width;

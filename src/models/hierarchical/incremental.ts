@@ -16,10 +16,10 @@ import { Params, launch } from '../../engine/kernels';
 import type { KernelSpec } from '../../gpu/context';
 import type { Conv2d } from '../../nn/layers';
 import type { MaskedStack } from './networks';
+import { NO_OFFSET, PackedConstants } from '../packed-constants';
 
 /** Words per op in the table (the shader's OP_WORDS). */
 const OP_WORDS = 24;
-const NONE = 0xffffffff;
 const FLAG_GATED = 2;
 const FLAG_VECTOR = 4;
 const MASK_CODE = { A: 1, B: 2 } as const;
@@ -60,36 +60,6 @@ function nextPow2(v: number): number {
   return p;
 }
 
-/**
- * The packed constants: a u32 table, then f32 tensors appended by copies, each at a multiple of 4
- * words (the kernel reads weights as vec4s).
- */
-class Packer {
-  readonly table: Uint32Array;
-  private readonly pieces: { tensor: E.Tensor; offset: number }[] = [];
-  private words: number;
-
-  constructor(tableWords: number) {
-    this.table = new Uint32Array(tableWords).fill(NONE);
-    this.words = Math.ceil(tableWords / 4) * 4;
-  }
-
-  /** Appends a tensor's values; returns their offset in words (a multiple of 4). */
-  add(tensor: E.Tensor): number {
-    const offset = this.words;
-    this.pieces.push({ tensor, offset });
-    this.words += Math.ceil(tensor.size / 4) * 4;
-    return offset;
-  }
-
-  build(): E.Tensor {
-    const gpu = E.engine().gpu;
-    const packed = E.empty([this.words], 'u32');
-    gpu.write(packed.buffer, this.table);
-    for (const { tensor, offset } of this.pieces) gpu.copy(tensor.buffer, 0, packed.buffer, offset * 4, tensor.size * 4);
-    return packed;
-  }
-}
 
 /**
  * Output channels in the kernel's work-item order: for each colour group g (channels g, g + groups,
@@ -180,7 +150,7 @@ export class IncrementalSampler {
       };
       const ringMap = (channels: number): number => region(ring * batch * channels * width);
       const opCount = 2 + 2 * stack.blocks.length;
-      const packer = new Packer(opCount * OP_WORDS);
+      const packer = new PackedConstants(opCount * OP_WORDS);
       const table = packer.table;
       let opIndex = 0;
       const addOp = (
@@ -223,7 +193,7 @@ export class IncrementalSampler {
         table[t + 18] = dst.base;
         table[t + 19] = dst.channels;
         table[t + 20] = source.features;
-        table[t + 21] = dst.elu ?? NONE;
+        table[t + 21] = dst.elu ?? NO_OFFSET;
       };
 
       // The gated convs read ELU(x) (their pre-activation): the op writing x also writes ELU(x) to a
@@ -243,7 +213,7 @@ export class IncrementalSampler {
         addOp(block.convA, activated, FLAG_GATED, { base: gated.base, channels: width }, { convB: block.convB });
         const next: Source = { base: ringMap(out), split: out, channels: out, features: features0 };
         const last = i + 1 === stack.blocks.length;
-        const nextElu = last ? NONE : ringMap(out);
+        const nextElu = last ? NO_OFFSET : ringMap(out);
         const residual = block.shortcut ? { kind: 'conv' as const, source: raw, conv: block.shortcut } : { kind: 'identity' as const, source: raw };
         addOp(block.conv2, gated, 0, { base: next.base, channels: out, elu: nextElu }, { residual });
         raw = next;
