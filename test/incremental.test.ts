@@ -7,27 +7,11 @@ import * as E from '../src/engine';
 import { tinyConfig, type MnistModelConfig, type MnistPreset } from '../src/models/config';
 import { MnistModel } from '../src/models/mnist-model';
 import { useGpu } from './support/gpu';
+import { perturb } from './support/perturb';
 
 beforeAll(async () => {
   await useGpu();
 });
-
-/** Random biases in [-0.5, 0.5) and gains scaled by [0.6, 1.4): the initial zeros would hide bias bugs. */
-async function perturb(model: MnistModel, seed: number): Promise<void> {
-  let s = seed >>> 0;
-  const rand = (): number => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-  const values = new Map<string, Float32Array>();
-  for (const [name, t] of model.params.entriesList()) {
-    const v = Float32Array.from(await t.data());
-    if (name.endsWith('.bias')) for (let i = 0; i < v.length; i++) v[i] = rand() - 0.5;
-    else if (name.endsWith('.gain')) for (let i = 0; i < v.length; i++) v[i] *= 0.6 + 0.8 * rand();
-    values.set(name, v);
-  }
-  model.params.assign(values);
-}
 
 interface Comparison {
   full: { images: Float32Array; probs: Float32Array };
