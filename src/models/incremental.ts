@@ -78,9 +78,14 @@ class StateLayout {
   }
 }
 
-function convWeights(packer: PackedConstants, conv: Conv2d): [number, number] {
+function convBias(packer: PackedConstants, conv: Conv2d): number {
   if (!conv.b) throw new Error(`incremental sampling: ${conv.name} has no bias`);
-  return [packer.add(conv.weight()), packer.add(conv.b)];
+  return packer.add(conv.b);
+}
+
+function convWeights(packer: PackedConstants, conv: Conv2d): [number, number] {
+  const bias = convBias(packer, conv);
+  return [packer.add(conv.weight()), bias];
 }
 
 /**
@@ -139,8 +144,9 @@ export function sampleIncremental(inputs: IncrementalSampleInputs): { images: E.
       for (let l = 1; l < layers; l++) ring = Math.max(ring, Math.floor(net.layers[l].vconv.kh / 2) + 1);
       net.layers.forEach((layer, l) => {
         const t = l * TABLE_STRIDE;
-        [table[t], table[t + 1]] = convWeights(packer, layer.vconv);
-        [table[t + 2], table[t + 3]] = convWeights(packer, layer.v2h);
+        // The row kernels read the vertical and v2h weights only as output quads (slots 15 and 2).
+        table[t + 1] = convBias(packer, layer.vconv);
+        table[t + 3] = convBias(packer, layer.v2h);
         [table[t + 4], table[t + 5]] = convWeights(packer, layer.hconv);
         [table[t + 6], table[t + 7]] = convWeights(packer, layer.h2h);
         table[t + 8] = zTerm(packer, layer.vcond, inputs.z, batch, 2 * p);
