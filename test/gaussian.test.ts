@@ -1,18 +1,11 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as E from '../src/engine';
-import { broadcastMap, type NDArray } from '../src/engine/reference/ndarray';
+import * as R from '../src/engine/reference/gaussian';
 import { checkOp } from './support/check';
 import { useGpu } from './support/gpu';
 
 beforeAll(useGpu);
 
-// Float64 references, straight from the formulas.
-const klDiag = (mq: number, lq: number, mp: number, lp: number): number =>
-  lp - lq + (Math.exp(2 * lq) + (mq - mp) ** 2) / (2 * Math.exp(2 * lp)) - 0.5;
-const klStd = (m: number, l: number): number => -0.5 * (1 + 2 * l - m * m - Math.exp(2 * l));
-const logN = (x: number, m: number, l: number): number => -0.5 * Math.log(2 * Math.PI) - l - (x - m) ** 2 / (2 * Math.exp(2 * l));
-
-const ref = (f: (...v: number[]) => number) => (...xs: NDArray[]) => broadcastMap(xs, f);
 // log sigma in about [-1.5, 1]: sigma from 0.22 to 2.7.
 const logSigma = (r: () => number): number => -1.5 + 2.5 * r();
 
@@ -22,24 +15,24 @@ describe('Gaussian KLs and log density', () => {
       name: 'klDiagGaussians',
       inputs: [{ shape: [3, 5, 7] }, { shape: [3, 5, 7], fill: logSigma }, { shape: [3, 5, 7] }, { shape: [3, 5, 7], fill: logSigma }],
       gpu: E.klDiagGaussians,
-      ref: ref(klDiag),
+      ref: R.klDiagGaussians,
     }));
   it('klDiagGaussians, broadcast', () =>
     checkOp({
       name: 'klDiagGaussians',
       inputs: [{ shape: [3, 1, 5] }, { shape: [3, 4, 5], fill: logSigma }, { shape: [5] }, { shape: [4, 1], fill: logSigma }],
       gpu: E.klDiagGaussians,
-      ref: ref(klDiag),
+      ref: R.klDiagGaussians,
       seed: 3,
     }));
   it('klStandardNormal', () =>
-    checkOp({ name: 'klStandardNormal', inputs: [{ shape: [7, 13] }, { shape: [7, 13], fill: logSigma }], gpu: E.klStandardNormal, ref: ref(klStd) }));
+    checkOp({ name: 'klStandardNormal', inputs: [{ shape: [7, 13] }, { shape: [7, 13], fill: logSigma }], gpu: E.klStandardNormal, ref: R.klStandardNormal }));
   it('gaussianLogDensity with broadcast parameters', () =>
     checkOp({
       name: 'gaussianLogDensity',
       inputs: [{ shape: [4, 3, 5] }, { shape: [3, 5] }, { shape: [3, 1], fill: logSigma }],
       gpu: E.gaussianLogDensity,
-      ref: ref(logN),
+      ref: R.gaussianLogDensity,
     }));
 
   it('match values computed by hand', async () => {
@@ -58,6 +51,11 @@ describe('Gaussian KLs and log density', () => {
     const ld = Array.from(await E.gaussianLogDensity(t([1, 2]), t([0, 1]), t([0, Math.log(2)])).data());
     expect(ld[0]).toBeCloseTo(-1.4189385, 5);
     expect(ld[1]).toBeCloseTo(-1.7370857, 5);
+    // The float64 references give the same hand values.
+    expect(R.klDiagScalar(1, Math.log(0.5), 0, 0)).toBeCloseTo(0.8181472, 7);
+    expect(R.klDiagScalar(-0.5, 0, 0.5, Math.log(2))).toBeCloseTo(0.4431472, 7);
+    expect(R.klStandardScalar(1, Math.log(0.5))).toBeCloseTo(0.8181472, 7);
+    expect(R.logDensityScalar(2, 1, Math.log(2))).toBeCloseTo(-1.7370857, 7);
     // KL(q || q) = 0
     expect(Math.abs(await E.klDiagGaussians(t([0.3]), t([-0.7]), t([0.3]), t([-0.7])).item())).toBeLessThan(1e-6);
   });

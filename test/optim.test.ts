@@ -1,52 +1,10 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as E from '../src/engine';
+import { AdamReference, movingAverage } from '../src/engine/reference/optim';
 import { expectClose, randomArray, toF32 } from './support/check';
 import { useGpu } from './support/gpu';
 
 beforeAll(useGpu);
-
-interface CpuAdamOptions {
-  lr: number;
-  beta1: number;
-  beta2: number;
-  eps: number;
-  clipValue: number;
-  clipGlobalNorm: number;
-}
-
-/** Float64 Adam in the same (TF / Lasagne) form, over flat arrays. Returns the global norm used. */
-class CpuAdam {
-  t = 0;
-  m: Float64Array[];
-  v: Float64Array[];
-  constructor(
-    readonly o: CpuAdamOptions,
-    sizes: number[],
-  ) {
-    this.m = sizes.map((n) => new Float64Array(n));
-    this.v = sizes.map((n) => new Float64Array(n));
-  }
-  step(params: Float64Array[], grads: (ArrayLike<number> | null)[]): number {
-    this.t += 1;
-    const clipped = grads.map((g) => (g ? Array.from(g, (x) => (this.o.clipValue > 0 ? Math.min(Math.max(x, -this.o.clipValue), this.o.clipValue) : x)) : null));
-    let sq = 0;
-    for (const g of clipped) if (g) for (const x of g) sq += x * x;
-    const norm = Math.sqrt(sq);
-    const scale = this.o.clipGlobalNorm > 0 ? Math.min(1, this.o.clipGlobalNorm / norm) : 1;
-    const lrT = (this.o.lr * Math.sqrt(1 - this.o.beta2 ** this.t)) / (1 - this.o.beta1 ** this.t);
-    params.forEach((w, k) => {
-      const g = clipped[k];
-      if (!g) return;
-      for (let i = 0; i < w.length; i++) {
-        const gi = g[i] * scale;
-        this.m[k][i] = this.o.beta1 * this.m[k][i] + (1 - this.o.beta1) * gi;
-        this.v[k][i] = this.o.beta2 * this.v[k][i] + (1 - this.o.beta2) * gi * gi;
-        w[i] -= (lrT * this.m[k][i]) / (Math.sqrt(this.v[k][i]) + this.o.eps);
-      }
-    });
-    return norm;
-  }
-}
 
 /**
  * A small regression, loss = sum((x w^T + b - y)^2): several GPU Adam steps, each checked against a
@@ -58,7 +16,7 @@ async function runCase(opts: E.AdamOptions, steps: number, expectClipping: 'valu
   const w0 = toF32(randomArray([5, 13], 3));
   const b0 = toF32(randomArray([5], 4));
   const unused0 = toF32(randomArray([3], 5));
-  const cpu = new CpuAdam(
+  const cpu = new AdamReference(
     { lr: opts.lr ?? 1e-3, beta1: opts.beta1 ?? 0.9, beta2: opts.beta2 ?? 0.999, eps: opts.eps ?? 1e-8, clipValue: opts.clipValue ?? 0, clipGlobalNorm: opts.clipGlobalNorm ?? 0 },
     [w0.data.length, b0.data.length, 3],
   );
@@ -125,7 +83,16 @@ describe('moving average in place', () => {
   it('state += momentum * (x - state)', async () => {
     const s = E.keep(E.fromArray([1, 2, 3, 4, 5], [5]));
     E.tidy(() => E.movingAverageInPlace(s, E.fromArray([11, 2, -3, 4, 0], [5]), 0.25));
+    // By hand: 1 + (11 - 1) / 4 = 3.5, 2, 3 + (-3 - 3) / 4 = 1.5, 4, 5 - 5 / 4 = 3.75.
     expectClose(await s.data(), [3.5, 2, 1.5, 4, 3.75], 1e-6, 'ema');
+    s.dispose();
+  });
+  it('matches the float64 reference on random odd-sized state, momentum 0.1', async () => {
+    const state = toF32(randomArray([1037], 11));
+    const x = toF32(randomArray([1037], 12));
+    const s = E.keep(E.fromArray(state.data, [1037]));
+    E.tidy(() => E.movingAverageInPlace(s, E.fromArray(x.data, [1037]), 0.1));
+    expectClose(await s.data(), movingAverage(state.data, x.data, 0.1), 1e-5, 'ema');
     s.dispose();
   });
 });
