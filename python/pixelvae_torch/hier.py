@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import copy
 import math
+from collections import OrderedDict
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from .api import TwinModel
 
 # ---- configuration (config.ts) -------------------------------------------------------------------
 
@@ -425,7 +428,17 @@ def _attach(root: nn.Module, dotted: str, module: nn.Module) -> nn.Module:
 
 # ---- the model (model.ts) ------------------------------------------------------------------------
 
-class HierarchicalPixelVae(nn.Module):
+class HierarchicalPixelVae(TwinModel):
+    """
+    The TwinModel of the hierarchical presets. Batch norm: losses() with a training step uses batch
+    statistics and overwrites the running ones (momentum 1, the TypeScript trainer's steps);
+    losses(step=None), is_nll, encode and sampling use the running statistics (re-estimate them
+    first with before_eval, as the TypeScript does before evaluation and sampling).
+    """
+
+    dataset = 'colour'
+    clip = ('global_norm', 5.0)
+
     def __init__(self, config: dict):
         super().__init__()
         validate_hier_config(config)
@@ -567,6 +580,82 @@ class HierarchicalPixelVae(nn.Module):
             for name, t in mine.items():
                 t.copy_(torch.as_tensor(tensors[name]).to(t.device, t.dtype))
 
+    # -- the TwinModel protocol (api.py) ---------------------------------------------------------------
+
+    @property
+    def preset(self) -> str:
+        return HIER_PRESET_PREFIX + self.config['preset']
+
+    def checkpoint_tensors(self) -> 'OrderedDict[str, torch.Tensor]':
+        return OrderedDict(self.state_tensors())
+
+    def _draw(self, shape, generator: Optional[torch.Generator], normal: bool = True) -> torch.Tensor:
+        device = self.embedding.device
+        gen_device = generator.device if generator is not None else device
+        t = (torch.randn if normal else torch.rand)(tuple(shape), generator=generator, device=gen_device)
+        return t.to(device)
+
+    def _posterior_noise(self, rows: int, noise, generator):
+        if noise is not None:
+            return noise['eps1'], noise['eps2']
+        return self._draw((rows, *self.z1_shape), generator), self._draw((rows, self.config['latent2']), generator)
+
+    def losses(self, x: torch.Tensor, step: Optional[int], noise=None, generator: Optional[torch.Generator] = None) -> Dict[str, torch.Tensor]:
+        """'loss' as the TypeScript trainer minimises; per-image 'recon', 'kl1', 'kl2', 'kl', 'neg_elbo' in nats per dimension."""
+        s = EVAL_SCHEDULE if step is None else schedule(self.config, step)
+        was = dict(self.bn)
+        self.bn.update(training=step is not None, momentum=1.0)
+        try:
+            eps1, eps2 = self._posterior_noise(x.shape[0], noise, generator)
+            e = self._elements(x, eps1, eps2, s['sigmaFloor'])
+        finally:
+            self.bn.update(was)
+        dims = self.dims_per_image
+        t = self._terms_from(e, x.shape[0], s)
+        recon = e['ce'].flatten(1).sum(1) / dims
+        kl1 = e['kl1'].flatten(1).sum(1) / dims
+        kl2 = e['kl2'].sum(1) / dims
+        return dict(loss=t['loss'], recon=recon, kl1=kl1, kl2=kl2, kl=kl1 + kl2, neg_elbo=recon + kl1 + kl2,
+                    reconstruction=t['reconstruction'], kl1_mean=t['kl1'], kl2_mean=t['kl2'])
+
+    @torch.no_grad()
+    def is_nll(self, x: torch.Tensor, k: int, noise=None, generator: Optional[torch.Generator] = None) -> Dict[str, torch.Tensor]:
+        """Per-image nats (divide by dims_per_image for nats/dim): 'nll' (IS, k samples), 'neg_elbo', 'kl', 'recon'. Running BN statistics."""
+        was = self.bn['training']
+        self.bn['training'] = False
+        try:
+            eps1, eps2 = self._posterior_noise(k * x.shape[0], noise, generator)
+            r = self.importance_nll(x, k, eps1, eps2)
+        finally:
+            self.bn['training'] = was
+        return dict(nll=r['nll'], neg_elbo=r['negElbo'], kl=r['kl'], recon=r['negElbo'] - r['kl'], negElboSameSamples=r['negElboSameSamples'])
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        c, h, w = self.image_shape
+        z2 = self._draw((n, self.config['latent2']), generator)
+        eps1 = self._draw((n, *self.z1_shape), generator)
+        uniforms = self._draw((n, c, h, w), generator, normal=False)
+        return self.generate(eps1, uniforms, z2=z2)['images'].to(torch.uint8)
+
+    def encode(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """q(z2|x)'s mean and log sigma [B, L2] (running statistics)."""
+        q = self.encode_levels(x)
+        return q['mu2'], q['sigma2'].log()
+
+    def before_eval(self, train_batches, generator: Optional[torch.Generator] = None) -> None:
+        """Re-estimates the batch-norm statistics as the exact average over the given training batches."""
+        if generator is None:
+            generator = torch.Generator(device=self.embedding.device.type).manual_seed(int(self.config['seed']) + 5 * 7919)
+        device = self.embedding.device
+
+        def batches():
+            for x in train_batches:
+                x = torch.as_tensor(x).to(device)
+                yield (x,) + self._posterior_noise(x.shape[0], None, generator)
+
+        self.reestimate_batch_norm(batches())
+
     # -- networks --------------------------------------------------------------------------------------
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
@@ -625,38 +714,40 @@ class HierarchicalPixelVae(nn.Module):
 
     # -- the objective ---------------------------------------------------------------------------------
 
-    def terms(self, x: torch.Tensor, eps1: torch.Tensor, eps2: torch.Tensor, s: dict) -> Dict[str, torch.Tensor]:
-        """The negative ELBO terms in nats per dimension (model.ts's terms, the reference's normalisation)."""
-        mu1, ls1, mu2, ls2 = self.posterior(x)
-        z1 = mu1 + eps1 * torch.exp(ls1)
-        z2 = mu2 + eps2 * torch.exp(ls2)
-        pmu, pls = self.prior_params(z1, self.prior_features(z2), s['sigmaFloor'])
-        dims = self.dims_per_image
-        batch = x.shape[0]
-        kl1 = kl_diag_gaussians(mu1, ls1, pmu, pls).sum() / (batch * dims)
-        kl2 = kl_standard_normal(mu2, ls2).sum() / (batch * dims)
-        logits = self.pixel_logits(x, self.pixel_features(z1))
-        reconstruction = F.cross_entropy(logits, x.long(), reduction='mean')
-        loss = reconstruction + (kl1 * s['alpha1'] + kl2 * s['alpha2'])
-        return dict(loss=loss, reconstruction=reconstruction, kl1=kl1, kl2=kl2)
-
-    def per_image(self, x: torch.Tensor, eps1: torch.Tensor, eps2: torch.Tensor, sigma_floor: float = 0.0) -> Dict[str, torch.Tensor]:
-        """Per-image nats (not per dimension): reconstruction -log p(x|z1), KL1 and KL2, with the given noise."""
+    def _elements(self, x: torch.Tensor, eps1: torch.Tensor, eps2: torch.Tensor, sigma_floor: float) -> Dict[str, torch.Tensor]:
+        """Element-wise pieces: cross-entropy [B, C, H, W], KL1 [B, L1, h1, w1], KL2 [B, L2], logits, z1, z2."""
         mu1, ls1, mu2, ls2 = self.posterior(x)
         z1 = mu1 + eps1 * torch.exp(ls1)
         z2 = mu2 + eps2 * torch.exp(ls2)
         pmu, pls = self.prior_params(z1, self.prior_features(z2), sigma_floor)
         logits = self.pixel_logits(x, self.pixel_features(z1))
-        rec = F.cross_entropy(logits, x.long(), reduction='none').flatten(1).sum(1)
-        kl1 = kl_diag_gaussians(mu1, ls1, pmu, pls).flatten(1).sum(1)
-        kl2 = kl_standard_normal(mu2, ls2).sum(1)
-        return dict(reconstruction=rec, kl1=kl1, kl2=kl2, logits=logits, z1=z1, z2=z2)
+        return dict(ce=F.cross_entropy(logits, x.long(), reduction='none'), kl1=kl_diag_gaussians(mu1, ls1, pmu, pls),
+                    kl2=kl_standard_normal(mu2, ls2), logits=logits, z1=z1, z2=z2)
+
+    def _terms_from(self, e: Dict[str, torch.Tensor], batch: int, s: dict) -> Dict[str, torch.Tensor]:
+        dims = self.dims_per_image
+        reconstruction = e['ce'].mean()
+        kl1 = e['kl1'].sum() / (batch * dims)
+        kl2 = e['kl2'].sum() / (batch * dims)
+        loss = reconstruction + (kl1 * s['alpha1'] + kl2 * s['alpha2'])
+        return dict(loss=loss, reconstruction=reconstruction, kl1=kl1, kl2=kl2)
+
+    def terms(self, x: torch.Tensor, eps1: torch.Tensor, eps2: torch.Tensor, s: dict) -> Dict[str, torch.Tensor]:
+        """The negative ELBO terms in nats per dimension (model.ts's terms, the reference's normalisation), in the current BN mode."""
+        return self._terms_from(self._elements(x, eps1, eps2, s['sigmaFloor']), x.shape[0], s)
+
+    def per_image(self, x: torch.Tensor, eps1: torch.Tensor, eps2: torch.Tensor, sigma_floor: float = 0.0) -> Dict[str, torch.Tensor]:
+        """Per-image nats (not per dimension): reconstruction -log p(x|z1), KL1 and KL2, with the given noise; and the logits."""
+        e = self._elements(x, eps1, eps2, sigma_floor)
+        return dict(reconstruction=e['ce'].flatten(1).sum(1), kl1=e['kl1'].flatten(1).sum(1), kl2=e['kl2'].sum(1),
+                    logits=e['logits'], z1=e['z1'], z2=e['z2'])
 
     def importance_nll(self, x: torch.Tensor, k: int, eps1: torch.Tensor, eps2: torch.Tensor) -> Dict[str, torch.Tensor]:
         """
-        Per-image IS-NLL in nats with k samples: -(logsumexp_k log w_k - log k), log w = log p(x|z1) +
-        log p(z1|z2) + log N(z2; 0, I) - log q(z1|x) - log q(z2|x), z ~ q; eps1 [k*B, L1, h1, w1],
-        eps2 [k*B, L2] (sample j of image i at row j*B + i). Also the same samples' -mean_k log w_k.
+        Per-image IS-NLL in nats with k samples (model.ts's importanceNll): -(logsumexp_k log w_k - log k),
+        log w = log p(x|z1) + log p(z1|z2) + log N(z2; 0, I) - log q(z1|x) - log q(z2|x), z ~ q;
+        eps1 [k*B, L1, h1, w1], eps2 [k*B, L2] (sample j of image i at row j*B + i). Also the bound with
+        the same samples (KLs analytic) and -mean_k log w_k. Runs in the current BN mode.
         """
         batch = x.shape[0]
         mu1, ls1, mu2, ls2 = self.posterior(x)
@@ -677,7 +768,12 @@ class HierarchicalPixelVae(nn.Module):
         log_qz2 = gaussian_log_density(z2, mu2, ls2).sum(1)
         log_w = (log_px + (log_pz1 - log_qz1) + (log_pz2 - log_qz2)).view(k, batch)
         nll = -(torch.logsumexp(log_w, 0) - math.log(k))
-        return dict(nll=nll, negElboSameSamples=-log_w.mean(0))
+        # The bound with the same samples, KLs analytic: -mean_k log p(x|z1_k) + mean_k KL1(q || p(.|z2_k)) + KL2.
+        kl1 = kl_diag_gaussians(mu1, ls1, pmu, pls).flatten(1).sum(1).view(k, batch).mean(0)
+        kl2 = kl_standard_normal(mu2[:batch], ls2[:batch]).sum(1)
+        kl = kl1 + kl2
+        neg_elbo = -log_px.view(k, batch).mean(0) + kl
+        return dict(nll=nll, negElbo=neg_elbo, kl=kl, kl1=kl1, kl2=kl2, negElboSameSamples=-log_w.mean(0))
 
     # -- generation ------------------------------------------------------------------------------------
 
@@ -718,7 +814,7 @@ class HierarchicalPixelVae(nn.Module):
             self.bn['training'] = was
 
     @torch.no_grad()
-    def encode(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+    def encode_levels(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
         """q(z1|x) and q(z2|x) with running statistics: means and sigmas."""
         was = self.bn['training']
         self.bn['training'] = False
@@ -793,3 +889,17 @@ def categorical_inverse_cdf(logits: torch.Tensor, u: torch.Tensor) -> torch.Tens
 
 def bits_per_dim(nats_per_dim: float) -> float:
     return nats_per_dim / math.log(2)
+
+
+# ---- the family entry points (registry.py) -------------------------------------------------------
+
+PRESETS = HIER_PRESETS
+
+
+def make_config(preset: str, overrides: Optional[dict] = None) -> dict:
+    """hierConfig(preset, overrides): defaults filled in, validated (ValueError with the TypeScript's message)."""
+    return hier_config(preset, **dict(overrides or {}))
+
+
+def build(config: dict) -> HierarchicalPixelVae:
+    return HierarchicalPixelVae(config)
