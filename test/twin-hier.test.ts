@@ -1,0 +1,258 @@
+// The PyTorch twin of the hierarchical PixelVAE (python/pixelvae_torch/hier.py) against the WebGPU
+// engine on the tiny preset (with KL warm-ups and a prior sigma floor switched on, so step 2 of a run
+// weighs the terms and floors sigma): the same TypeScript-written checkpoint, the same inputs and
+// noise give the same logits, per-image reconstruction, KL1, KL2 and IS-NLL with running batch-norm
+// statistics; in training mode the same loss, the same gradient of every parameter and the same
+// overwritten running statistics; the same re-estimated statistics (averaging over batches); and a
+// fresh twin of the same seed starts from the TypeScript model's initial values.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeFileSync } from 'node:fs';
+import * as E from '../src/engine';
+import { hierConfig, latentGrids, schedule } from '../src/models/hierarchical/config';
+import { HierarchicalPixelVae } from '../src/models/hierarchical/model';
+import { saveHierCheckpoint } from '../src/models/hierarchical/checkpoint';
+import type { SafeTensor } from '../src/io/safetensors';
+import { rng } from './support/check';
+import { useGpu } from './support/gpu';
+import { compareArrays, f32, maxAbsDiff, readTensors, runPythonCode, tempDir, writeTensors, type TensorInput } from './support/twin';
+
+beforeAll(useGpu);
+
+const config = hierConfig('tiny', { seed: 5, alpha1Iters: 4, alpha2Iters: 6, betaIters: 10 });
+const STEP = 2; // alpha1 0.75, alpha2 0.375, sigma floor 0.8
+const B = 3;
+const K = 4; // importance samples
+const S = config.imageSize;
+const C = config.channels;
+const G1 = latentGrids(config).z1;
+const L1 = config.latent1;
+const L2 = config.latent2;
+const DIMS = C * S * S;
+
+function ints(n: number, seed: number): Uint32Array {
+  const r = rng(seed);
+  return Uint32Array.from({ length: n }, () => Math.floor(r() * 256));
+}
+
+function normals(n: number, seed: number): Float32Array {
+  const r = rng(seed);
+  return Float32Array.from({ length: n }, () => Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r()));
+}
+
+/** Weights away from their initial symmetries (zero biases, unit gains and BN scales), output gains small so the KLs stay moderate. */
+async function perturb(model: HierarchicalPixelVae, seed: number): Promise<void> {
+  const r = rng(seed);
+  const values = new Map<string, Float32Array>();
+  for (const [name, t] of model.params.entriesList()) {
+    const v = Float32Array.from(await t.data());
+    const outputGain = /^(enc1\.out|enc2\.out|dec2\.pix\.out)\.gain$/.test(name);
+    for (let i = 0; i < v.length; i++) {
+      if (name.endsWith('.bias') || name.endsWith('.beta')) v[i] = 0.4 * (r() - 0.5);
+      else if (name.endsWith('.gamma')) v[i] = 0.6 + 0.8 * r();
+      else if (name.endsWith('.gain')) v[i] *= (outputGain ? 0.25 : 1) * (0.7 + 0.6 * r());
+    }
+    values.set(name, v);
+  }
+  model.params.assign(values);
+  for (const [name, t] of model.buffers.entriesList()) {
+    const v = Float32Array.from({ length: t.size }, () => (name.endsWith('running_var') ? 0.5 + 1.5 * r() : r() - 0.5));
+    E.engine().gpu.write(t.buffer, v);
+  }
+}
+
+// The twin's side: load the TypeScript checkpoint, run the same computations on the same inputs.
+const PYTHON = String.raw`
+import sys, json, time
+import numpy as np, torch
+from pixelvae_torch import safetensors as st, hier
+from pixelvae_torch.testing import load_model
+torch.set_num_threads(1)
+d = sys.argv[1]
+t0 = time.time()
+model = load_model(d + '/checkpoint.safetensors')
+with open(d + '/inputs.safetensors', 'rb') as f:
+    inp, meta = st.decode(f.read(), 'inputs.safetensors')
+T = lambda n: torch.from_numpy(np.array(inp[n], dtype=np.int64 if inp[n].dtype == np.uint32 else np.float32))
+x, x2 = T('x').long(), T('x2').long()
+step, k = int(meta['step']), int(meta['k'])
+out = {}
+npf = lambda t: np.ascontiguousarray(t.detach().cpu().numpy().astype(np.float32))
+bufs = {n: t for n, t in model.checkpoint_tensors().items() if n.startswith('buffer/')}
+initial = {n: t.clone() for n, t in bufs.items()}
+
+# Evaluation: running statistics.
+model.bn['training'] = False
+with torch.no_grad():
+    e = model.per_image(x, T('eps1'), T('eps2'))
+    out['logits'] = npf(e['logits'])
+    for key in ('reconstruction', 'kl1', 'kl2'):
+        out[key] = npf(e[key])
+    r = model.importance_nll(x, k, T('isEps1'), T('isEps2'))
+    for key in ('nll', 'negElbo', 'kl', 'negElboSameSamples'):
+        out['is/' + key] = npf(r[key])
+    mu1, ls1, mu2, ls2 = model.posterior(x)
+    out['mu1'], out['logSigma1'], out['mu2'], out['logSigma2'] = npf(mu1), npf(ls1), npf(mu2), npf(ls2)
+
+# One training step's loss and gradients: batch statistics, running ones overwritten.
+model.bn.update(training=True, momentum=1.0)
+terms = model.terms(x, T('eps1'), T('eps2'), hier.schedule(model.config, step))
+for key in ('loss', 'reconstruction', 'kl1', 'kl2'):
+    out['train/' + key] = npf(terms[key].reshape(1))
+params = model.checkpoint_tensors()
+names = model.trainable_names()
+grads = torch.autograd.grad(terms['loss'], [params[n] for n in names], allow_unused=True)
+for n, g in zip(names, grads):
+    out['grad/' + n] = npf(torch.zeros_like(params[n]) if g is None else g)
+for n, t in bufs.items():
+    out['train/' + n] = npf(t)
+
+# Re-estimation: the exact average over two batches (momentum 1/(s+1)).
+model.reestimate_batch_norm([(x, T('eps1'), T('eps2')), (x2, T('eps1b'), T('eps2b'))])
+for n, t in bufs.items():
+    out['reest/' + n] = npf(t)
+
+# A fresh twin of the same seed: its initial values against the TypeScript model's.
+fresh = hier.build(dict(model.config)).checkpoint_tensors()
+init_diff = max(float((fresh[n].detach() - T('init/' + n)).abs().max()) for n in names)
+with open(d + '/twin.safetensors', 'wb') as f:
+    f.write(st.encode(out))
+print(json.dumps({'seconds': round(time.time() - t0, 2), 'initMaxAbsDiff': init_diff}))
+`;
+
+describe('PyTorch twin of the hierarchical PixelVAE (tiny)', () => {
+  const dir = tempDir('pixelvae-twin-hier-');
+  afterAll(() => dir.remove());
+
+  it('gives the WebGPU engine\'s logits, per-image terms, IS-NLL, gradients and batch-norm statistics', async () => {
+    const model = new HierarchicalPixelVae(config);
+    const ts = new Map<string, Float32Array>();
+    const inputs = new Map<string, TensorInput>();
+    try {
+      const init = new Map<string, Float32Array>();
+      for (const [name, t] of model.params.entriesList()) init.set(name, Float32Array.from(await t.data()));
+      await perturb(model, 11);
+      const bytes = await saveHierCheckpoint(model, { step: STEP, seed: 1, batchSize: B, lr: 1e-3, data: 'test', trainImages: 0, heldOutImages: 0 });
+      writeFileSync(dir.file('checkpoint.safetensors'), bytes);
+
+      const xs = ints(B * DIMS, 21);
+      const x2s = ints(B * DIMS, 22);
+      const noise = {
+        eps1: normals(B * L1 * G1 * G1, 31), eps2: normals(B * L2, 32),
+        eps1b: normals(B * L1 * G1 * G1, 33), eps2b: normals(B * L2, 34),
+        isEps1: normals(K * B * L1 * G1 * G1, 35), isEps2: normals(K * B * L2, 36),
+      };
+      const shapes = { eps1: [B, L1, G1, G1], eps2: [B, L2], eps1b: [B, L1, G1, G1], eps2b: [B, L2], isEps1: [K * B, L1, G1, G1], isEps2: [K * B, L2] };
+      inputs.set('x', { dtype: 'U32', shape: [B, C, S, S], data: xs } as SafeTensor);
+      inputs.set('x2', { dtype: 'U32', shape: [B, C, S, S], data: x2s } as SafeTensor);
+      for (const [key, data] of Object.entries(noise)) inputs.set(key, { shape: shapes[key as keyof typeof shapes], data });
+      for (const [name, v] of init) inputs.set(`init/${name}`, { shape: model.params.get(name).shape, data: v });
+      writeTensors(dir.file('inputs.safetensors'), inputs, { step: String(STEP), k: String(K) });
+
+      // The TypeScript side, on the same tensors.
+      await E.tidyAsync(async () => {
+        const x = E.fromArray(xs, [B, C, S, S], 'u32');
+        const x2 = E.fromArray(x2s, [B, C, S, S], 'u32');
+        const t = (key: keyof typeof noise): E.Tensor => E.fromArray(noise[key], shapes[key]);
+        const eps = { eps1: t('eps1'), eps2: t('eps2') };
+        const readBuffers = async (prefix: string): Promise<void> => {
+          for (const [name, b] of model.buffers.entriesList()) ts.set(`${prefix}buffer/${name}`, Float32Array.from(await b.data()));
+        };
+
+        model.bn.training = false;
+        await E.noGrad(async () => {
+          const q = model.posterior(x);
+          const z1 = E.add(q.mu1, E.mul(eps.eps1, E.exp(q.logSigma1)));
+          const z2 = E.add(q.mu2, E.mul(eps.eps2, E.exp(q.logSigma2)));
+          const prior = model.priorParams(z1, model.priorFeatures(z2), 0);
+          const logits = model.pixelLogits(x, model.pixelFeatures(z1));
+          const perImage = async (v: E.Tensor): Promise<Float32Array> => Float32Array.from(await E.sum(v.view([B, v.size / B]), 1).data());
+          ts.set('logits', Float32Array.from(await logits.data()));
+          ts.set('reconstruction', await perImage(E.softmaxCrossEntropy(logits, x, 1)));
+          ts.set('kl1', await perImage(E.klDiagGaussians(q.mu1, q.logSigma1, prior.mu, prior.logSigma)));
+          ts.set('kl2', await perImage(E.klStandardNormal(q.mu2, q.logSigma2)));
+          for (const [key, v] of Object.entries(q)) ts.set(key, Float32Array.from(await v.data()));
+          const is = model.importanceNll(x, K, { eps1: t('isEps1'), eps2: t('isEps2') });
+          for (const [key, v] of Object.entries(is)) ts.set(`is/${key}`, Float32Array.from(await v.data()));
+        });
+
+        model.bn.training = true;
+        model.bn.momentum = 1;
+        const params = model.params.tensors();
+        const terms = model.terms(x, eps, schedule(config, STEP));
+        const grads = E.grad(terms.loss, params);
+        for (const [key, v] of Object.entries(terms)) ts.set(`train/${key}`, Float32Array.from(await v.data()));
+        const names = model.params.names();
+        for (let i = 0; i < names.length; i++) ts.set(`grad/${names[i]}`, grads[i] ? Float32Array.from(await grads[i]!.data()) : new Float32Array(params[i].size));
+        await readBuffers('train/');
+
+        E.noGrad(() => {
+          for (const [s, [xb, e1, e2]] of [[x, eps.eps1, eps.eps2], [x2, t('eps1b'), t('eps2b')]].entries()) {
+            model.bn.momentum = 1 / (s + 1);
+            model.terms(xb as E.Tensor, { eps1: e1 as E.Tensor, eps2: e2 as E.Tensor }, { alpha1: 1, alpha2: 1, sigmaFloor: 0 });
+          }
+        });
+        model.bn.momentum = 1;
+        model.bn.training = false;
+        await readBuffers('reest/');
+      });
+    } finally {
+      model.dispose();
+    }
+
+    const run = await runPythonCode(PYTHON, [dir.path]);
+    const summary = JSON.parse(run.stdout.trim().split('\n').pop()!) as { seconds: number; initMaxAbsDiff: number };
+    const twin = readTensors(dir.file('twin.safetensors')).tensors;
+    const py = (name: string): Float32Array => f32(twin, name);
+    const report: Record<string, number> = { pythonSeconds: summary.seconds, initMaxAbsDiff: summary.initMaxAbsDiff };
+
+    // Same seed, same initial parameters (the generator of src/nn/init.ts, float32 rounding).
+    expect(summary.initMaxAbsDiff).toBeLessThan(1e-6);
+
+    // Logits with running statistics: max relative error 1e-4.
+    const logits = compareArrays(py('logits'), ts.get('logits')!);
+    report.logitsRel = logits.relative;
+    expect(logits.relative).toBeLessThan(1e-4);
+    for (const key of ['mu1', 'logSigma1', 'mu2', 'logSigma2']) {
+      const d = compareArrays(py(key), ts.get(key)!);
+      report[`${key}Rel`] = d.relative;
+      expect(d.relative, key).toBeLessThan(1e-4);
+    }
+
+    // Per-image nats: reconstruction, KL1, KL2 and the IS-NLL pieces within 1e-3.
+    for (const key of ['reconstruction', 'kl1', 'kl2', 'is/nll', 'is/negElbo', 'is/kl', 'is/negElboSameSamples']) {
+      const d = maxAbsDiff(py(key), ts.get(key)!);
+      report[`${key}Nats`] = d;
+      expect(d, key).toBeLessThan(1e-3);
+    }
+    const nll = ts.get('is/nll')!;
+    const same = ts.get('is/negElboSameSamples')!;
+    for (let i = 0; i < B; i++) expect(nll[i]).toBeLessThanOrEqual(same[i] + 1e-3); // Jensen, image by image
+
+    // Training mode: the loss terms (nats/dim), every gradient (1e-3 relative), the overwritten statistics.
+    for (const key of ['loss', 'reconstruction', 'kl1', 'kl2']) {
+      const d = compareArrays(py(`train/${key}`), ts.get(`train/${key}`)!);
+      report[`train/${key}Rel`] = d.relative;
+      expect(d.relative, key).toBeLessThan(1e-4);
+    }
+    let gradRel = 0;
+    let gradWorst = '';
+    let gradCount = 0;
+    for (const [name, v] of ts) {
+      if (!name.startsWith('grad/')) continue;
+      gradCount += 1;
+      const d = compareArrays(py(name), v);
+      if (d.relative > gradRel) [gradRel, gradWorst] = [d.relative, name];
+    }
+    report.gradRel = gradRel;
+    expect(gradCount).toBe([...twin.keys()].filter((n) => n.startsWith('grad/')).length);
+    expect(gradCount).toBeGreaterThan(100);
+    expect(gradRel, `worst gradient ${gradWorst}`).toBeLessThan(1e-3);
+    for (const prefix of ['train/', 'reest/']) {
+      let worst = 0;
+      for (const [name, v] of ts) if (name.startsWith(`${prefix}buffer/`)) worst = Math.max(worst, compareArrays(py(name), v).relative);
+      report[`${prefix}bnStatsRel`] = worst;
+      expect(worst, prefix).toBeLessThan(1e-4);
+    }
+    console.log(`twin-hier: ${JSON.stringify(report)}`);
+  }, 240_000);
+});
