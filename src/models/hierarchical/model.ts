@@ -206,6 +206,44 @@ export class HierarchicalPixelVae {
     return { loss, reconstruction: reconstruction.view([1]), kl1: kl1.view([1]), kl2: kl2.view([1]) };
   }
 
+  /**
+   * Importance-sampled NLL per image in nats with k samples: -(logsumexp_k log w_k - log k), with
+   * log w = log p(x|z1) + log p(z1|z2) + log N(z2; 0, I) - log q(z1|x) - log q(z2|x) and z2, z1 drawn
+   * from q by `noise` (eps1 [k*B, L1, h1, w1], eps2 [k*B, L2]; sample j of image i at row j*B + i).
+   * Also per image: the bound with the same samples (-mean_k log p(x|z1_k) + mean_k KL1 + KL2, the KLs
+   * analytic), its KL, and -mean_k log w_k (which the estimate never exceeds, by Jensen). Runs in the
+   * current batch-norm mode (evaluation: running statistics). The PyTorch twin computes the same.
+   */
+  importanceNll(x: E.Tensor, k: number, noise: PosteriorNoise): { nll: E.Tensor; negElbo: E.Tensor; kl: E.Tensor; negElboSameSamples: E.Tensor } {
+    const batch = x.shape[0];
+    const n = k * batch;
+    const q = this.posterior(x);
+    const tile = (t: E.Tensor): E.Tensor => E.expand(t.view([1, ...t.shape]), [k, ...t.shape]).view([n, ...t.shape.slice(1)]);
+    const [mu1, logSigma1, mu2, logSigma2] = [tile(q.mu1), tile(q.logSigma1), tile(q.mu2), tile(q.logSigma2)];
+    const xTiled = k === 1 ? x : E.concat(Array.from({ length: k }, () => x), 0);
+    const z1 = E.add(mu1, E.mul(noise.eps1, E.exp(logSigma1)));
+    const z2 = E.add(mu2, E.mul(noise.eps2, E.exp(logSigma2)));
+    const prior = this.priorParams(z1, this.priorFeatures(z2), 0);
+    const logits = this.pixelLogits(xTiled, this.pixelFeatures(z1));
+    const perImage = (t: E.Tensor): E.Tensor => E.sum(t.view([n, t.size / n]), 1); // [n]
+    const logPx = E.neg(perImage(E.softmaxCrossEntropy(logits, xTiled, 1)));
+    const zero = E.zeros([1]);
+    const logPz1 = perImage(E.gaussianLogDensity(z1, prior.mu, prior.logSigma));
+    const logQz1 = perImage(E.gaussianLogDensity(z1, mu1, logSigma1));
+    const logPz2 = perImage(E.gaussianLogDensity(z2, zero, zero));
+    const logQz2 = perImage(E.gaussianLogDensity(z2, mu2, logSigma2));
+    const logW = E.add(E.add(logPx, E.sub(logPz1, logQz1)), E.sub(logPz2, logQz2)).view([k, batch]);
+    // logsumexp over k: x_0 - logSoftmax(x)_0 (stable, and one kernel).
+    const first = E.slice(logW, [0, 0], [1, batch]).view([batch]);
+    const lse = E.sub(first, E.slice(E.logSoftmax(logW, 0), [0, 0], [1, batch]).view([batch]));
+    const nll = E.neg(E.addScalar(lse, -Math.log(k)));
+    const kl1 = E.mean(perImage(E.klDiagGaussians(mu1, logSigma1, prior.mu, prior.logSigma)).view([k, batch]), 0);
+    const kl2 = E.sum(E.klStandardNormal(q.mu2, q.logSigma2), 1);
+    const kl = E.add(kl1, kl2);
+    const negElbo = E.add(E.neg(E.mean(logPx.view([k, batch]), 0)), kl);
+    return { nll, negElbo, kl, negElboSameSamples: E.neg(E.mean(logW, 0)) };
+  }
+
   /** Posterior noise for a batch: a fresh N(0, 1) stream per (seed, offset). */
   posteriorNoise(batch: number, seed: E.Seed, offset: E.Seed): PosteriorNoise {
     const [o0, o1] = E.seedWords(offset, 'offset');
