@@ -92,7 +92,7 @@ function channelBlock(channels: number, gate: boolean): number {
 
 /**
  * Output positions per thread along x: 8 where rows are wide enough, so each weight load feeds 8
- * FMAs (weight loads dominated the kernels on lavapipe: 20-30% less time at 28 wide), else 4.
+ * FMAs (weight loads dominate the kernels on CPU adapters; see docs/performance.md), else 4.
  */
 function positionsPerThread(width: number): number {
   return width > 4 ? 8 : 4;
