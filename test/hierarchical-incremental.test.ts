@@ -4,12 +4,16 @@
 // given z1, on the tiny preset and on odd sizes and widths. Parameters are perturbed first (random
 // biases, scaled gains) so every bias and gain matters. By hand: several positions per dispatch draw
 // the same pixels, and a sampler whose cache misses one position must disagree, which shows the
-// comparison sees the caches.
+// comparison sees the caches. And both levels' draws are the float64 reference draws
+// (src/engine/reference/sample.ts) from one pass of each PixelCNN over what was drawn: by causality
+// that pass gives every position's distribution as it was when the position was drawn.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as E from '../src/engine';
 import { hierConfig, latentGrids, type HierConfig } from '../src/models/hierarchical/config';
 import { IncrementalSampler } from '../src/models/hierarchical/incremental';
 import { HierarchicalPixelVae, type LevelNoise } from '../src/models/hierarchical/model';
+import { nd } from '../src/engine/reference/ndarray';
+import { categoricalDraw, gaussianDraw } from '../src/engine/reference/sample';
 import { useGpu } from './support/gpu';
 import { perturb } from './support/perturb';
 
@@ -89,6 +93,44 @@ describe('hierarchical incremental sampling equals the full-recompute sampler', 
       7,
       'z2',
     ), 240_000);
+});
+
+describe('hierarchical incremental sampling against the float64 reference draws', () => {
+  it('z1 is the reference Gaussian step and every sub-pixel the reference inverse-CDF draw, from one pass of each PixelCNN', async () => {
+    const config = hierConfig('tiny', { seed: 11 });
+    const model = new HierarchicalPixelVae(config);
+    const batch = 5;
+    const noise = model.levelNoise(batch, 1, 12, null);
+    try {
+      await perturb(model, 13);
+      const out = await model.generate({ z2: noise.z2 }, noise, { method: 'incremental' });
+      model.bn.training = false; // the running statistics generate() used
+      const [z1, images, raw, logits, eps1, uniforms] = await E.tidyAsync(async () => {
+        const raw = E.noGrad(() => model.priorRaw(out.z1, model.priorFeatures(noise.z2)));
+        const logits = E.noGrad(() => model.pixelLogits(out.images, model.pixelFeatures(out.z1)));
+        return Promise.all([out.z1.data(), out.images.data(), raw.data(), logits.data(), noise.eps1.data(), noise.uniforms.data()]);
+      });
+      for (const t of [out.z1, out.images, out.z2]) t?.dispose();
+      const [l1, h1, w1] = model.shapes.z1;
+      const [c, h, w] = model.shapes.image;
+      const zWant = gaussianDraw(nd([batch, 2 * l1, h1, w1], raw), nd([batch, l1, h1, w1], eps1), 0);
+      expect(worstRelative(z1 as Float32Array, Float32Array.from(zWant.data)), 'z1 vs the reference').toBeLessThan(1e-4);
+      const want = categoricalDraw(nd([batch, 256, c, h, w], logits), nd([batch, c, h, w], uniforms));
+      let ambiguous = 0;
+      let wrong = 0;
+      for (let i = 0; i < images.length; i++) {
+        // float32 partial sums over 256 classes are good to ~1e-6 of the total.
+        if (want.margin.data[i] < 1e-5) ambiguous++;
+        else if (images[i] !== want.classes.data[i]) wrong++;
+      }
+      expect(wrong, `sub-pixels unlike the reference draw (of ${images.length}, ${ambiguous} within rounding of a boundary)`).toBe(0);
+      expect(ambiguous).toBeLessThanOrEqual(2);
+      expect(new Set(images).size).toBeGreaterThan(20);
+    } finally {
+      for (const t of [noise.z2, noise.eps1, noise.uniforms]) t.dispose();
+      model.dispose();
+    }
+  }, 120_000);
 });
 
 /** The pixel level by hand: `order` encodes the positions (each call: first position, count). */
