@@ -65,13 +65,27 @@ describe('matmul', () => {
     const a = toF32(randomArray([7, 13], 8));
     const b = toF32(randomArray([5, 13], 9));
     const want = matmulRef(a, b, false, true);
-    const got = await E.tidyAsync(async () => {
-      // Recycle two NaN-filled buffers of the same size class as the operands.
+    const { got, reused, tails } = await E.tidyAsync(async () => {
+      // Two NaN-filled buffers of the operands' size class (512 bytes: 91 and 65 floats round up to it),
+      // released and flushed so the pool hands them out again (last released, first reused).
       const junk = [E.fromArray(new Float32Array(128).fill(NaN), [128]), E.fromArray(new Float32Array(128).fill(NaN), [128])];
+      const junkBuffers = junk.map((t) => t.buffer);
       for (const t of junk) t.dispose();
+      // Released buffers return to the free lists at the next submit, and flush() submits only when a
+      // dispatch is recorded: record one (without it the operands got other buffers and this test
+      // checked nothing).
+      E.fill([1], 0);
       E.engine().gpu.flush();
-      return E.matmul(E.fromArray(a.data, a.shape), E.fromArray(b.data, b.shape), { transB: true }).data();
+      const at = E.fromArray(a.data, a.shape);
+      const bt = E.fromArray(b.data, b.shape);
+      const reused = [at, bt].filter((t) => junkBuffers.includes(t.buffer)).length;
+      // The operands' buffers really hold NaN past their last element (the whole 512 bytes read back).
+      const whole = async (t: E.Tensor): Promise<Float32Array> => new Float32Array(await E.engine().gpu.read(t.buffer, 512));
+      const tails = await Promise.all([at, bt].map(async (t) => Array.from((await whole(t)).subarray(t.size)).every(Number.isNaN)));
+      return { got: await E.matmul(at, bt, { transB: true }).data(), reused, tails };
     });
+    expect(reused, 'both operands sit in recycled NaN buffers').toBe(2);
+    expect(tails).toEqual([true, true]);
     expectClose(got, want.data, 1e-4, 'matmul over NaN-tailed buffers');
   });
   it('rejects mismatched shapes with a ShapeError naming both', () =>
