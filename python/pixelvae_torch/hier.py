@@ -24,6 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .api import TwinModel
+from .nn import TsRng, conv_init, conv_mask, linear_init, row_norms
 
 # ---- configuration (config.ts) -------------------------------------------------------------------
 
@@ -151,73 +152,15 @@ def schedule(c: dict, step: int) -> dict:
 
 EVAL_SCHEDULE = dict(alpha1=1.0, alpha2=1.0, sigmaFloor=0.0)
 
-# ---- initialisation (src/nn/init.ts: the same generator, so a seed gives the same model) ----------
-
-_M32 = 0xFFFFFFFF
-
-
-class Rng:
-    """
-    mulberry32 with Box-Muller normals, the generator of src/nn/init.ts. Its state advances by a
-    constant per draw, so a run of n draws is computed at once (uint64 arithmetic, low 32 bits kept).
-    """
-
-    def __init__(self, seed: int):
-        self.state = int(seed) & _M32
-
-    def uniforms(self, n: int) -> np.ndarray:
-        i = np.arange(1, n + 1, dtype=np.uint64)
-        m = np.uint64(_M32)
-        t = (np.uint64(self.state) + i * np.uint64(0x6D2B79F5)) & m
-        self.state = int((self.state + n * 0x6D2B79F5) & _M32)
-        t = ((t ^ (t >> np.uint64(15))) * (t | np.uint64(1))) & m
-        t = t ^ ((t + (((t ^ (t >> np.uint64(7))) * (t | np.uint64(61))) & m)) & m)
-        return ((t ^ (t >> np.uint64(14))) & m).astype(np.float64) / 4294967296.0
-
-    def uniform(self) -> float:
-        return float(self.uniforms(1)[0])
-
-    def normals(self, n: int) -> np.ndarray:
-        u = self.uniforms(2 * n).reshape(n, 2)
-        return np.sqrt(-2 * np.log(1 - u[:, 0])) * np.cos(2 * np.pi * u[:, 1])
-
-    def normal(self) -> float:
-        return float(self.normals(1)[0])
+# ---- initialisation: src/nn/init.ts's generator and initialisers (nn.py), so a seed gives the same model --
 
 
 def _f32(values, shape) -> torch.Tensor:
     return torch.from_numpy(np.asarray(values, dtype=np.float64).astype(np.float32)).reshape(shape)
 
 
-def uniform_init(n: int, sigma: float, rng: Rng) -> np.ndarray:
-    return (rng.uniforms(n) * 2 - 1) * (sigma * math.sqrt(3))
-
-
-def conv_init(out: int, inp: int, kh: int, kw: int, he: bool, masked: bool, rng: Rng) -> np.ndarray:
-    fan_in = inp * kh * kw
-    fan_out = out * kh * kw
-    if masked:
-        fan_in /= 2
-        fan_out /= 2
-    return uniform_init(out * inp * kh * kw, math.sqrt((4 if he else 2) / (fan_in + fan_out)), rng)
-
-
-def linear_init(out: int, inp: int, rng: Rng) -> np.ndarray:
-    """LeCun uniform, or orthogonal (modified Gram-Schmidt on a Gaussian matrix, row by row) when square."""
-    if out != inp:
-        return uniform_init(out * inp, math.sqrt(1 / inp), rng)
-    n = out
-    m = rng.normals(n * n).reshape(n, n)
-    for r in range(n):
-        for p in range(r):
-            m[r] -= np.dot(m[r], m[p]) * m[p]
-        m[r] /= math.sqrt(float(np.sum(m[r] ** 2)))
-    return m.reshape(-1)
-
-
-def row_norms(w: torch.Tensor) -> torch.Tensor:
-    """Per-output-unit L2 norms of the float32 init, summed in float64 as init.ts does."""
-    return w.reshape(w.shape[0], -1).double().pow(2).sum(1).sqrt().float()
+def _row_norms(w: torch.Tensor) -> torch.Tensor:
+    return torch.from_numpy(row_norms(w.numpy(), w.shape[0]))
 
 
 # ---- layers (src/nn/layers.ts, networks.ts) ------------------------------------------------------
@@ -226,27 +169,11 @@ class Builder:
     """Creation context: the seeded generator, the shared batch-norm mode, epsilon, and the names in creation order."""
 
     def __init__(self, seed: int, eps: float):
-        self.rng = Rng(seed)
-        self.bn = {'training': True, 'momentum': 1.0}
+        self.rng = TsRng(seed)
+        self.bn = {'training': True, 'momentum': 1.0, 'sync': False}
         self.eps = eps
         self.param_names: List[str] = []
         self.buffer_names: List[str] = []
-
-
-def mask_keeps(mask: Optional[Tuple[str, int]], kh: int, kw: int, cout: int, cin: int) -> Optional[torch.Tensor]:
-    """The 0/1 mask [cout, cin, kh, kw] of a masked conv ('A' or 'B' with colour groups = index mod groups)."""
-    if mask is None:
-        return None
-    kind, groups = mask
-    cy, cx = kh // 2, kw // 2
-    m = torch.zeros(cout, cin, kh, kw)
-    m[:, :, :cy, :] = 1
-    m[:, :, cy, :cx] = 1
-    gi = torch.arange(cin) % groups
-    go = torch.arange(cout) % groups
-    centre = (gi[None, :] < go[:, None]) if kind == 'A' else (gi[None, :] <= go[:, None])
-    m[:, :, cy, cx] = centre.float()
-    return m
 
 
 class Conv(nn.Module):
@@ -264,13 +191,13 @@ class Conv(nn.Module):
         b.param_names.append(f'{name}.weight')
         self.gain = None
         if weight_norm:
-            self.gain = nn.Parameter(row_norms(init))
+            self.gain = nn.Parameter(_row_norms(init))
             b.param_names.append(f'{name}.gain')
         self.bias = None
         if bias:
             self.bias = nn.Parameter(torch.zeros(out))
             b.param_names.append(f'{name}.bias')
-        m = mask_keeps(mask, k, k, out, inp)
+        m = None if mask is None else conv_mask(mask[0], out, inp, k, k, mask[1])
         self.register_buffer('mask', m, persistent=False)
 
     def effective_weight(self) -> torch.Tensor:
@@ -298,7 +225,7 @@ class Linear(nn.Module):
         b.param_names.append(f'{name}.weight')
         self.gain = None
         if weight_norm:
-            self.gain = nn.Parameter(row_norms(self.weight.data))
+            self.gain = nn.Parameter(_row_norms(self.weight.data))
             b.param_names.append(f'{name}.gain')
         self.bias = None
         if bias:
@@ -330,14 +257,17 @@ class BatchNorm(nn.Module):
         shape = (1, -1, 1, 1) if x.dim() == 4 else (1, -1)
         axes = [0, 2, 3] if x.dim() == 4 else [0]
         if self.mode['training']:
-            mu = x.mean(dim=axes, keepdim=True)
+            if self.mode.get('sync'):
+                mu, var = _global_stats(x, axes)
+            else:
+                mu = x.mean(dim=axes, keepdim=True)
+                var = (x - mu).pow(2).mean(dim=axes, keepdim=True)
             centred = x - mu
-            var = centred.pow(2).mean(dim=axes, keepdim=True)
             normalized = centred * torch.rsqrt(var + self.eps)
             with torch.no_grad():
                 m = float(self.mode['momentum'])
                 for running, batch in ((self.running_mean, mu), (self.running_var, var)):
-                    batch = _reduce_stat(batch.reshape(-1))
+                    batch = batch.reshape(-1)
                     if m == 1:
                         running.copy_(batch)
                     else:
@@ -347,9 +277,24 @@ class BatchNorm(nn.Module):
         return normalized * self.gamma.view(shape) + self.beta.view(shape)
 
 
-def _reduce_stat(v: torch.Tensor) -> torch.Tensor:
-    # Hook for data-parallel runs: ranks hold their own shard's statistics; nothing to do alone.
-    return v
+def _global_stats(x: torch.Tensor, axes: List[int]) -> Tuple[torch.Tensor, torch.Tensor]:
+    """
+    Batch mean and biased variance over the global batch of a data-parallel step (every rank's shard),
+    with gradients flowing across ranks (an autograd all-reduce): so N processes compute the statistics,
+    the loss and, after DistributedDataParallel's averaging, the gradients of one process on the whole batch.
+    """
+    import torch.distributed as dist
+    from torch.distributed.nn.functional import all_reduce
+    count = torch.tensor([float(x.numel() // x.shape[1])], dtype=x.dtype, device=x.device)
+    dist.all_reduce(count)
+    mu = all_reduce(x.sum(dim=axes, keepdim=True)) / count
+    var = all_reduce((x - mu).pow(2).sum(dim=axes, keepdim=True)) / count
+    return mu, var
+
+
+def _data_parallel() -> bool:
+    import torch.distributed as dist
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
 def depth_to_space(x: torch.Tensor, r: int = 2) -> torch.Tensor:
@@ -604,7 +549,9 @@ class HierarchicalPixelVae(TwinModel):
         """'loss' as the TypeScript trainer minimises; per-image 'recon', 'kl1', 'kl2', 'kl', 'neg_elbo' in nats per dimension."""
         s = EVAL_SCHEDULE if step is None else schedule(self.config, step)
         was = dict(self.bn)
-        self.bn.update(training=step is not None, momentum=1.0)
+        # A training step of a data-parallel run (every rank calls this) normalises by the global batch's statistics.
+        sync = step is not None and torch.is_grad_enabled() and _data_parallel()
+        self.bn.update(training=step is not None, momentum=1.0, sync=sync)
         try:
             eps1, eps2 = self._posterior_noise(x.shape[0], noise, generator)
             e = self._elements(x, eps1, eps2, s['sigmaFloor'])
@@ -644,15 +591,21 @@ class HierarchicalPixelVae(TwinModel):
         return q['mu2'], q['sigma2'].log()
 
     def before_eval(self, train_batches, generator: Optional[torch.Generator] = None) -> None:
-        """Re-estimates the batch-norm statistics as the exact average over the given training batches."""
+        """
+        Re-estimates the batch-norm statistics as the exact average over the given training batches: each
+        item uint8 x [B, 3, S, S], or (x, {'eps1', 'eps2'}) to give the posterior noise (the TypeScript's
+        reestimateBatchNorm draws posteriorNoise(B, seed, [s, 5])); otherwise it is drawn from `generator`.
+        """
         if generator is None:
             generator = torch.Generator(device=self.embedding.device.type).manual_seed(int(self.config['seed']) + 5 * 7919)
         device = self.embedding.device
 
         def batches():
-            for x in train_batches:
+            for item in train_batches:
+                x, noise = item if isinstance(item, tuple) else (item, None)
                 x = torch.as_tensor(x).to(device)
-                yield (x,) + self._posterior_noise(x.shape[0], None, generator)
+                eps1, eps2 = self._posterior_noise(x.shape[0], noise, generator)
+                yield x, eps1.to(device), eps2.to(device)
 
         self.reestimate_batch_norm(batches())
 
