@@ -357,8 +357,29 @@ describe('preprocessing user images', () => {
     expect(Array.from(binarize(new Float32Array([0.2, 0.5, 0.8]), { threshold: 0.5 }))).toEqual([0, 0, 1]);
     const a = binarize(p, { seed: 3 });
     expect(binarize(p, { seed: 3 })).toEqual(a);
+    // Each intensity level (200 draws each) is 1 with frequency p: within 4.5 standard errors, and
+    // p = 0 never. 4.5 SE over 99 levels: a false alarm about once in 1500 seeds.
+    for (let level = 0; level < 100; level++) {
+      let ones = 0;
+      for (let i = level; i < p.length; i += 100) ones += a[i];
+      const pl = level / 100;
+      if (pl === 0) expect(ones).toBe(0);
+      else expect(Math.abs(ones / 200 - pl), `level ${pl}: ${ones} of 200`).toBeLessThan(4.5 * Math.sqrt((pl * (1 - pl)) / 200));
+    }
+    // The overall mean: sum p(1 - p) over the 20000 draws sets its standard error (0.0029).
     const mean = a.reduce((s, v) => s + v, 0) / a.length;
-    expect(mean).toBeCloseTo(0.495, 1);
+    const se = Math.sqrt(p.reduce((s, v) => s + v * (1 - v), 0)) / p.length;
+    expect(Math.abs(mean - 0.495), `mean ${mean}, standard error ${se}`).toBeLessThan(4 * se);
+    // One uniform per index, compared with p: raising p only turns 0s into 1s (never the reverse).
+    const higher = binarize(Float32Array.from(p, (v) => Math.min(1, v + 0.1)), { seed: 3 });
+    expect(a.filter((v, i) => v > higher[i]).length).toBe(0);
+    expect(a.filter((v, i) => v < higher[i]).length).toBeGreaterThan(1500); // expected about 1900 (0.1 per pixel below p = 0.9)
+    // Another seed or stream is an independent draw: they disagree where exactly one of two
+    // independent coins is 1, expected fraction mean 2 p (1 - p) = 0.3333 (standard error 0.0033).
+    for (const other of [binarize(p, { seed: 4 }), binarize(p, { seed: 3, stream: 1 })]) {
+      const differ = a.filter((v, i) => v !== other[i]).length / a.length;
+      expect(Math.abs(differ - 0.3333), `fraction differing ${differ}`).toBeLessThan(4 * 0.0033);
+    }
     expect(() => preprocessImage({ width: 0, height: 5, data: new Uint8Array(0) })).toThrow(/image is empty \(0x5 pixels\)/);
     expect(() => toGrayscale({ width: 2, height: 2, data: new Uint8Array(3) })).toThrow(/3 bytes; a 2x2 RGBA image has 16/);
   });
