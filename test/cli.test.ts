@@ -5,7 +5,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { main } from '../src/cli/main';
+import * as E from '../src/engine';
+import { GpuMnist } from '../src/data/gpu-dataset';
+import { subset } from '../src/data/mnist';
+import { loadMnist } from '../src/data/mnist-node';
+import { resizeSet } from '../src/data/preprocess';
+import { knnError as knnReference } from '../src/engine/reference/estimators';
+import { nd } from '../src/engine/reference/ndarray';
 import { decodePng } from '../src/io/png-node';
+import { embed } from '../src/models/latent';
+import { loadMnistCheckpoint } from '../src/models/mnist-checkpoint';
 
 const dir = mkdtempSync(join(tmpdir(), 'pixelvae-cli-'));
 const tinyModel = ['--image-size', '8', '--width', '4', '--layers', '1', '--latent', '2', '--filter', '3', '--input-filter', '3', '--output-width', '4',
@@ -50,9 +59,32 @@ describe('pixelvae command line', () => {
     expect(String(evaluated.data)).toMatch(/dynamically binarized MNIST/);
 
     const samples = join(dir, 'samples.png');
-    expect(await main(['sample', '--checkpoint', checkpoint, '--n', '4', '--out', samples])).toBe(0);
+    expect(await main(['sample', '--checkpoint', checkpoint, '--n', '4', '--seed', '5', '--out', samples])).toBe(0);
     const grid = decodePng(new Uint8Array(readFileSync(samples)));
-    expect(grid.width).toBeGreaterThan(16);
+    // 4 tiles of 8x8 at scale 2 in 2 columns and 2 rows, 2 px of padding: 2 * 16 + 3 * 2 = 38 px square.
+    expect([grid.width, grid.height]).toEqual([38, 38]);
+    // The tiles hold the draws of the full-recompute sampler (the CLI samples incrementally) for seed
+    // 5's z (offset [0, 1]) and uniforms (offset [0, 2]), pixel for pixel; the padding is mid gray.
+    const { model: sampler } = loadMnistCheckpoint(new Uint8Array(readFileSync(checkpoint)));
+    const drawn = await E.tidyAsync(async () =>
+      sampler.sample(E.randomNormal([4, 2], 5, [0, 1]), E.randomUniform([4, 1, 8, 8], 5, [0, 2]), undefined, { method: 'full' }).images.data(),
+    );
+    sampler.dispose();
+    const red = (x: number, y: number): number => grid.data[4 * (y * grid.width + x)];
+    let mismatched = 0;
+    for (let k = 0; k < 4; k++) {
+      for (let y = 0; y < 16; y++) {
+        for (let x = 0; x < 16; x++) {
+          const want = drawn[k * 64 + (y >> 1) * 8 + (x >> 1)] * 255;
+          if (red(2 + (k % 2) * 18 + x, 2 + Math.floor(k / 2) * 18 + y) !== want) mismatched++;
+        }
+      }
+    }
+    expect(mismatched, 'tile pixels unlike the full sampler\'s draws').toBe(0);
+    expect([red(0, 0), red(18, 10), red(37, 37)]).toEqual([128, 128, 128]);
+    const ones = Array.from(drawn).reduce((a, v) => a + v, 0);
+    expect(ones).toBeGreaterThan(0);
+    expect(ones).toBeLessThan(256);
 
     const rec = join(dir, 'rec.png');
     expect(await main(['reconstruct', '--checkpoint', checkpoint, '--input', 'e2e/fixtures/digit-7.png', '--samples', '2', '--out', rec])).toBe(0);
@@ -60,8 +92,18 @@ describe('pixelvae command line', () => {
 
     expect(await main(['knn', '--checkpoint', checkpoint, '--train-limit', '200', '--test-limit', '50', '--k', '3'])).toBe(0);
     const knn = lastJson();
-    expect(knn.test_error).toBeGreaterThanOrEqual(0);
-    expect(knn.test_error).toBeLessThanOrEqual(1);
+    expect([knn.train_images, knn.test_images]).toEqual([200, 50]);
+    // The printed error is the float64 reference k-NN error on the model's encoder means of the same
+    // images (the CLI's data: the first 200 training images, resized to 8x8; the first 50 test images).
+    const split = await loadMnist();
+    const data = GpuMnist.upload({ train: resizeSet(subset(split.train, 'train', 0, 200), 8), valid: resizeSet(split.valid, 8), test: resizeSet(split.test, 8) });
+    const { model: encoder } = loadMnistCheckpoint(new Uint8Array(readFileSync(checkpoint)));
+    const trainCodes = await embed(encoder, data.train, { batchSize: 100 });
+    const testCodes = await embed(encoder, data.test, { batchSize: 100, limit: 50 });
+    encoder.dispose();
+    data.dispose();
+    const wantError = knnReference(nd([200, 2], trainCodes.means), trainCodes.labels, nd([50, 2], testCodes.means), testCodes.labels, 3);
+    expect(knn.test_error).toBe(+wantError.toFixed(4));
 
     // Resume continues from the saved step.
     expect(await main(['train', '--resume', checkpoint, ...tinyRun, '--steps', '2', '--valid-every', '0', '--out', join(dir, 'resumed')])).toBe(0);
