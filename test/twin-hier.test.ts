@@ -93,6 +93,11 @@ with torch.no_grad():
     mu1, ls1, mu2, ls2 = model.posterior(x)
     out['mu1'], out['logSigma1'], out['mu2'], out['logSigma2'] = npf(mu1), npf(ls1), npf(mu2), npf(ls2)
 
+# Top-down sampling with the given per-level noise (z2, eps1, uniforms), running statistics.
+g = model.generate(T('sampleEps1'), T('sampleUniforms'), z2=T('sampleZ2'))
+out['sample/z1'] = npf(g['z1'])
+out['sample/images'] = npf(g['images'].float())
+
 # One training step's loss and gradients: batch statistics, running ones overwritten.
 model.bn.update(training=True, momentum=1.0)
 terms = model.terms(x, T('eps1'), T('eps2'), hier.schedule(model.config, step))
@@ -123,7 +128,7 @@ describe('PyTorch twin of the hierarchical PixelVAE (tiny)', () => {
   const dir = tempDir('pixelvae-twin-hier-');
   afterAll(() => dir.remove());
 
-  it('gives the WebGPU engine\'s logits, per-image terms, IS-NLL, gradients and batch-norm statistics', async () => {
+  it('gives the WebGPU engine\'s logits, per-image terms, IS-NLL, samples, gradients and batch-norm statistics', async () => {
     const model = new HierarchicalPixelVae(config);
     const ts = new Map<string, Float32Array>();
     const inputs = new Map<string, TensorInput>();
@@ -140,11 +145,14 @@ describe('PyTorch twin of the hierarchical PixelVAE (tiny)', () => {
         eps1: normals(B * L1 * G1 * G1, 31), eps2: normals(B * L2, 32),
         eps1b: normals(B * L1 * G1 * G1, 33), eps2b: normals(B * L2, 34),
         isEps1: normals(K * B * L1 * G1 * G1, 35), isEps2: normals(K * B * L2, 36),
+        sampleZ2: normals(B * L2, 37), sampleEps1: normals(B * L1 * G1 * G1, 38),
       };
-      const shapes = { eps1: [B, L1, G1, G1], eps2: [B, L2], eps1b: [B, L1, G1, G1], eps2b: [B, L2], isEps1: [K * B, L1, G1, G1], isEps2: [K * B, L2] };
+      const uniforms = Float32Array.from({ length: B * DIMS }, rng(39));
+      const shapes = { eps1: [B, L1, G1, G1], eps2: [B, L2], eps1b: [B, L1, G1, G1], eps2b: [B, L2], isEps1: [K * B, L1, G1, G1], isEps2: [K * B, L2], sampleZ2: [B, L2], sampleEps1: [B, L1, G1, G1] };
       inputs.set('x', { dtype: 'U32', shape: [B, C, S, S], data: xs } as SafeTensor);
       inputs.set('x2', { dtype: 'U32', shape: [B, C, S, S], data: x2s } as SafeTensor);
       for (const [key, data] of Object.entries(noise)) inputs.set(key, { shape: shapes[key as keyof typeof shapes], data });
+      inputs.set('sampleUniforms', { shape: [B, C, S, S], data: uniforms });
       for (const [name, v] of init) inputs.set(`init/${name}`, { shape: model.params.get(name).shape, data: v });
       writeTensors(dir.file('inputs.safetensors'), inputs, { step: String(STEP), k: String(K) });
 
@@ -174,6 +182,10 @@ describe('PyTorch twin of the hierarchical PixelVAE (tiny)', () => {
           const is = model.importanceNll(x, K, { eps1: t('isEps1'), eps2: t('isEps2') });
           for (const [key, v] of Object.entries(is)) ts.set(`is/${key}`, Float32Array.from(await v.data()));
         });
+        const g = await model.generate({ z2: t('sampleZ2') }, { eps1: t('sampleEps1'), uniforms: E.fromArray(uniforms, [B, C, S, S]) });
+        ts.set('sample/z1', Float32Array.from(await g.z1.data()));
+        ts.set('sample/images', Float32Array.from(await g.images.data()));
+        for (const v of [g.images, g.z1, g.z2]) v?.dispose();
 
         model.bn.training = true;
         model.bn.momentum = 1;
@@ -227,6 +239,19 @@ describe('PyTorch twin of the hierarchical PixelVAE (tiny)', () => {
     const nll = ts.get('is/nll')!;
     const same = ts.get('is/negElboSameSamples')!;
     for (let i = 0; i < B; i++) expect(nll[i]).toBeLessThanOrEqual(same[i] + 1e-3); // Jensen, image by image
+
+    // Sampling with the same per-level noise: z1 (drawn position by position) and the sub-pixels
+    // (inverse CDF of each softmax). A draw can flip only where a uniform lies within rounding of a CDF
+    // step, and a flip changes what follows it, so the images must agree almost everywhere.
+    const z1 = compareArrays(py('sample/z1'), ts.get('sample/z1')!);
+    report.sampleZ1Rel = z1.relative;
+    expect(z1.relative).toBeLessThan(1e-4);
+    const a = py('sample/images');
+    const b = ts.get('sample/images')!;
+    let equal = 0;
+    for (let i = 0; i < b.length; i++) equal += a[i] === b[i] ? 1 : 0;
+    report.sampleSubpixelsEqual = equal / b.length;
+    expect(equal / b.length).toBeGreaterThan(0.95);
 
     // Training mode: the loss terms (nats/dim), every gradient (1e-3 relative), the overwritten statistics.
     for (const key of ['loss', 'reconstruction', 'kl1', 'kl2']) {
