@@ -25,8 +25,16 @@ override GLOBAL_CLIP: bool = false;
 
 @group(0) @binding(0) var<uniform> p: Params;
 
+// WGSL leaves max/min/clamp of a NaN implementation-defined, and CPU adapters (lavapipe, SwiftShader)
+// return the other operand, turning a NaN into a plausible number; these helpers keep NaN a NaN so a
+// diverged model shows NaN instead of hiding it. The test reads the bits (a compiler may fold x != x).
+fn is_nan(x: f32) -> bool {
+  return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
+}
+
+// A NaN gradient stays NaN (clamp would make it +-c and hide the divergence in a finite update).
 fn clip_elem(g: f32) -> f32 {
-  if (p.clip_value > 0.0) { return clamp(g, -p.clip_value, p.clip_value); }
+  if (p.clip_value > 0.0) { return select(clamp(g, -p.clip_value, p.clip_value), g, is_nan(g)); }
   return g;
 }
 
@@ -70,7 +78,8 @@ fn norm_scale(@builtin(local_invocation_index) lid: u32) {
   if (lid == 0u) {
     let norm = sqrt(partial[0]);
     let max_norm = p.lr_t;
-    ns_clip[0] = max_norm / max(norm, max_norm);
+    // A NaN norm gives a NaN scale (every update NaN, as in the reference), not max(NaN, c) = c.
+    ns_clip[0] = select(max_norm / max(norm, max_norm), norm, is_nan(norm));
     ns_clip[1] = norm;
   }
 }

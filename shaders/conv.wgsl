@@ -154,8 +154,15 @@ fn fwd_centre(xv: vec4<f32>, xv2: vec4<f32>, wk: u32, ci: u32, co0: u32) {
   }
 }
 
+// WGSL leaves max/min/clamp of a NaN implementation-defined, and CPU adapters (lavapipe, SwiftShader)
+// return the other operand, turning a NaN into a plausible number; these helpers keep NaN a NaN so a
+// diverged model shows NaN instead of hiding it. The test reads the bits (a compiler may fold x != x).
+fn is_nan4(x: vec4<f32>) -> vec4<bool> {
+  return (bitcast<vec4<u32>>(x) & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u);
+}
+
 fn safe_tanh(x: vec4<f32>) -> vec4<f32> {
-  return tanh(clamp(x, vec4<f32>(-15.0), vec4<f32>(15.0)));
+  return select(tanh(clamp(x, vec4<f32>(-15.0), vec4<f32>(15.0))), x, is_nan4(x));
 }
 
 fn sigmoid4(x: vec4<f32>) -> vec4<f32> {

@@ -95,8 +95,15 @@ fn sigmoid(x: f32) -> f32 {
   return e / (1.0 + e);
 }
 
+// WGSL leaves max/min/clamp of a NaN implementation-defined, and CPU adapters (lavapipe, SwiftShader)
+// return the other operand, turning a NaN into a plausible number; these helpers keep NaN a NaN so a
+// diverged model shows NaN instead of hiding it. The test reads the bits (a compiler may fold x != x).
+fn is_nan(x: f32) -> bool {
+  return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
+}
+
 fn safe_tanh(x: f32) -> f32 {
-  return tanh(clamp(x, -15.0, 15.0));
+  return select(tanh(clamp(x, -15.0, 15.0)), x, is_nan(x));
 }
 
 fn elu(x: f32) -> f32 {
@@ -338,7 +345,8 @@ fn sample_step(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_
             let raw_mu = st[p.logits + b * 2u * l + c];
             let raw_sigma = st[p.logits + b * 2u * l + l + c];
             let mu = 2.0 * softsign(0.5 * raw_mu);
-            let sigma = max(0.5 * (softsign(raw_sigma) + 1.0), p.floor);
+            let s = 0.5 * (softsign(raw_sigma) + 1.0);
+            let sigma = select(max(s, p.floor), s, is_nan(s));
             let at = (b * l + c) * plane + pos;
             let z = mu + sigma * noise[at];
             canvas[at] = bitcast<u32>(z);

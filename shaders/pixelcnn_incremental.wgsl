@@ -70,8 +70,22 @@ fn tab(l: u32, f: u32) -> u32 {
   return cst[l * 16u + f];
 }
 
+// WGSL leaves max/min/clamp of a NaN implementation-defined, and CPU adapters (lavapipe, SwiftShader)
+// return the other operand, turning a NaN into a plausible number; these helpers keep NaN a NaN so a
+// diverged model shows NaN instead of hiding it. The test reads the bits (a compiler may fold x != x).
+fn is_nan(x: f32) -> bool {
+  return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
+}
+fn is_nan4(x: vec4<f32>) -> vec4<bool> {
+  return (bitcast<vec4<u32>>(x) & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u);
+}
+
 fn safe_tanh(x: f32) -> f32 {
-  return tanh(clamp(x, -15.0, 15.0));
+  return select(tanh(clamp(x, -15.0, 15.0)), x, is_nan(x));
+}
+
+fn relu(x: f32) -> f32 {
+  return select(max(x, 0.0), x, is_nan(x));
 }
 
 // conv.wgsl's sigmoid4 for one lane (the gate).
@@ -81,7 +95,7 @@ fn gate_sigmoid(x: f32) -> f32 {
 }
 
 fn safe_tanh4(x: vec4<f32>) -> vec4<f32> {
-  return tanh(clamp(x, vec4<f32>(-15.0), vec4<f32>(15.0)));
+  return select(tanh(clamp(x, vec4<f32>(-15.0), vec4<f32>(15.0))), x, is_nan4(x));
 }
 
 fn sigmoid4(x: vec4<f32>) -> vec4<f32> {
@@ -453,9 +467,9 @@ fn masked_pixel(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup
       }
       let pre = a + wt(tab(l, 1u) + j);
       if (l == 0u) {
-        out = max(pre, 0.0);
+        out = relu(pre);
       } else {
-        out = cur[me + j] + max(pre, 0.0);
+        out = cur[me + j] + relu(pre);
       }
     }
     workgroupBarrier();
@@ -471,14 +485,14 @@ fn masked_pixel(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup
     let w = cst[hd] + j * P;
     var a = 0.0;
     for (var ci = 0u; ci < P; ci++) { a += wt(w + ci) * cur[me + ci]; }
-    gsh[me + j] = max(a + wt(cst[hd + 1u] + j), 0.0);
+    gsh[me + j] = relu(a + wt(cst[hd + 1u] + j));
   }
   workgroupBarrier();
   if (live && j < OW) {
     let w = cst[hd + 2u] + j * OW;
     var a = 0.0;
     for (var ci = 0u; ci < OW; ci++) { a += wt(w + ci) * gsh[me + ci]; }
-    cur[me + j] = max(a + wt(cst[hd + 3u] + j), 0.0);
+    cur[me + j] = relu(a + wt(cst[hd + 3u] + j));
   }
   workgroupBarrier();
   if (live && j == 0u) {

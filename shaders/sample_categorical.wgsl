@@ -65,6 +65,13 @@ fn categorical_at(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
 @group(0) @binding(2) var<storage, read> eps: array<f32>;
 @group(0) @binding(3) var<storage, read_write> z: array<f32>;
 
+// WGSL leaves max/min/clamp of a NaN implementation-defined, and CPU adapters (lavapipe, SwiftShader)
+// return the other operand, turning a NaN into a plausible number; these helpers keep NaN a NaN so a
+// diverged model shows NaN instead of hiding it. The test reads the bits (a compiler may fold x != x).
+fn is_nan(x: f32) -> bool {
+  return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
+}
+
 fn softsign(x: f32) -> f32 {
   return x / (1.0 + abs(x));
 }
@@ -78,7 +85,8 @@ fn gaussian_at(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
   let rawMu = raw[(b * 2u * p.channels + l) * p.plane + p.position];
   let rawSigma = raw[(b * 2u * p.channels + p.channels + l) * p.plane + p.position];
   let mu = 2.0 * softsign(0.5 * rawMu);
-  let sigma = max(0.5 * (softsign(rawSigma) + 1.0), p.floor);
+  let s = 0.5 * (softsign(rawSigma) + 1.0);
+  let sigma = select(max(s, p.floor), s, is_nan(s));
   let at = (b * p.channels + l) * p.plane + p.position;
   z[at] = mu + sigma * eps[at];
 }
