@@ -9,6 +9,7 @@ import { loadColourData, type ColourSplit } from '../data/colour-node';
 import { imageGrid } from '../io/grid';
 import { writePng } from '../io/png-node';
 import { decodeCheckpoint } from '../io/checkpoint';
+import { refuseNonFinite, writeFiniteCheckpoint } from './finite';
 import { HIER_PRESETS, hierConfig, hierTrainDefaults, type HierConfig, type HierPreset } from '../models/hierarchical/config';
 import { HierarchicalPixelVae, LEVELS, type Level } from '../models/hierarchical/model';
 import { HierTrainer, evaluateHier, reestimateBatchNorm } from '../models/hierarchical/trainer';
@@ -100,7 +101,7 @@ async function train(flags: Parsed): Promise<void> {
   const evalLimit = flags['eval-limit'] as number;
   let best = Infinity;
   const save = async (name: string, extra: Record<string, number>): Promise<void> => {
-    await writeFile(join(out, name), await saveHierCheckpoint(model, { ...run, step: trainer.step, extra }, trainer));
+    await writeFiniteCheckpoint(out, name, await saveHierCheckpoint(model, { ...run, step: trainer.step, extra }, trainer), trainer.step);
   };
   const evaluate = async (): Promise<void> => {
     await trainer.reestimateBatchNorm(bnBatches);
@@ -124,8 +125,9 @@ async function train(flags: Parsed): Promise<void> {
     if (trainer.step % logEvery === 0 || trainer.step === end) {
       const m = await trainer.readMetrics();
       if (!Number.isFinite(m.loss)) {
-        await save('last.safetensors', { diverged: 1 });
-        throw new Error(`training diverged at step ${trainer.step} (loss ${m.loss}); try a lower --lr`);
+        // Not last.safetensors: the checkpoints in --out stay finite states that every loader opens.
+        await save('diverged.safetensors', { diverged: 1 });
+        throw new Error(`training diverged at step ${trainer.step} (loss ${m.loss}); best.safetensors in ${out} is the best finite state; try a lower --lr`);
       }
       log.push(JSON.stringify({ step: trainer.step, loss: m.loss, reconstruction: m.reconstruction, kl1: m.kl1, kl2: m.kl2, train_bits_per_dim: m.bitsPerDim }));
       last = `loss ${m.loss.toFixed(3)} nats/dim (rec ${m.reconstruction.toFixed(3)}, KL1 ${m.kl1.toFixed(3)}, KL2 ${m.kl2.toFixed(3)}), ${m.bitsPerDim.toFixed(3)} bits/dim`;
@@ -171,6 +173,7 @@ async function evalCommand(flags: Parsed): Promise<void> {
     reconstruction_nats_per_dim: +r.reconstruction.toFixed(4), kl1_nats_per_dim: +r.kl1.toFixed(4), kl2_nats_per_dim: +r.kl2.toFixed(4),
     bn_statistics: bnBatches > 0 ? `re-estimated over ${bnBatches} training batches` : 'from the checkpoint', data: split.description, adapter: adapterName(gpu),
   }));
+  refuseNonFinite('hier-eval', { bits_per_dim: r.bitsPerDim, kl1: r.kl1, kl2: r.kl2 });
 }
 
 // ---- hier-sample ---------------------------------------------------------------------------------------

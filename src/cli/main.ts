@@ -11,6 +11,7 @@ import { binarize, preprocessImage, resizeSet } from '../data/preprocess';
 import { imageGrid } from '../io/grid';
 import { readPng, writePng } from '../io/png-node';
 import { decodeCheckpoint } from '../io/checkpoint';
+import { refuseNonFinite, writeFiniteCheckpoint } from './finite';
 import { MNIST_PRESETS, mnistConfig, type MnistModelConfig, type MnistPreset } from '../models/config';
 import { MnistModel } from '../models/mnist-model';
 import { loadInto, loadMnistCheckpoint, saveMnistCheckpoint } from '../models/mnist-checkpoint';
@@ -204,8 +205,7 @@ async function train(flags: Parsed): Promise<void> {
   const startStep = trainer.step;
   let last = '';
   const save = async (name: string, extra: Record<string, number>): Promise<void> => {
-    const bytes = await saveMnistCheckpoint(model, { ...run, step: trainer.step, extra }, trainer);
-    await writeFile(join(out, name), bytes);
+    await writeFiniteCheckpoint(out, name, await saveMnistCheckpoint(model, { ...run, step: trainer.step, extra }, trainer), trainer.step);
   };
   const validate = async (): Promise<void> => {
     const result = await evaluate(model, data.valid, { k: 1, batchSize: Math.min(batchSize, 100), seed: run.seed, limit: validLimit });
@@ -225,8 +225,9 @@ async function train(flags: Parsed): Promise<void> {
     if (trainer.step % logEvery === 0 || trainer.step === end) {
       const m = await trainer.readMetrics();
       if (!Number.isFinite(m.loss)) {
-        await save('last.safetensors', { diverged: 1 });
-        throw new Error(`training diverged at step ${trainer.step} (loss ${m.loss}); the last checkpoint before it is in ${out}; try a lower --lr`);
+        // Not last.safetensors: the checkpoints in --out stay finite states that every loader opens.
+        await save('diverged.safetensors', { diverged: 1 });
+        throw new Error(`training diverged at step ${trainer.step} (loss ${m.loss}); best.safetensors in ${out} is the best finite state; try a lower --lr`);
       }
       const rate = done / ((performance.now() - tTrain) / 1000);
       const line = { step: trainer.step, loss: m.loss, reconstruction: m.reconstruction, kl: m.kl, kl_weight: model.klWeight(trainer.step), images_per_s: rate * batchSize };
@@ -267,6 +268,7 @@ async function evalCommand(flags: Parsed): Promise<void> {
     reconstruction_nats: +result.reconstruction.toFixed(4), kl_nats: +result.kl.toFixed(4),
     data: data.description, adapter: adapterName(gpu),
   }));
+  refuseNonFinite('eval', { neg_elbo: result.negElbo, is_nll: result.nll, kl: result.kl });
 }
 
 // ---- sample ---------------------------------------------------------------------------------------

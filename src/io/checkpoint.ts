@@ -2,8 +2,9 @@
 // optimizer state (under "optim/"), with the run's JSON config in the metadata key
 // "pixelvae_config" (also writable as a separate .json next to it, for people and scripts).
 // Loading is two-phase so a wrong or corrupt file never changes memory: decodeCheckpoint validates
-// the bytes into plain arrays, checkCompatible compares them with the model (one error listing every
-// difference), and only then restoreTensors writes them to the GPU.
+// the bytes into plain arrays (and refuses NaN or Inf anywhere in them: a diverged run must not
+// become the state a user resumes from), checkCompatible compares them with the model (one error
+// listing every difference, tensors by name), and only then restoreTensors writes them to the GPU.
 import { decodeSafetensors, encodeSafetensors, SafetensorsError, type SafeTensor } from './safetensors';
 import { engine, type Tensor } from '../engine/tensor';
 
@@ -43,6 +44,11 @@ export interface Checkpoint {
   params: Map<string, SafeTensor>;
   /** Optimizer state by name (without the "optim/" prefix). */
   optim: Map<string, SafeTensor>;
+  /**
+   * Byte ranges of the tensor data that no header entry claims (a tensor's entry deleted from the
+   * header). checkCompatible refuses such a file, after naming the tensors the model misses.
+   */
+  unclaimed?: [number, number][];
 }
 
 export interface ExpectedTensor {
@@ -56,6 +62,17 @@ export class CheckpointError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'CheckpointError';
+  }
+}
+
+/** A checkpoint refused because some of its values are NaN or infinite. */
+export class NonFiniteCheckpointError extends CheckpointError {
+  constructor(
+    message: string,
+    readonly tensors: NonFiniteTensor[],
+  ) {
+    super(message);
+    this.name = 'NonFiniteCheckpointError';
   }
 }
 
@@ -129,17 +146,114 @@ export function encodeCheckpoint(checkpoint: { config: CheckpointConfigInput; pa
   }
 }
 
+const shapeText = (shape: readonly number[]): string => `[${shape.join(', ')}]`;
+
+/** A tensor holding NaN or infinite values: its key in the file, how many, and the first one. */
+export interface NonFiniteTensor {
+  key: string;
+  shape: number[];
+  count: number;
+  size: number;
+  first: number;
+  value: number;
+}
+
+/** The F32 tensors (under their keys in the file) that hold NaN or infinite values, in the given order. */
+export function nonFiniteTensors(tensors: Iterable<[string, SafeTensor]>): NonFiniteTensor[] {
+  const out: NonFiniteTensor[] = [];
+  for (const [key, t] of tensors) {
+    if (!(t.data instanceof Float32Array)) continue;
+    const data = t.data;
+    let count = 0;
+    let first = -1;
+    for (let i = 0; i < data.length; i++) {
+      if (!Number.isFinite(data[i])) {
+        if (count === 0) first = i;
+        count += 1;
+      }
+    }
+    if (count > 0) out.push({ key, shape: [...t.shape], count, size: data.length, first, value: data[first] });
+  }
+  return out;
+}
+
+const valueText = (v: number): string => (Number.isNaN(v) ? 'NaN' : v > 0 ? '+Inf' : '-Inf');
+
+/** The tensors of a decoded checkpoint under their keys in the file ("optim/" for the optimizer's). */
+function fileEntries(checkpoint: Pick<Checkpoint, 'params' | 'optim'>): [string, SafeTensor][] {
+  return [...checkpoint.params.entries(), ...[...checkpoint.optim.entries()].map(([k, t]): [string, SafeTensor] => [OPTIM_PREFIX + k, t])];
+}
+
+/** The tensors of a decoded checkpoint (parameters, buffers, optimizer state) that hold NaN or Inf. */
+export function checkpointNonFinite(checkpoint: Pick<Checkpoint, 'params' | 'optim'>): NonFiniteTensor[] {
+  return nonFiniteTensors(fileEntries(checkpoint));
+}
+
+/**
+ * Throws NonFiniteCheckpointError naming every tensor (parameter, buffer or optimizer moment) that
+ * holds NaN or Inf, with the count and the first index. A checkpoint with such values is the state of
+ * a run that diverged; loading it would replace a working model by one that can only produce NaN.
+ */
+export function assertFinite(checkpoint: Pick<Checkpoint, 'params' | 'optim'>, name = 'checkpoint'): void {
+  const entries = fileEntries(checkpoint);
+  const bad = nonFiniteTensors(entries);
+  if (bad.length === 0) return;
+  const lines = bad.map((b) => `  - '${b.key}' ${shapeText(b.shape)}: ${b.count} of ${b.size} values, first at index ${b.first} (${valueText(b.value)})`);
+  throw new NonFiniteCheckpointError(
+    `${name}: non-finite values (NaN or Inf) in ${bad.length} of ${entries.length} tensors; nothing was loaded:\n${lines.join('\n')}\n` +
+      'The run that wrote this file had diverged, or the file is damaged. Open an earlier checkpoint.',
+    bad,
+  );
+}
+
+/**
+ * The message for JSON text opened as a checkpoint (the app downloads the config as a .json beside
+ * each checkpoint, and the two are easily swapped), or null when the bytes are not JSON.
+ */
+function jsonInsteadOfCheckpoint(bytes: Uint8Array, name: string): string | null {
+  let start = 0;
+  if (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) start = 3; // a UTF-8 byte order mark
+  while (start < bytes.length && (bytes[start] === 0x20 || bytes[start] === 0x09 || bytes[start] === 0x0a || bytes[start] === 0x0d)) start++;
+  if (bytes[start] !== 0x7b && bytes[start] !== 0x5b) return null; // '{' or '['
+  if (bytes.length > 50_000_000) return null; // no config is this large; do not decode a huge file as text
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(start)));
+  } catch {
+    return null;
+  }
+  const c = value as Record<string, unknown> | null;
+  if (c !== null && typeof c === 'object' && !Array.isArray(c) && c.format === CHECKPOINT_FORMAT) {
+    const preset = typeof c.preset === 'string' ? c.preset : '?';
+    const step = typeof c.step === 'number' ? c.step : '?';
+    return `${name} is the config JSON saved beside a checkpoint (preset '${preset}', step ${step}), not a checkpoint: open the .safetensors file downloaded with it.`;
+  }
+  return `${name} is a JSON text file, not a checkpoint: open a .safetensors checkpoint file.`;
+}
+
+export interface DecodeCheckpointOptions {
+  /**
+   * Skip the NaN/Inf check (the caller runs nonFiniteTensors itself, e.g. the app's autosave, which
+   * treats non-finite values as divergence rather than as a bad file).
+   */
+  allowNonFinite?: boolean;
+}
+
 /**
  * Decodes and validates checkpoint bytes into plain arrays (nothing touches the GPU). Throws
- * CheckpointError for a corrupt safetensors file, a safetensors file that is not one of ours, or a
- * bad config.
+ * CheckpointError for a corrupt safetensors file, a safetensors file that is not one of ours (or the
+ * config JSON instead of the checkpoint), a bad config, or NaN/Inf values (NonFiniteCheckpointError).
  */
-export function decodeCheckpoint(bytes: Uint8Array, name = 'checkpoint'): Checkpoint {
+export function decodeCheckpoint(bytes: Uint8Array, name = 'checkpoint', options: DecodeCheckpointOptions = {}): Checkpoint {
   let file;
   try {
-    file = decodeSafetensors(bytes, name);
+    file = decodeSafetensors(bytes, name, { allowUnclaimed: true });
   } catch (error) {
-    if (error instanceof SafetensorsError) throw new CheckpointError(`${error.message} (not a valid checkpoint file)`);
+    if (error instanceof SafetensorsError) {
+      const json = jsonInsteadOfCheckpoint(bytes, name);
+      if (json) throw new CheckpointError(json);
+      throw new CheckpointError(`${error.message} (not a valid checkpoint file)`);
+    }
     throw error;
   }
   const text = file.metadata[CONFIG_KEY];
@@ -156,10 +270,10 @@ export function decodeCheckpoint(bytes: Uint8Array, name = 'checkpoint'): Checkp
     if (key.startsWith(OPTIM_PREFIX)) optim.set(key.slice(OPTIM_PREFIX.length), t);
     else params.set(key, t);
   }
-  return { config, params, optim };
+  const checkpoint: Checkpoint = { config, params, optim, unclaimed: file.unclaimed };
+  if (!options.allowNonFinite) assertFinite(checkpoint, name);
+  return checkpoint;
 }
-
-const shapeText = (shape: readonly number[]): string => `[${shape.join(', ')}]`;
 
 function compareTensors(kind: string, have: Map<string, SafeTensor>, expected: readonly ExpectedTensor[], problems: string[]): void {
   const wanted = new Set<string>();
@@ -195,6 +309,8 @@ export function checkCompatible(
   if (checkpoint.config.preset !== preset) problems.push(`other preset: checkpoint is '${checkpoint.config.preset}', model is '${preset}'`);
   compareTensors('tensor', checkpoint.params, expected, problems);
   if (optim) compareTensors('optimizer tensor', checkpoint.optim, optim, problems);
+  // Listed after the names: a deleted header entry shows as a missing tensor above and its bytes here.
+  for (const [begin, end] of checkpoint.unclaimed ?? []) problems.push(`${end - begin} bytes of tensor data at [${begin}, ${end}) belong to no tensor in the file's header`);
   if (problems.length > 0) {
     throw new CheckpointError(
       `checkpoint (preset '${checkpoint.config.preset}', step ${checkpoint.config.step}) does not fit this model; nothing was loaded:\n` +

@@ -27,6 +27,20 @@ export interface SafetensorsFile {
   /** Tensors in file order (ordered by data offset). */
   tensors: Map<string, SafeTensor>;
   metadata: Record<string, string>;
+  /**
+   * Byte ranges of the data (relative to its start) that no header entry describes: gaps between
+   * tensors and bytes after the last one. Always empty unless decoded with `allowUnclaimed`.
+   */
+  unclaimed: [number, number][];
+}
+
+export interface DecodeOptions {
+  /**
+   * Report gaps and trailing bytes in `unclaimed` instead of failing. For callers that compare the
+   * tensors with a model afterwards: a tensor whose header entry was deleted leaves such a gap, and
+   * the model's list of names can then say which tensor is missing (checkpoint.ts).
+   */
+  allowUnclaimed?: boolean;
 }
 
 const ITEM_BYTES: Record<SafeDType, number> = { F32: 4, U32: 4, I32: 4, U8: 1 };
@@ -125,7 +139,7 @@ export function encodeSafetensors(
  * unsupported dtype, bad shape, offsets out of range, overlapping or leaving gaps, size not matching
  * the shape.
  */
-export function decodeSafetensors(bytes: Uint8Array, name = 'safetensors file'): SafetensorsFile {
+export function decodeSafetensors(bytes: Uint8Array, name = 'safetensors file', options: DecodeOptions = {}): SafetensorsFile {
   requireLittleEndian();
   const fail = (message: string): never => {
     throw new SafetensorsError(`${name}: ${message}`);
@@ -196,19 +210,26 @@ export function decodeSafetensors(bytes: Uint8Array, name = 'safetensors file'):
   }
   parsed.sort((a, b) => a.begin - b.begin || a.end - b.end);
   let cursor = 0;
+  const unclaimed: [number, number][] = [];
   for (let i = 0; i < parsed.length; i++) {
     const t = parsed[i];
     if (t.begin < cursor) {
       fail(`tensor '${t.name}': data_offsets [${t.begin}, ${t.end}] overlap tensor '${parsed[i - 1].name}' [${parsed[i - 1].begin}, ${parsed[i - 1].end}]`);
     }
-    if (t.begin > cursor) fail(`tensor '${t.name}' starts at ${t.begin}, leaving a gap of ${t.begin - cursor} unused bytes before it`);
+    if (t.begin > cursor) {
+      if (!options.allowUnclaimed) fail(`tensor '${t.name}' starts at ${t.begin}, leaving a gap of ${t.begin - cursor} unused bytes before it`);
+      unclaimed.push([cursor, t.begin]);
+    }
     cursor = t.end;
   }
-  if (cursor !== dataLength) fail(`${dataLength - cursor} bytes after the last tensor are not described by the header (trailing data or a corrupt header)`);
+  if (cursor !== dataLength) {
+    if (!options.allowUnclaimed) fail(`${dataLength - cursor} bytes after the last tensor are not described by the header (trailing data or a corrupt header)`);
+    unclaimed.push([cursor, dataLength]);
+  }
   const tensors = new Map<string, SafeTensor>();
   for (const t of parsed) {
     const copy = bytes.slice(dataStart + t.begin, dataStart + t.end);
     tensors.set(t.name, { dtype: t.dtype, shape: t.shape, data: typedFor(t.dtype, copy.buffer) });
   }
-  return { tensors, metadata };
+  return { tensors, metadata, unclaimed };
 }

@@ -1,7 +1,7 @@
 // Checkpoints of MNIST-family models: parameters and Adam moments in one safetensors file, the run's
 // config in its metadata. Loading validates everything before touching the GPU.
 import { describeMnistData, MNIST_TEST_COUNT, MNIST_TRAIN_COUNT, MNIST_VALID_COUNT } from '../data/mnist';
-import { CheckpointError, decodeCheckpoint, encodeCheckpoint, snapshotTensors, type Checkpoint, type JsonValue } from '../io/checkpoint';
+import { assertFinite, CheckpointError, checkCompatible, decodeCheckpoint, encodeCheckpoint, snapshotTensors, type Checkpoint, type JsonValue } from '../io/checkpoint';
 import { MNIST_PRESETS, mnistConfig, type MnistModelConfig, type MnistPreset } from './config';
 import { MnistModel } from './mnist-model';
 import type { MnistTrainer } from './trainer';
@@ -87,29 +87,22 @@ export function loadMnistCheckpoint(bytes: Uint8Array, name = 'checkpoint'): { m
  * With a trainer, the run resumes too: Adam's state, the step and the batch order.
  */
 export function loadInto(model: MnistModel, checkpoint: Checkpoint, trainer?: MnistTrainer): void {
-  const wanted = PRESET_PREFIX + model.config.preset;
-  const problems: string[] = [];
-  if (checkpoint.config.preset !== wanted) problems.push(`other preset: checkpoint is '${checkpoint.config.preset}', model is '${wanted}'`);
-  for (const [name, t] of model.params.entriesList()) {
-    const saved = checkpoint.params.get(name);
-    if (!saved) problems.push(`missing tensor ${name} [${t.shape.join(',')}]`);
-    else if (saved.shape.join(',') !== t.shape.join(',')) problems.push(`tensor ${name}: checkpoint [${saved.shape.join(',')}], model [${t.shape.join(',')}]`);
-    else if (saved.dtype !== 'F32') problems.push(`tensor ${name}: dtype ${saved.dtype}, expected F32`);
-  }
-  const names = new Set(model.params.names());
-  for (const name of checkpoint.params.keys()) if (!names.has(name)) problems.push(`unexpected tensor ${name}`);
-  if (problems.length > 0) {
-    throw new CheckpointError(`checkpoint does not fit this model; nothing was loaded:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
-  }
+  // One check for names, shapes and dtypes (the same as every loader's, so a missing or extra tensor
+  // is named); with a trainer and saved moments, Adam's m/<name> and v/<name> must all be there too.
+  const expected = model.params.entriesList().map(([name, t]) => ({ name, shape: t.shape }));
+  const withOptim = trainer !== undefined && checkpoint.optim.size > 0;
+  const moments = withOptim ? expected.flatMap((e) => [{ name: `m/${e.name}`, shape: e.shape }, { name: `v/${e.name}`, shape: e.shape }]) : undefined;
+  checkCompatible(checkpoint, expected, PRESET_PREFIX + model.config.preset, moments);
+  // decodeCheckpoint refuses NaN/Inf already; checked again here for checkpoints built in memory.
+  assertFinite(checkpoint);
+  const names = model.params.names();
   const values = new Map<string, Float32Array>();
   for (const name of names) values.set(name, checkpoint.params.get(name)!.data as Float32Array);
   model.params.assign(values);
-  if (trainer && checkpoint.optim.size > 0) {
-    const m = model.params.names().map((n) => checkpoint.optim.get(`m/${n}`)?.data as Float32Array | undefined);
-    const v = model.params.names().map((n) => checkpoint.optim.get(`v/${n}`)?.data as Float32Array | undefined);
-    if (m.every(Boolean) && v.every(Boolean)) {
-      trainer.optimizer.restore(model.params.tensors(), m as Float32Array[], v as Float32Array[], checkpoint.config.optimizer.step);
-    }
+  if (trainer && withOptim) {
+    const m = names.map((n) => checkpoint.optim.get(`m/${n}`)!.data as Float32Array);
+    const v = names.map((n) => checkpoint.optim.get(`v/${n}`)!.data as Float32Array);
+    trainer.optimizer.restore(model.params.tensors(), m, v, checkpoint.config.optimizer.step);
   }
   trainer?.resumeAt(checkpoint.config.step);
 }

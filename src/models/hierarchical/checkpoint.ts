@@ -1,7 +1,7 @@
 // Checkpoints of hierarchical PixelVAE models (src/io/checkpoint.ts): parameters, batch-norm running
 // statistics ("buffer/<name>") and Adam moments in one safetensors file, the config and the data's
 // description in its metadata. Loading checks everything before writing anything to the GPU.
-import { CheckpointError, decodeCheckpoint, encodeCheckpoint, restoreTensors, snapshotTensors, type Checkpoint, type JsonValue } from '../../io/checkpoint';
+import { assertFinite, CheckpointError, decodeCheckpoint, encodeCheckpoint, restoreTensors, snapshotTensors, type Checkpoint, type JsonValue } from '../../io/checkpoint';
 import type { Tensor } from '../../engine';
 import { HIER_PRESETS, hierConfig, type HierConfig, type HierPreset } from './config';
 import { HierarchicalPixelVae } from './model';
@@ -66,6 +66,8 @@ export function hierConfigFromCheckpoint(checkpoint: Checkpoint): HierConfig {
 /** Loads a decoded checkpoint into a model (and the trainer's optimizer, when given and saved); refuses, changing nothing, if it does not fit. */
 export function loadHierInto(model: HierarchicalPixelVae, checkpoint: Checkpoint, trainer?: HierTrainer): void {
   const preset = HIER_PRESET_PREFIX + model.config.preset;
+  // decodeCheckpoint refuses NaN/Inf already; checked again here for checkpoints built in memory.
+  assertFinite(checkpoint);
   if (trainer && checkpoint.optim.size > 0) {
     // Adam's moments exist only after its first step: take one step's worth of state shape from the params.
     if (trainer.optimizer.t === 0) {
