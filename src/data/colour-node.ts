@@ -21,6 +21,8 @@ import {
 
 /** Where scripts/build-colour-demo.mjs writes the demo set (CIFAR-10 records of 32x32 crops). */
 export const DEMO_RELATIVE_PATH = 'public/colour-demo/colour-demo-32.bin';
+/** Where scripts/build-colour-mnist.mjs writes colour-MNIST (the same record format). */
+export const COLOUR_MNIST_RELATIVE_PATH = 'public/colour-mnist/colour-mnist-32.bin';
 
 /** Decodes PNG and JPEG in Node; other formats are reported as unsupported here. */
 export function decodeImageNode(bytes: Uint8Array, name: string): RgbaImage {
@@ -57,16 +59,26 @@ async function readNamed(paths: readonly string[]): Promise<NamedBytes[]> {
   return files;
 }
 
-/** The bundled demo set's path, found from the working directory or from this module (null when not built). */
-export function demoColourPath(): string | null {
-  const candidates = [resolve(process.cwd(), DEMO_RELATIVE_PATH)];
+/** A generated set's path, found from the working directory or from this module (null when not built). */
+function generatedPath(relative: string): string | null {
+  const candidates = [resolve(process.cwd(), relative)];
   try {
     const here = fileURLToPath(new URL('.', import.meta.url));
-    candidates.push(resolve(here, '..', DEMO_RELATIVE_PATH), resolve(here, '..', '..', DEMO_RELATIVE_PATH));
+    candidates.push(resolve(here, '..', relative), resolve(here, '..', '..', relative));
   } catch {
     // not a file URL (bundled elsewhere): the working directory is enough
   }
   return candidates.find((p) => existsSync(p)) ?? null;
+}
+
+/** The bundled demo set's path (null when not built). */
+export function demoColourPath(): string | null {
+  return generatedPath(DEMO_RELATIVE_PATH);
+}
+
+/** The colour-MNIST set's path (null when not built). */
+export function colourMnistPath(): string | null {
+  return generatedPath(COLOUR_MNIST_RELATIVE_PATH);
 }
 
 export interface ColourSplit {
@@ -86,17 +98,24 @@ export interface LoadColourOptions extends Omit<BuildOptions, 'name'> {
 
 /**
  * Loads colour data from paths: folders (searched recursively), zips, image files, CIFAR-10 .bin
- * batches, or 'demo' for the bundled set. A CIFAR-10 folder's test_batch.bin becomes the held-out
- * set (its official split); anything else is split by a seeded shuffle.
+ * batches, 'demo' for the bundled set, or 'colour-mnist' (scripts/build-colour-mnist.mjs). A CIFAR-10
+ * folder's test_batch.bin becomes the held-out set (its official split); anything else is split by a
+ * seeded shuffle.
  */
 export async function loadColourData(paths: readonly string[], opts: LoadColourOptions): Promise<ColourSplit> {
-  if (paths.length === 0) throw new ColourDataError('no data given (a folder, a zip, CIFAR-10 .bin files, or "demo")');
+  if (paths.length === 0) throw new ColourDataError('no data given (a folder, a zip, CIFAR-10 .bin files, "demo" or "colour-mnist")');
   const resolved: string[] = [];
   for (const p of paths) {
     if (p === 'demo') {
       const demo = demoColourPath();
       if (!demo) throw new ColourDataError(`the demo colour set is not built (expected ${DEMO_RELATIVE_PATH}); run: node scripts/build-colour-demo.mjs`);
       resolved.push(demo);
+      continue;
+    }
+    if (p === 'colour-mnist') {
+      const set = colourMnistPath();
+      if (!set) throw new ColourDataError(`the colour-MNIST set is not built (expected ${COLOUR_MNIST_RELATIVE_PATH}); run: node scripts/build-colour-mnist.mjs`);
+      resolved.push(set);
       continue;
     }
     let info;

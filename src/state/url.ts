@@ -73,8 +73,8 @@ export function readUrl(families: FamilyInfo[], fallbackSizes: Record<string, nu
     batchSize: Math.round(num(params, 'batch') ?? preset.run?.batchSize ?? DEFAULT_RUN.batchSize),
     lr: num(params, 'lr') ?? preset.run?.lr ?? DEFAULT_RUN.lr,
   };
-  // Your own images cannot travel in a link: a colour setup always starts on the demo photos.
-  if (family.id === 'hierarchical') setup.data = 'demo';
+  // Your own images cannot travel in a link: a colour setup starts on a generated set (demo photos by default).
+  if (family.id === 'hierarchical') setup.data = params.get('data') === 'colour-mnist' ? 'colour-mnist' : 'demo';
   for (const key of ['init', 'seed', 'batch', 'lr']) if (params.has(key)) explicit = true;
   const steps = num(params, 'steps');
   return { setup, explicit, sampleSeed: Math.round(num(params, 'sseed') ?? 1), steps: steps !== undefined ? Math.round(steps) : null };

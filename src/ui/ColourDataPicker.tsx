@@ -1,4 +1,4 @@
-// The colour model's data set: the bundled demo photos, or the user's own folder of images, zip or
+// The colour model's data set: the bundled demo photos, colour-MNIST, or the user's own folder of images, zip or
 // CIFAR-10 .bin batches (picked or dropped). The worker decodes and checks them; skipped files are
 // listed by name, and a choice with no usable image is refused with the reason.
 import { useRef, useState, type DragEvent } from 'react';
@@ -51,6 +51,10 @@ export function ColourDataPicker({ locked }: { locked: boolean }) {
         <label className="check">
           <input type="radio" name="colour-source" checked={source === 'demo'} disabled={locked} onChange={() => setDraft({ data: 'demo' })} data-testid="data-demo" />
           Demo photos (bundled)
+        </label>
+        <label className="check" title="MNIST digits in random colours and textures (generated at install time)">
+          <input type="radio" name="colour-source" checked={source === 'colour-mnist'} disabled={locked} onChange={() => setDraft({ data: 'colour-mnist' })} data-testid="data-colour-mnist" />
+          Colour-MNIST (generated)
         </label>
         <label className="check">
           <input type="radio" name="colour-source" checked={source === 'files'} disabled={locked || !files} onChange={() => setDraft({ data: 'files' })} data-testid="data-files" />

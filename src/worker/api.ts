@@ -112,7 +112,8 @@ export interface Setup {
   data?: ColourSource;
 }
 
-export type ColourSource = 'demo' | 'files';
+/** 'colour-mnist': MNIST digits with random colours and textures (scripts/build-colour-mnist.mjs). */
+export type ColourSource = 'demo' | 'colour-mnist' | 'files';
 
 /** What loadColourFiles made of the user's files (checked at the draft's image size). */
 export interface ColourFilesInfo {

@@ -1,5 +1,6 @@
 // Colour data for the hierarchical family in the worker: the bundled demo set (served by the app at
-// colour-demo/colour-demo-32.bin, CIFAR-10 records of 32x32 crops) or the user's own files (images,
+// colour-demo/colour-demo-32.bin, CIFAR-10 records of 32x32 crops), colour-MNIST (colour-mnist/, the
+// same format, built by scripts/build-colour-mnist.mjs) or the user's own files (images,
 // zips, CIFAR-10 .bin batches, picked or dropped in the page), built with src/data/colour.ts at the
 // model's size, split like the command line does (CIFAR-10 test_batch.bin held out, else a seeded 10%),
 // and uploaded to the GPU. Bad files are skipped and named; a set with no usable image is refused.
@@ -8,6 +9,15 @@ import { GpuColourSet } from '../data/colour-gpu';
 import type { ColourFilesInfo, ColourSource, DataInfo, UploadedFile } from './api';
 
 export const DEMO_URL = 'colour-demo/colour-demo-32.bin';
+/** Built by scripts/build-colour-mnist.mjs in the demo set's format. */
+export const COLOUR_MNIST_URL = 'colour-mnist/colour-mnist-32.bin';
+
+type BundledSource = Exclude<ColourSource, 'files'>;
+/** The generated sets the app serves: where, the name in descriptions, and how to build one. */
+const BUNDLED: Record<BundledSource, { url: string; name: string; label: string; build: string }> = {
+  demo: { url: DEMO_URL, name: 'demo photos', label: 'demo colour set', build: 'npm run demo-data' },
+  'colour-mnist': { url: COLOUR_MNIST_URL, name: 'colour-MNIST', label: 'colour-MNIST set', build: 'node scripts/build-colour-mnist.mjs' },
+};
 const HELD_OUT = 0.1;
 const SPLIT_SEED = 2017;
 /** Total bytes of files the page accepts for one data set. */
@@ -62,7 +72,7 @@ async function buildSplit(files: NamedBytes[], size: number, label: string): Pro
 }
 
 export class ColourDataStore {
-  private demoBytes: Uint8Array | null = null;
+  private readonly bundledBytes = new Map<BundledSource, Uint8Array>();
   private files: NamedBytes[] | null = null;
   private filesLabel = '';
   /** Built sets by `${source}:${size}` (the user's files are decoded once per size). */
@@ -71,22 +81,26 @@ export class ColourDataStore {
 
   constructor(private readonly sync: () => Promise<void>) {}
 
-  private async demo(onStatus?: (m: string) => void): Promise<Uint8Array> {
-    if (this.demoBytes) return this.demoBytes;
-    onStatus?.('Downloading the demo colour photos…');
-    const base = new URL(`${import.meta.env.BASE_URL}${DEMO_URL}`, (self as unknown as { location: Location }).location.origin);
+  /** A generated set the app serves (the demo photos, colour-MNIST), fetched once. */
+  private async bundled(source: BundledSource, onStatus?: (m: string) => void): Promise<Uint8Array> {
+    const cached = this.bundledBytes.get(source);
+    if (cached) return cached;
+    const set = BUNDLED[source];
+    onStatus?.(`Downloading ${set.label}…`);
+    const base = new URL(`${import.meta.env.BASE_URL}${set.url}`, (self as unknown as { location: Location }).location.origin);
     let response: Response;
     try {
       response = await fetch(base);
     } catch (error) {
-      throw new ColourDataError(`The demo colour set could not be fetched (${(error as Error).message}).`);
+      throw new ColourDataError(`The ${set.label} could not be fetched (${(error as Error).message}).`);
     }
     const type = response.headers.get('content-type') ?? '';
     if (!response.ok || type.includes('text/html')) {
-      throw new ColourDataError('The demo colour set is not part of this build (run `npm run demo-data`, then rebuild), or choose your own images.');
+      throw new ColourDataError(`The ${set.label} is not part of this build (run \`${set.build}\`, then rebuild), or choose your own images.`);
     }
-    this.demoBytes = new Uint8Array(await response.arrayBuffer());
-    return this.demoBytes;
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    this.bundledBytes.set(source, bytes);
+    return bytes;
   }
 
   private async build(source: ColourSource, size: number, onStatus?: (m: string) => void): Promise<Built> {
@@ -94,10 +108,11 @@ export class ColourDataStore {
     const cached = this.built.get(key);
     if (cached) return cached;
     let built: Built;
-    if (source === 'demo') {
-      const bytes = await this.demo(onStatus);
-      onStatus?.(`Preparing the demo photos at ${size}x${size}…`);
-      built = await buildSplit([{ name: 'colour-demo-32.bin', bytes }], size, 'demo photos');
+    if (source !== 'files') {
+      const set = BUNDLED[source];
+      const bytes = await this.bundled(source, onStatus);
+      onStatus?.(`Preparing the ${set.label} at ${size}x${size}…`);
+      built = await buildSplit([{ name: set.url.split('/').pop()!, bytes }], size, set.name);
     } else {
       if (!this.files) throw new ColourDataError('No images of your own are loaded: choose a folder, a zip or image files in the Model panel, or use the demo photos.');
       onStatus?.(`Decoding your images at ${size}x${size}…`);
