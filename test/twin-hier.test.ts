@@ -6,12 +6,17 @@
 // overwritten running statistics; the same re-estimated statistics (averaging over batches); and a
 // fresh twin of the same seed starts from the TypeScript model's initial values.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { zipSync } from 'fflate';
 import * as E from '../src/engine';
 import { hierConfig, latentGrids, schedule } from '../src/models/hierarchical/config';
 import { HierarchicalPixelVae } from '../src/models/hierarchical/model';
 import { saveHierCheckpoint } from '../src/models/hierarchical/checkpoint';
 import type { SafeTensor } from '../src/io/safetensors';
+import { CIFAR_RECORD } from '../src/data/colour';
+import { demoColourPath, loadColourData } from '../src/data/colour-node';
+import { encodePng } from '../src/io/png-node';
 import { rng } from './support/check';
 import { useGpu } from './support/gpu';
 import { compareArrays, f32, maxAbsDiff, readTensors, runPythonCode, tempDir, writeTensors, type TensorInput } from './support/twin';
@@ -280,4 +285,77 @@ describe('PyTorch twin of the hierarchical PixelVAE (tiny)', () => {
     }
     console.log(`twin-hier: ${JSON.stringify(report)}`);
   }, 240_000);
+
+  it('reads CIFAR-10 batches, image files, zips and the demo set into the same bytes, labels and split', async () => {
+    const r = rng(41);
+    const cifar = join(dir.path, 'cifar');
+    const images = join(dir.path, 'images');
+    mkdirSync(cifar);
+    mkdirSync(join(images, 'more'), { recursive: true });
+    const records = (n: number): Uint8Array => {
+      const b = Uint8Array.from({ length: n * CIFAR_RECORD }, () => Math.floor(r() * 256));
+      for (let i = 0; i < n; i++) b[i * CIFAR_RECORD] = i % 10;
+      return b;
+    };
+    writeFileSync(join(cifar, 'data_batch_1.bin'), records(6));
+    writeFileSync(join(cifar, 'data_batch_2.bin'), records(3));
+    writeFileSync(join(cifar, 'test_batch.bin'), records(4));
+    writeFileSync(join(cifar, 'broken.bin'), new Uint8Array(CIFAR_RECORD + 1));
+    const png = (w: number, h: number): Uint8Array => encodePng({ width: w, height: h, data: Uint8Array.from({ length: w * h * 4 }, () => Math.floor(r() * 256)) });
+    writeFileSync(join(images, 'a.png'), png(13, 9));
+    writeFileSync(join(images, 'more', 'b.png'), png(5, 7));
+    writeFileSync(join(images, 'notes.txt'), 'not an image');
+    writeFileSync(join(images, 'c.zip'), zipSync({ 'c.png': png(16, 16), 'd/e.png': png(3, 3), '.hidden.png': png(2, 2) }));
+    const cases: [string, string[], { size: number; heldOut?: number; splitSeed?: number }][] = [
+      ['cifar', [cifar], { size: 8 }],
+      ['images', [images], { size: 6, heldOut: 0.34, splitSeed: 3 }],
+    ];
+    if (demoColourPath()) cases.push(['demo', ['demo'], { size: 8 }]);
+
+    const script = String.raw`
+import sys, json
+import numpy as np
+from pixelvae_torch import safetensors as st
+from pixelvae_torch.colour_data import load_colour
+out, meta = {}, {}
+try:
+    import PIL
+    meta['pillow'] = 'yes'
+except ImportError:
+    meta['pillow'] = 'no'
+for name, paths, size, held, seed in json.loads(sys.argv[2]):
+    try:
+        s = load_colour(paths, size, held, seed)
+    except ValueError as error:
+        meta[name] = json.dumps({'error': str(error)})
+        continue
+    for part, c in (('train', s.train), ('held', s.held_out)):
+        out[name + '/' + part] = c.images
+        out[name + '/' + part + 'Labels'] = c.labels
+    meta[name] = json.dumps({'description': s.description, 'skipped': [f for f, _ in s.skipped]})
+with open(sys.argv[1], 'wb') as f:
+    f.write(st.encode(out, meta))
+`;
+    const spec = cases.map(([name, paths, o]) => [name, paths, o.size, o.heldOut ?? 0.1, o.splitSeed ?? 2017]);
+    await runPythonCode(script, [dir.file('colour.safetensors'), JSON.stringify(spec)]);
+    const twin = readTensors(dir.file('colour.safetensors'));
+    for (const [name, paths, o] of cases) {
+      const split = await loadColourData(paths, o);
+      const meta = JSON.parse(twin.metadata[name]) as { description: string; skipped: string[]; error?: string };
+      if (name === 'images' && twin.metadata.pillow === 'no') {
+        // Without Pillow the twin reads no image file, and says what to install.
+        expect(meta.error).toMatch(/no usable image.*\n.*python3-pil/s);
+        continue;
+      }
+      expect(meta.error, name).toBeUndefined();
+      expect(meta.description, name).toBe(split.description);
+      expect(meta.skipped, name).toEqual(split.skipped.map((k) => k.name));
+      for (const [part, set] of [['train', split.train], ['held', split.heldOut]] as const) {
+        const bytes = twin.tensors.get(`${name}/${part}`)!;
+        expect(bytes.shape, `${name} ${part}`).toEqual([set.count, 3, o.size, o.size]);
+        expect(Buffer.from(bytes.data as Uint8Array).equals(Buffer.from(set.images)), `${name} ${part} bytes`).toBe(true);
+        expect(Array.from(twin.tensors.get(`${name}/${part}Labels`)!.data), `${name} ${part} labels`).toEqual(Array.from(set.labels));
+      }
+    }
+  }, 120_000);
 });
