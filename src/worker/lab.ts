@@ -6,7 +6,7 @@
 // GPU jobs never overlap: each runs inside `exclusive`, so a sample asked for during training runs
 // between two training steps (engine scopes are not re-entrant across awaits).
 import { DeviceLostError, type GpuContext } from '../gpu/context';
-import { CheckpointError, decodeCheckpoint, type Checkpoint, type JsonValue } from '../io/checkpoint';
+import { CheckpointError, checkpointNonFinite, decodeCheckpoint, type Checkpoint, type JsonValue } from '../io/checkpoint';
 import type {
   AutosaveInfo,
   CheckpointFile,
@@ -151,7 +151,8 @@ export class Lab {
     return this.exclusive(async () => {
       const session = await driver.create(setup, onStatus);
       this.adopt(session);
-      this.lastGood = await this.snapshot(session);
+      const snap = await this.snapshot(session);
+      this.lastGood = Lab.finite(snap) ? snap : null;
       return { summary: session.summary, data: session.data };
     });
   }
@@ -173,16 +174,21 @@ export class Lab {
     return { setup: s.setup, step: s.step, bytes, history: { train: [...s.history.train], valid: [...s.history.valid] } };
   }
 
-  /** Snapshot to memory (the last good state) and IndexedDB; refuses a state with non-finite parameters. */
+  /** Whether every value of a snapshot (parameters, buffers and Adam's moments) is finite. */
+  private static finite(snap: Snapshot): boolean {
+    return checkpointNonFinite(decodeCheckpoint(snap.bytes, 'snapshot', { allowNonFinite: true })).length === 0;
+  }
+
+  /**
+   * Snapshot to memory (the last good state) and IndexedDB; refuses a state with NaN or Inf anywhere,
+   * moments included (a NaN moment turns the next update into NaN weights), so the last good state
+   * and the autosave are never a diverged state.
+   */
   private async autosave(): Promise<number | 'non-finite' | null> {
     const s = this.session;
     if (!s) return null;
     const snap = await this.snapshot(s);
-    const checkpoint = decodeCheckpoint(snap.bytes);
-    for (const t of checkpoint.params.values()) {
-      const data = t.data as Float32Array;
-      for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i])) return 'non-finite';
-    }
+    if (!Lab.finite(snap)) return 'non-finite';
     this.lastGood = snap;
     await saveRun({ setup: snap.setup, step: snap.step, savedAt: Date.now(), bytes: snap.bytes, history: { train: thin(snap.history.train, MAX_HISTORY), valid: thin(snap.history.valid, MAX_HISTORY) } });
     return snap.step;
@@ -269,7 +275,7 @@ export class Lab {
   private async diverged(s: FamilySession, loss: number, what: 'loss' | 'parameters'): Promise<TrainOutcome> {
     const bad = s.step;
     const good = this.lastGood;
-    const found = what === 'loss' ? `The loss became ${loss} (not a number) at step ${bad}` : `The parameters stopped being finite numbers (NaN or Inf) by step ${bad}`;
+    const found = what === 'loss' ? `The loss became ${loss} (not a number) at step ${bad}` : `The parameters or the optimizer's moments stopped being finite numbers (NaN or Inf) by step ${bad}`;
     if (!good) throw new Error(`${found} and there is no earlier state to go back to`);
     await this.exclusive(() => this.openSnapshot(good.bytes, good.setup, good.history));
     return {
@@ -352,6 +358,7 @@ export class Lab {
     const hint = setupHint && setupHint.family === driver.id ? setupHint : null;
     const { session, note } = await driver.open(checkpoint, hint, history);
     this.adopt(session);
+    // decodeCheckpoint above refused NaN/Inf, so these bytes are a finite state.
     this.lastGood = { setup: session.setup, step: session.step, bytes, history: session.history };
     return { note };
   }
