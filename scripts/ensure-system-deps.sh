@@ -3,7 +3,9 @@
 #   - Debian's Chromium (/usr/bin/chromium) for the Playwright tests, which also ships SwiftShader;
 #   - a Vulkan driver that Dawn (the `webgpu` npm package) accepts, for the engine tests in Node:
 #     Mesa's lavapipe 25+ (bookworm-backports; Debian 12's own Mesa 22 is refused by Dawn) or
-#     Chromium's SwiftShader ICD, either one with the Vulkan loader (libvulkan1).
+#     Chromium's SwiftShader ICD, either one with the Vulkan loader (libvulkan1);
+#   - PyTorch for /usr/bin/python3 (Debian's python3-torch) for the PyTorch twin's tests
+#     (python/pixelvae_torch; $PIXELVAE_PYTHON names another interpreter that has torch).
 # Idempotent and quick when everything is there (it only looks at files). When something is missing
 # it installs it with apt-get if run as root, and otherwise prints what to install and exits 1.
 #
@@ -19,6 +21,7 @@ SWIFTSHADER_ICD="$ROOT/usr/lib/chromium/vk_swiftshader_icd.json"
 LAVAPIPE_ICD="$ROOT/usr/share/vulkan/icd.d/lvp_icd.json"
 SOURCES="$ROOT/etc/apt/sources.list.d/debian.sources"
 OS_RELEASE="$ROOT/etc/os-release"
+PYTHON="${PIXELVAE_PYTHON:-/usr/bin/python3}"
 
 say() { printf 'ensure-system-deps: %s\n' "$*" >&2; }
 
@@ -62,6 +65,20 @@ elif [[ "$lvp" == missing && ! -e "$SWIFTSHADER_ICD" ]]; then
   problems+=("no Vulkan driver Dawn accepts (neither $LAVAPIPE_ICD nor $SWIFTSHADER_ICD)")
 fi
 
+have_torch() {
+  # Under ENSURE_DEPS_ROOT (tests of this script) only files count: python3-torch's package files.
+  if [[ -n "$ROOT" ]]; then
+    [[ -e "$ROOT/usr/lib/python3/dist-packages/torch/__init__.py" ]]
+  else
+    "$PYTHON" -c 'import torch' >/dev/null 2>&1
+  fi
+}
+need_torch=0
+if ! have_torch; then
+  need_torch=1
+  problems+=("PyTorch is missing for $PYTHON (python3 -c 'import torch' fails; the PyTorch twin's tests need it)")
+fi
+
 if [[ ${#problems[@]} -eq 0 ]]; then
   exit 0
 fi
@@ -86,6 +103,10 @@ if [[ "$(id -u)" -ne 0 ]]; then
     echo "  apt-get update"
     echo "  apt-get install -y chromium libvulkan1"
     echo "  ${mesa_cmd[*]}"
+    if [[ "$need_torch" == 1 ]]; then
+      echo "  apt-get install -y python3-torch python3-numpy"
+      echo "  # or set PIXELVAE_PYTHON to a Python 3 that has torch and numpy"
+    fi
   } >&2
   exit 1
 fi
@@ -122,12 +143,16 @@ export DEBIAN_FRONTEND=noninteractive
 run apt-get update
 run apt-get install -y chromium libvulkan1
 run "${mesa_cmd[@]}"
+if [[ "$need_torch" == 1 ]]; then
+  run apt-get install -y python3-torch python3-numpy
+fi
 
 if [[ "$DRY_RUN" != 1 ]]; then
   # Check again: the install must have fixed everything, or the tests would fail obscurely later.
   [[ -x "$CHROMIUM" ]] || { say "chromium is still missing after apt-get install"; exit 1; }
   have_libvulkan || { say "libvulkan1 is still missing after apt-get install"; exit 1; }
   [[ "$(lavapipe_state)" == ok || -e "$SWIFTSHADER_ICD" ]] || { say "no usable Vulkan driver after apt-get install"; exit 1; }
+  have_torch || { say "$PYTHON still cannot import torch after apt-get install python3-torch (set PIXELVAE_PYTHON to a Python with torch)"; exit 1; }
   say "system dependencies installed"
 else
   say "dry run: nothing was installed"

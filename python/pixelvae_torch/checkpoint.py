@@ -39,6 +39,8 @@ class Checkpoint:
     params: Dict[str, np.ndarray] = field(default_factory=dict)
     #: Optimizer state by name, without the "optim/" prefix.
     optim: Dict[str, np.ndarray] = field(default_factory=dict)
+    #: Byte ranges of tensor data no header entry claims (a deleted entry); check_compatible refuses them.
+    unclaimed: List[Tuple[int, int]] = field(default_factory=list)
 
 
 def _js(value) -> str:
@@ -120,19 +122,67 @@ def config_json(config: dict) -> str:
     return json.dumps(complete_config(config), indent=2, ensure_ascii=False) + "\n"
 
 
-def check_finite(tensors: Mapping[str, np.ndarray], where: str, kind: str = "tensor") -> None:
-    """Refuses NaN or infinite values, naming the tensor, so a diverged run never poisons another."""
-    for name, a in tensors.items():
+class NonFiniteCheckpointError(CheckpointError):
+    """A checkpoint refused because some of its values are NaN or infinite (``tensors`` lists them)."""
+
+    def __init__(self, message: str, tensors: list):
+        super().__init__(message)
+        self.tensors = tensors
+
+
+def non_finite_tensors(entries) -> list:
+    """(key, shape, count, size, first index, first value) of every float tensor holding NaN or Inf."""
+    out = []
+    for key, a in entries:
         if a.dtype.kind != "f":
             continue
-        bad = ~np.isfinite(a)
-        if bad.any():
-            index = int(np.flatnonzero(bad.reshape(-1))[0])
-            value = a.reshape(-1)[index]
-            text = "NaN" if np.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-            raise CheckpointError(
-                f"{where}: {kind} '{name}' has {int(bad.sum())} non-finite value(s) (first: {text} at element {index}); "
-                "the run that wrote it had diverged, so nothing was loaded")
+        flat = a.reshape(-1)
+        bad = ~np.isfinite(flat)
+        count = int(bad.sum())
+        if count:
+            first = int(np.flatnonzero(bad)[0])
+            out.append((key, list(a.shape), count, flat.size, first, float(flat[first])))
+    return out
+
+
+def _value_text(v: float) -> str:
+    return "NaN" if math.isnan(v) else ("+Inf" if v > 0 else "-Inf")
+
+
+def _file_entries(checkpoint: "Checkpoint"):
+    return list(checkpoint.params.items()) + [(OPTIM_PREFIX + k, a) for k, a in checkpoint.optim.items()]
+
+
+def assert_finite(checkpoint: "Checkpoint", name: str = "checkpoint") -> None:
+    """assertFinite of src/io/checkpoint.ts: names every tensor holding NaN or Inf, with the same message."""
+    entries = _file_entries(checkpoint)
+    bad = non_finite_tensors(entries)
+    if not bad:
+        return
+    lines = [f"  - '{key}' {_shape_text(shape)}: {count} of {size} values, first at index {first} ({_value_text(value)})"
+             for key, shape, count, size, first, value in bad]
+    raise NonFiniteCheckpointError(
+        f"{name}: non-finite values (NaN or Inf) in {len(bad)} of {len(entries)} tensors; nothing was loaded:\n" + "\n".join(lines) + "\n"
+        "The run that wrote this file had diverged, or the file is damaged. Open an earlier checkpoint.", bad)
+
+
+def _json_instead_of_checkpoint(data: bytes, name: str) -> Optional[str]:
+    """jsonInsteadOfCheckpoint: the message for the config JSON (or any JSON) opened as a checkpoint."""
+    start = 3 if data[:3] == b"\xef\xbb\xbf" else 0
+    while start < len(data) and data[start] in b" \t\n\r":
+        start += 1
+    if start >= len(data) or data[start] not in b"{[" or len(data) > 50_000_000:
+        return None
+    try:
+        value = json.loads(data[start:].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if isinstance(value, dict) and value.get("format") == CHECKPOINT_FORMAT:
+        preset = value["preset"] if isinstance(value.get("preset"), str) else "?"
+        step = js_json(value["step"]) if _is_number(value.get("step")) else "?"
+        return (f"{name} is the config JSON saved beside a checkpoint (preset '{preset}', step {step}), not a checkpoint: "
+                "open the .safetensors file downloaded with it.")
+    return f"{name} is a JSON text file, not a checkpoint: open a .safetensors checkpoint file."
 
 
 def encode_checkpoint(config: dict, params: Mapping[str, np.ndarray], optim: Optional[Mapping[str, np.ndarray]] = None) -> bytes:
@@ -152,12 +202,15 @@ def encode_checkpoint(config: dict, params: Mapping[str, np.ndarray], optim: Opt
 
 
 def decode_checkpoint(data: bytes, name: str = "checkpoint", finite: bool = True) -> Checkpoint:
-    """decodeCheckpoint: validated arrays and config; CheckpointError for a corrupt file, one not ours,
-    a bad config, or (with finite=True) NaN/infinite values."""
+    """decodeCheckpoint: validated arrays and config; CheckpointError for a corrupt file, one not ours
+    (or the config JSON instead of the checkpoint), a bad config, or (with finite=True)
+    NonFiniteCheckpointError for NaN/infinite values."""
+    unclaimed: List[Tuple[int, int]] = []
     try:
-        tensors, metadata = st.decode(data, name)
+        tensors, metadata = st.decode(data, name, allow_unclaimed=True, unclaimed=unclaimed)
     except st.SafetensorsError as error:
-        raise CheckpointError(f"{error} (not a valid checkpoint file)") from None
+        message = _json_instead_of_checkpoint(bytes(data), name)
+        raise CheckpointError(message or f"{error} (not a valid checkpoint file)") from None
     text = metadata.get(CONFIG_KEY)
     if text is None:
         keys = ", ".join(metadata.keys()) or "none"
@@ -177,10 +230,10 @@ def decode_checkpoint(data: bytes, name: str = "checkpoint", finite: bool = True
             optim[key[len(OPTIM_PREFIX):]] = a
         else:
             params[key] = a
+    checkpoint = Checkpoint(config, params, optim, unclaimed)
     if finite:
-        check_finite(params, name)
-        check_finite(optim, name, "optimizer tensor")
-    return Checkpoint(config, params, optim)
+        assert_finite(checkpoint, name)
+    return checkpoint
 
 
 def read_checkpoint(path: str, finite: bool = True) -> Checkpoint:
@@ -189,7 +242,7 @@ def read_checkpoint(path: str, finite: bool = True) -> Checkpoint:
             data = f.read()
     except OSError as error:
         raise CheckpointError(f"cannot read checkpoint {path}: {error.strerror or error}") from None
-    return decode_checkpoint(data, os.path.basename(path), finite)
+    return decode_checkpoint(data, path, finite)
 
 
 def write_atomic(path: str, data: bytes) -> None:
@@ -239,6 +292,8 @@ def check_compatible(checkpoint: Checkpoint, expected: Sequence[ExpectedTensor],
     _compare("tensor", checkpoint.params, expected, problems)
     if optim is not None:
         _compare("optimizer tensor", checkpoint.optim, optim, problems)
+    for begin, end in checkpoint.unclaimed:
+        problems.append(f"{end - begin} bytes of tensor data at [{begin}, {end}) belong to no tensor in the file's header")
     if problems:
         raise CheckpointError(
             f"checkpoint (preset '{checkpoint.config['preset']}', step {checkpoint.config['step']}) does not fit this model; "

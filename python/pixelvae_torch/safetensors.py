@@ -138,9 +138,13 @@ def encode(tensors: Tensors, metadata: Mapping[str, str] | None = None) -> bytes
     return struct.pack("<Q", len(text)) + text + b"".join(blobs)
 
 
-def decode(data: bytes, name: str = "safetensors file") -> Tuple[Dict[str, np.ndarray], Dict[str, str]]:
+def decode(data: bytes, name: str = "safetensors file", allow_unclaimed: bool = False, unclaimed: list | None = None
+           ) -> Tuple[Dict[str, np.ndarray], Dict[str, str]]:
     """Decodes and validates; returns ({name: array} in file order, metadata). Raises SafetensorsError
-    with the same messages as decodeSafetensors."""
+    with the same messages as decodeSafetensors. With allow_unclaimed, gaps and trailing bytes are
+    appended to ``unclaimed`` as (begin, end) instead of failing (decodeSafetensors' allowUnclaimed)."""
+    if unclaimed is None:
+        unclaimed = []
     if sys.byteorder != "little":
         raise SafetensorsError("safetensors: this host is big-endian; only little-endian hosts are supported")
 
@@ -219,11 +223,15 @@ def decode(data: bytes, name: str = "safetensors file") -> Tuple[Dict[str, np.nd
             prev = parsed[i - 1]
             fail(f"tensor '{key}': data_offsets [{begin}, {end}] overlap tensor '{prev[0]}' [{prev[3]}, {prev[4]}]")
         if begin > cursor:
-            fail(f"tensor '{key}' starts at {begin}, leaving a gap of {begin - cursor} unused bytes before it")
+            if not allow_unclaimed:
+                fail(f"tensor '{key}' starts at {begin}, leaving a gap of {begin - cursor} unused bytes before it")
+            unclaimed.append((cursor, begin))
         cursor = end
     if cursor != data_length:
-        fail(f"{data_length - cursor} bytes after the last tensor are not described by the header "
-             "(trailing data or a corrupt header)")
+        if not allow_unclaimed:
+            fail(f"{data_length - cursor} bytes after the last tensor are not described by the header "
+                 "(trailing data or a corrupt header)")
+        unclaimed.append((cursor, data_length))
     tensors: Dict[str, np.ndarray] = {}
     for key, dtype, shape, begin, end in parsed:
         a = np.frombuffer(data, dtype=NUMPY_DTYPES[dtype], count=(end - begin) // ITEM_BYTES[dtype],

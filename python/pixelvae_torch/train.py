@@ -77,15 +77,15 @@ class Adam:
 # ---- checkpoints of a model + optimizer --------------------------------------------------------------
 
 def load_into(model: TwinModel, checkpoint: ck.Checkpoint, optimizer: Optional[Adam] = None) -> None:
-    """loadInto / loadHierInto: check everything first (one error listing every difference), then copy."""
-    expected_optim_list = None
-    if optimizer is not None and checkpoint.optim:
-        expected_optim_list = expected_optim(model)
-    ck.check_compatible(checkpoint, expected_tensors(model), model.preset, expected_optim_list)
+    """loadInto / loadHierInto: one check of names, shapes and dtypes (and Adam's m/<name>, v/<name>
+    when resuming with saved moments), listing every difference; only then copy anything."""
+    with_optim = optimizer is not None and len(checkpoint.optim) > 0
+    ck.check_compatible(checkpoint, expected_tensors(model), model.preset, expected_optim(model) if with_optim else None)
+    ck.assert_finite(checkpoint)
     with torch.no_grad():
         for name, t in model.checkpoint_tensors().items():
             t.copy_(torch.from_numpy(np.ascontiguousarray(checkpoint.params[name])).to(t.device).reshape(t.shape))
-    if optimizer is not None and checkpoint.optim:
+    if with_optim:
         names = model.trainable_names()
         optimizer.restore([checkpoint.optim[f"m/{n}"] for n in names], [checkpoint.optim[f"v/{n}"] for n in names],
                           int(checkpoint.config["optimizer"]["step"]))
