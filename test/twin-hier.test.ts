@@ -19,7 +19,7 @@ import { demoColourPath, loadColourData } from '../src/data/colour-node';
 import { encodePng } from '../src/io/png-node';
 import { rng } from './support/check';
 import { useGpu } from './support/gpu';
-import { compareArrays, f32, maxAbsDiff, readTensors, runPythonCode, tempDir, writeTensors, type TensorInput } from './support/twin';
+import { compareArrays, f32, maxAbsDiff, readTensors, runPython, runPythonCode, tempDir, writeTensors, type TensorInput } from './support/twin';
 
 beforeAll(useGpu);
 
@@ -357,5 +357,80 @@ with open(sys.argv[1], 'wb') as f:
         expect(Array.from(twin.tensors.get(`${name}/${part}Labels`)!.data), `${name} ${part} labels`).toEqual(Array.from(set.labels));
       }
     }
+  }, 120_000);
+
+  it('takes a 2-process data-parallel step (gloo) with global batch-norm statistics: the 1-process loss, gradients and statistics', async () => {
+    // Each rank holds half of the batch; the model normalises by the whole batch's statistics (an
+    // autograd all-reduce), so after averaging the ranks' gradients (what DDP does) the step is
+    // the one-process step on the whole batch.
+    const script = String.raw`
+import os, sys, json, socket
+import torch, torch.distributed as dist, torch.multiprocessing as mp
+from pixelvae_torch import hier
+
+def setup():
+    m = hier.build(hier.make_config('tiny', {'seed': 3, 'alpha1Iters': 3, 'betaIters': 10}))
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for n, p in m.named_parameters():
+            if n.endswith('.bias') or n.endswith('.beta'):
+                p.uniform_(-0.2, 0.2, generator=g)
+    x = torch.randint(0, 256, (8, 3, 8, 8), generator=g)
+    noise = {'eps1': torch.randn(8, 4, 4, 4, generator=g), 'eps2': torch.randn(8, 8, generator=g)}
+    return m, x, noise
+
+def step(m, x, noise):
+    out = m.losses(x, 2, noise)
+    names = m.trainable_names()
+    params = m.checkpoint_tensors()
+    grads = torch.autograd.grad(out['loss'], [params[n] for n in names], allow_unused=True)
+    grads = [torch.zeros_like(params[n]) if g is None else g for n, g in zip(names, grads)]
+    stats = [t.clone() for n, t in params.items() if n.startswith('buffer/')]
+    return out['loss'].detach().reshape(1), grads, stats
+
+def worker(rank, port, q):
+    torch.set_num_threads(1)
+    dist.init_process_group('gloo', init_method='tcp://127.0.0.1:%d' % port, rank=rank, world_size=2)
+    m, x, noise = setup()
+    lo, hi = 4 * rank, 4 * rank + 4
+    loss, grads, stats = step(m, x[lo:hi], {k: v[lo:hi] for k, v in noise.items()})
+    for t in [loss] + grads:
+        dist.all_reduce(t)
+        t /= 2
+    if rank == 0:  # plain arrays: torch tensors would travel as shared memory the exiting rank takes with it
+        q.put((loss.numpy(), [g.numpy() for g in grads], [t.numpy() for t in stats]))
+    dist.destroy_process_group()
+
+if __name__ == '__main__':
+    torch.set_num_threads(1)
+    m, x, noise = setup()
+    loss1, grads1, stats1 = step(m, x, noise)
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    ctx = mp.get_context('spawn')
+    q = ctx.Queue()
+    procs = [ctx.Process(target=worker, args=(r, port, q)) for r in range(2)]
+    for p in procs:
+        p.start()
+    loss2, grads2, stats2 = q.get(timeout=120)
+    loss2, grads2, stats2 = torch.from_numpy(loss2), [torch.from_numpy(g) for g in grads2], [torch.from_numpy(t) for t in stats2]
+    for p in procs:
+        p.join(60)
+    rel = lambda a, b: float((a - b).abs().max() / b.abs().max().clamp_min(1e-12))
+    print(json.dumps({'loss1': float(loss1), 'loss2': float(loss2),
+                      'gradRel': max(rel(a, b) for a, b in zip(grads2, grads1)),
+                      'statsRel': max(rel(a, b) for a, b in zip(stats2, stats1)),
+                      'exit': [p.exitcode for p in procs]}))
+`;
+    const file = dir.file('ddp_step.py');
+    writeFileSync(file, script);
+    const run = await runPython([file]);
+    const r = JSON.parse(run.stdout.trim().split('\n').pop()!) as { loss1: number; loss2: number; gradRel: number; statsRel: number; exit: number[] };
+    console.log(`twin-hier data-parallel: ${JSON.stringify(r)}`);
+    expect(r.exit).toEqual([0, 0]);
+    expect(Math.abs(r.loss2 - r.loss1) / Math.abs(r.loss1)).toBeLessThan(1e-5);
+    expect(r.gradRel).toBeLessThan(1e-4);
+    expect(r.statsRel).toBeLessThan(1e-5);
   }, 120_000);
 });
