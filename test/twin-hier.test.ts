@@ -15,7 +15,7 @@ import { HierarchicalPixelVae } from '../src/models/hierarchical/model';
 import { saveHierCheckpoint } from '../src/models/hierarchical/checkpoint';
 import type { SafeTensor } from '../src/io/safetensors';
 import { CIFAR_RECORD } from '../src/data/colour';
-import { demoColourPath, loadColourData } from '../src/data/colour-node';
+import { colourMnistPath, demoColourPath, loadColourData } from '../src/data/colour-node';
 import { encodePng } from '../src/io/png-node';
 import { rng } from './support/check';
 import { useGpu } from './support/gpu';
@@ -286,7 +286,7 @@ describe('PyTorch twin of the hierarchical PixelVAE (tiny)', () => {
     console.log(`twin-hier: ${JSON.stringify(report)}`);
   }, 240_000);
 
-  it('reads CIFAR-10 batches, image files, zips and the demo set into the same bytes, labels and split', async () => {
+  it('reads CIFAR-10 batches, image files, zips, the demo set and colour-MNIST into the same bytes, labels and split', async () => {
     const r = rng(41);
     const cifar = join(dir.path, 'cifar');
     const images = join(dir.path, 'images');
@@ -311,6 +311,7 @@ describe('PyTorch twin of the hierarchical PixelVAE (tiny)', () => {
       ['images', [images], { size: 6, heldOut: 0.34, splitSeed: 3 }],
     ];
     if (demoColourPath()) cases.push(['demo', ['demo'], { size: 8 }]);
+    if (colourMnistPath()) cases.push(['colour-mnist', ['colour-mnist'], { size: 16, heldOut: 0.2, splitSeed: 9 }]);
 
     const script = String.raw`
 import sys, json

@@ -2,7 +2,8 @@
 
 Sources: CIFAR-10 binary batches (1 label byte + 3x32x32 planar bytes per record), the bundled demo
 set ('demo': public/colour-demo/colour-demo-32.bin, CIFAR records built by
-scripts/build-colour-demo.mjs), folders (searched recursively, sorted, depth 4) and zips of those.
+scripts/build-colour-demo.mjs), 'colour-mnist' (public/colour-mnist/colour-mnist-32.bin, the same
+format, scripts/build-colour-mnist.mjs), folders (searched recursively, sorted, depth 4) and zips of those.
 Image files (PNG, JPEG) are decoded with Pillow when it is installed, composited over white,
 centre-cropped and area-resized as toPlanar does (PNG gives the TypeScript's bytes; a JPEG decoder may
 round differently from jpeg-js). Every image is area-resized to the model's size with the
@@ -26,7 +27,9 @@ from .data import ImageSet, SeededRng, resize_set
 
 CIFAR_SIZE = 32
 CIFAR_RECORD = 1 + 3 * CIFAR_SIZE * CIFAR_SIZE
-DEMO_RELATIVE_PATH = os.path.join('public', 'colour-demo', 'colour-demo-32.bin')
+DEMO_RELATIVE_PATH = 'public/colour-demo/colour-demo-32.bin'
+#: Built by scripts/build-colour-mnist.mjs in the same record format.
+COLOUR_MNIST_RELATIVE_PATH = 'public/colour-mnist/colour-mnist-32.bin'
 _IGNORED = re.compile(r'(^|/)(__MACOSX/|\.DS_Store$|Thumbs\.db$|\.[^/]*$)')
 
 
@@ -234,12 +237,20 @@ def split_colour_set(s: ColourSet, held_out_fraction: float = 0.1, seed: int = 2
             ColourSet(f'{s.name} (held-out)', s.images[held_idx], s.labels[held_idx]))
 
 
-def demo_colour_path() -> Optional[str]:
+def _generated_path(relative: str) -> Optional[str]:
     here = os.path.dirname(os.path.abspath(__file__))
-    for p in (os.path.join(os.getcwd(), DEMO_RELATIVE_PATH), os.path.join(here, '..', '..', DEMO_RELATIVE_PATH)):
+    for p in (os.path.join(os.getcwd(), relative), os.path.join(here, '..', '..', relative)):
         if os.path.exists(p):
             return os.path.normpath(p)
     return None
+
+
+def demo_colour_path() -> Optional[str]:
+    return _generated_path(DEMO_RELATIVE_PATH)
+
+
+def colour_mnist_path() -> Optional[str]:
+    return _generated_path(COLOUR_MNIST_RELATIVE_PATH)
 
 
 def _list_files(folder: str, depth: int = 0) -> List[str]:
@@ -271,9 +282,9 @@ def _fmt(x: float) -> str:
 
 def load_colour(paths: Sequence[str], size: int, held_out: float = 0.1, split_seed: int = 2017, fit: str = 'crop',
                 on_skip: Optional[Callable[[str, str], None]] = None) -> ColourSplit:
-    """loadColourData: folders, zips, CIFAR-10 .bin batches, image files, or 'demo'."""
+    """loadColourData: folders, zips, CIFAR-10 .bin batches, image files, 'demo' or 'colour-mnist'."""
     if not paths:
-        raise ColourDataError('no data given (a folder, a zip, CIFAR-10 .bin files, or "demo")')
+        raise ColourDataError('no data given (a folder, a zip, CIFAR-10 .bin files, "demo" or "colour-mnist")')
     resolved: List[str] = []
     for p in paths:
         if p == 'demo':
@@ -281,6 +292,12 @@ def load_colour(paths: Sequence[str], size: int, held_out: float = 0.1, split_se
             if demo is None:
                 raise ColourDataError(f'the demo colour set is not built (expected {DEMO_RELATIVE_PATH}); run: node scripts/build-colour-demo.mjs')
             resolved.append(demo)
+            continue
+        if p == 'colour-mnist':
+            found = colour_mnist_path()
+            if found is None:
+                raise ColourDataError(f'the colour-MNIST set is not built (expected {COLOUR_MNIST_RELATIVE_PATH}); run: node scripts/build-colour-mnist.mjs')
+            resolved.append(found)
             continue
         if not os.path.exists(p):
             raise ColourDataError(f'cannot read {p}: no such file or folder')
