@@ -12,7 +12,7 @@ export interface MnistModelConfig {
   latentDim: number;
   /** Residual PixelCNN layers after the input layer (12 in the Table-1 model; 0 allowed). */
   pixelLayers: number;
-  /** Stack width P (16). Pre-gate convolutions output 2P channels. */
+  /** Stack width P (16, the authors' -dpx 16; the appendix says 32, see docs/departures.md). Pre-gate convolutions output 2P channels. */
   pixelWidth: number;
   /** Kernel size of the residual layers (5) and of the input layer (7). */
   filterSize: number;

@@ -14,7 +14,10 @@ export function encoderSizes(imageSize: number): { half: number; quarter: number
   return { half, quarter, quarterPadded, eighth: quarterPadded / 2 };
 }
 
-/** Conv encoder: 8 ReLU convs (3 strided), zero-pad 7->8, flatten, linear to (mu, log sigma) interleaved. */
+/**
+ * Conv encoder: 8 ReLU convs (3 strided), zero-pad 7->8, flatten, linear to (mu, log sigma) interleaved.
+ * 8 as in the authors' code; the paper's appendix lists 9 (docs/departures.md).
+ */
 export class Encoder {
   private readonly convs: Conv2d[];
   private readonly out: Linear;
@@ -254,7 +257,10 @@ export class GatedPixelCnn {
   }
 }
 
-/** The blind-spot PixelCNN (pixelcnn, pixelvae): a 7x7 mask-A conv, residual 5x5 mask-B ReLU layers, 1x1 head. */
+/**
+ * The blind-spot PixelCNN (pixelcnn, pixelvae): a 7x7 mask-A conv, residual 5x5 mask-B ReLU layers, 1x1 head.
+ * Our design: the authors' MNIST code has only the two gated decoders (docs/departures.md).
+ */
 export class MaskedPixelCnn {
   readonly input: Conv2d;
   readonly layers: Conv2d[] = [];

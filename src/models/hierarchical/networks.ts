@@ -164,6 +164,7 @@ export class Encoder1 {
 
   constructor(b: Builder, c: HierConfig) {
     const k = c.filter;
+    // He init here and in dec1.input; the reference's Enc1.Input and Dec1.Input have he_init=False (docs/departures.md).
     this.input = new Conv2d(b.params, 'enc1.input', { in: c.embedDim * c.channels, out: c.dims[0], kernel: 1, weightNorm: true });
     for (let level = 0; level < c.z1Level; level++) {
       for (let i = 0; i < c.encoderBlocks[level]; i++) this.blocks.push(new ResBlock(b, `enc1.l${level}.res${i}`, c.dims[level], c.dims[level], k));
@@ -267,7 +268,7 @@ export class PixelTrunk {
   constructor(b: Builder, c: HierConfig) {
     const k = c.filter;
     const d = c.dims[c.z1Level];
-    this.input = new Conv2d(b.params, 'dec1.input', { in: c.latent1, out: d, kernel: 1, weightNorm: true });
+    this.input = new Conv2d(b.params, 'dec1.input', { in: c.latent1, out: d, kernel: 1, weightNorm: true }); // He init: see enc1.input
     for (let i = 0; i < c.latentBlocks; i++) this.blocks.push(new ResBlock(b, `dec1.l${c.z1Level}.res${i}`, d, d, k));
     for (let level = c.z1Level; level > 0; level--) {
       this.blocks.push(new ResBlock(b, `dec1.l${level}.up`, c.dims[level], c.dims[level - 1], k, 'up'));

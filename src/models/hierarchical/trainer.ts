@@ -46,6 +46,8 @@ export class HierTrainer {
   ) {
     if (data.size !== model.config.imageSize) throw new Error(`training images are ${data.size}x${data.size} but the model expects ${model.config.imageSize}x${model.config.imageSize}`);
     if (data.count < options.batchSize) throw new Error(`${data.count} training images are fewer than one batch of ${options.batchSize}`);
+    // A constant learning rate: the reference's 32px/64px settings multiply it by 0.1 at step 180k
+    // (docs/departures.md).
     this.optimizer = new E.Adam({ lr: options.lr ?? 1e-3, clipGlobalNorm: options.clipGlobalNorm ?? 5 });
     this.sampler = new EpochSampler(data.count, options.batchSize, options.seed);
   }
