@@ -330,9 +330,9 @@ for name, paths, size, held, seed in json.loads(sys.argv[2]):
     except ValueError as error:
         meta[name] = json.dumps({'error': str(error)})
         continue
-    for part, c in (('train', s.train), ('held', s.held_out)):
-        out[name + '/' + part] = c.images
-        out[name + '/' + part + 'Labels'] = c.labels
+    for part, images, labels in (('train', s.train, s.train_labels), ('held', s.held_out, s.held_out_labels)):
+        out[name + '/' + part] = images
+        out[name + '/' + part + 'Labels'] = labels
     meta[name] = json.dumps({'description': s.description, 'skipped': [f for f, _ in s.skipped]})
 with open(sys.argv[1], 'wb') as f:
     f.write(st.encode(out, meta))

@@ -54,8 +54,11 @@ class ColourSet:
 
 @dataclass
 class ColourSplit:
-    train: ColourSet
-    held_out: ColourSet
+    #: uint8 [N, 3, S, S] images, as the trainer indexes them.
+    train: np.ndarray
+    held_out: np.ndarray
+    train_labels: np.ndarray
+    held_out_labels: np.ndarray
     skipped: List[Tuple[str, str]] = field(default_factory=list)
     #: Where the data came from and how it was split (colour-node.ts's description, word for word).
     description: str = ''
@@ -308,9 +311,9 @@ def load_colour(paths: Sequence[str], size: int, held_out: float = 0.1, split_se
     built, skipped, _ = build_colour_set(_read(train_paths), size, name, fit, on_skip)
     if train_paths is not resolved:
         held, held_skipped, _ = build_colour_set(_read(tests), size, f'{name} (test_batch)', fit, on_skip)
-        return ColourSplit(built, held, skipped + held_skipped,
+        return ColourSplit(built.images, held.images, built.labels, held.labels, skipped + held_skipped,
                            f'{name}: {built.count} train images, {held.count} held-out (CIFAR-10 test_batch), {size}x{size}')
     train, held = split_colour_set(built, held_out, split_seed)
     note = f', {len(skipped)} files skipped' if skipped else ''
-    return ColourSplit(train, held, skipped,
+    return ColourSplit(train.images, held.images, train.labels, held.labels, skipped,
                        f'{name}: {train.count} train / {held.count} held-out images (seeded split {_fmt(held_out)}, seed {split_seed}), {size}x{size}{note}')
