@@ -28,10 +28,13 @@ class SafetensorsError(ValueError):
 
 ITEM_BYTES = {"F32": 4, "U32": 4, "I32": 4, "U8": 1}
 NUMPY_DTYPES = {"F32": np.dtype("<f4"), "U32": np.dtype("<u4"), "I32": np.dtype("<i4"), "U8": np.dtype("u1")}
-OTHER_DTYPES = ["F64", "F16", "BF16", "I64", "I16", "I8", "U64", "U16", "BOOL", "F8_E4M3", "F8_E5M2",
+#: Read but never written: F16 (the model zoo's storage) is widened to F32 on load, exactly.
+READ_ONLY_BYTES = {"F16": 2}
+FILE_BYTES = {**ITEM_BYTES, **READ_ONLY_BYTES}
+OTHER_DTYPES = ["F64", "BF16", "I64", "I16", "I8", "U64", "U16", "BOOL", "F8_E4M3", "F8_E5M2",
                 "F8_E8M0", "F4", "F6_E2M3", "F6_E3M2", "C64"]
 MAX_HEADER_BYTES = 100_000_000
-SUPPORTED = ", ".join(ITEM_BYTES)
+SUPPORTED = ", ".join(FILE_BYTES)
 
 
 def _dtype_of_array(a: np.ndarray) -> str:
@@ -195,7 +198,7 @@ def decode(data: bytes, name: str = "safetensors file", allow_unclaimed: bool = 
         if not isinstance(value, dict):
             fail(f"tensor '{key}': entry is not an object")
         dtype = value.get("dtype")
-        if dtype not in ITEM_BYTES:
+        if dtype not in FILE_BYTES:
             if isinstance(dtype, str) and dtype in OTHER_DTYPES:
                 fail(f"tensor '{key}': dtype {dtype} is valid safetensors but not supported here (supported: {SUPPORTED})")
             fail(f"tensor '{key}': unknown dtype {json.dumps(dtype)} (supported: {SUPPORTED})")
@@ -211,7 +214,7 @@ def decode(data: bytes, name: str = "safetensors file", allow_unclaimed: bool = 
         if end > data_length:
             fail(f"tensor '{key}': data_offsets [{begin}, {end}] run past the end of the data ({data_length} bytes); "
                  "the file is truncated or corrupt")
-        expected = int(np.prod(shape, dtype=np.int64)) * ITEM_BYTES[dtype] if shape else ITEM_BYTES[dtype]
+        expected = int(np.prod(shape, dtype=np.int64)) * FILE_BYTES[dtype] if shape else FILE_BYTES[dtype]
         if end - begin != expected:
             fail(f"tensor '{key}': shape [{', '.join(str(d) for d in shape)}] of {dtype} needs {expected} bytes "
                  f"but data_offsets [{begin}, {end}] hold {end - begin}")
@@ -234,7 +237,10 @@ def decode(data: bytes, name: str = "safetensors file", allow_unclaimed: bool = 
         unclaimed.append((cursor, data_length))
     tensors: Dict[str, np.ndarray] = {}
     for key, dtype, shape, begin, end in parsed:
-        a = np.frombuffer(data, dtype=NUMPY_DTYPES[dtype], count=(end - begin) // ITEM_BYTES[dtype],
-                          offset=data_start + begin).copy()
+        if dtype == "F16":
+            a = np.frombuffer(data, dtype=np.dtype("<f2"), count=(end - begin) // 2, offset=data_start + begin).astype(np.float32)
+        else:
+            a = np.frombuffer(data, dtype=NUMPY_DTYPES[dtype], count=(end - begin) // ITEM_BYTES[dtype],
+                              offset=data_start + begin).copy()
         tensors[key] = a.reshape(shape)
     return tensors, metadata
