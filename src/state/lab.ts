@@ -2,8 +2,28 @@
 // worker holds, training progress and chart history, and the messages shown to the user. Every GPU
 // job goes through the worker; nothing here blocks the main thread.
 import { create } from 'zustand';
-import { callback, engine, transfer, type AdapterInfo, type ColourFilesInfo, type DataInfo, type Description, type FamilyInfo, type History, type ModelSummary, type Restored, type Setup, type TrainEvent, type TrainOutcome } from '../worker/client';
-import { DEFAULT_RUN, readUrl, sameSetup, writeUrl } from './url';
+import {
+  callback,
+  engine,
+  transfer,
+  type AdapterInfo,
+  type Calibration,
+  type ColourFilesInfo,
+  type DataInfo,
+  type Description,
+  type EarlierRunInfo,
+  type FamilyId,
+  type FamilyInfo,
+  type History,
+  type ModelSummary,
+  type Restored,
+  type Setup,
+  type TrainEvent,
+  type TrainOutcome,
+} from '../worker/client';
+import { loadCalibration, saveCalibration, stepSecondsOf } from './estimate';
+import { StepRate } from './rate';
+import { DEFAULT_RUN, defaultSizes, readUrl, sameSetup, writeUrl } from './url';
 
 export interface Notice {
   id: number;
@@ -33,8 +53,8 @@ interface LabState {
   data: DataInfo | null;
   step: number;
   targetSteps: number;
-  /** Recent (time s, step) pairs for the rate and the ETA. */
-  rate: { stepsPerSecond: number; eta: number | null };
+  /** Measured steps per second (0 until measured) and the time to the target, s (estimated: from the calibration, before any step is timed). */
+  rate: { stepsPerSecond: number; eta: number | null; estimated?: boolean };
   history: History;
   savedStep: number | null;
   notices: Notice[];
@@ -46,6 +66,13 @@ interface LabState {
   colourFiles: ColourFilesInfo | null;
   colourBusy: string | null;
   colourError: string | null;
+  /** The adapter's measured speed (remembered in this browser per adapter), for time estimates before a build. */
+  calibration: Calibration | null;
+  calibrating: boolean;
+  /** Trained runs kept in this browser besides the current one (newest first). */
+  earlier: EarlierRunInfo[];
+  /** The last setup edited for each family, so switching families and back changes nothing. */
+  drafts: Partial<Record<FamilyId, Setup>>;
 
   init: (adapter: AdapterInfo) => Promise<void>;
   setDraft: (patch: Partial<Setup>) => void;
@@ -58,6 +85,11 @@ interface LabState {
   train: () => Promise<void>;
   pause: () => Promise<void>;
   reset: () => Promise<void>;
+  /** Makes an earlier run (kept by a reset, a build or an opened file) current again. */
+  restoreEarlier: (id: string) => Promise<void>;
+  refreshEarlier: () => Promise<void>;
+  /** Measures the adapter's speed again (the estimate on the setup panel uses it). */
+  calibrate: () => Promise<void>;
   openCheckpoint: (file: File, replace?: boolean) => Promise<void>;
   downloadCheckpoint: () => Promise<void>;
   downloadConfig: () => Promise<void>;
@@ -67,6 +99,8 @@ interface LabState {
 }
 
 let nextNotice = 1;
+/** The adapter the calibration belongs to (set by init). */
+let currentAdapter: AdapterInfo | null = null;
 let describeTimer: ReturnType<typeof setTimeout> | null = null;
 let describeSeq = 0;
 
@@ -111,11 +145,14 @@ export const useLab = create<LabState>()((set, get) => {
     }, 150);
   };
 
+  /** A new current model: its setup becomes the draft; notices about the previous model are dropped (they no longer apply). */
   const adopt = (r: { summary: ModelSummary; data: DataInfo }, history: History, step: number): void => {
     set((s) => ({
       model: r.summary,
       data: r.data,
       draft: r.summary.setup,
+      drafts: { ...s.drafts, [r.summary.setup.family]: r.summary.setup },
+      notices: [],
       description: { ok: true, summary: r.summary },
       history,
       step,
@@ -124,6 +161,18 @@ export const useLab = create<LabState>()((set, get) => {
       rate: { stepsPerSecond: 0, eta: null },
     }));
     syncUrl();
+    void get().refreshEarlier();
+  };
+
+  /** The notice after a reset, a build or an opened file replaced a trained model: it stays restorable. */
+  const keptNotice = (kept: EarlierRunInfo | null, what: string): void => {
+    if (!kept) return;
+    get().notify({
+      kind: 'info',
+      title: `${what}. Your previous run (${kept.setup.preset}, step ${kept.step}) is kept in this browser`,
+      message: 'It is listed under Checkpoint, Earlier runs, and can be restored at any time.',
+      action: { label: what.startsWith('Reset') ? 'Undo reset' : 'Restore previous run', run: () => void get().restoreEarlier(kept.id) },
+    });
   };
 
   const faulted = (message: string, savedStep: number | null): void => {
@@ -157,6 +206,10 @@ export const useLab = create<LabState>()((set, get) => {
     colourFiles: null,
     colourBusy: null,
     colourError: null,
+    calibration: null,
+    calibrating: false,
+    earlier: [],
+    drafts: {},
 
     notify: (notice) => set((s) => ({ notices: [...s.notices.filter((n) => n.title !== notice.title), { ...notice, id: nextNotice++ }] })),
     dismiss: (id) => set((s) => ({ notices: s.notices.filter((n) => n.id !== id) })),
@@ -167,14 +220,20 @@ export const useLab = create<LabState>()((set, get) => {
 
     init: async (adapter) => {
       const api = engine();
+      currentAdapter = adapter;
       set({ phase: 'loading', status: 'Reading the model registry…', fallbackAdapter: adapter.isFallbackAdapter });
       const families = await api.families();
-      const mnist = families.find((f) => f.id === 'mnist')!;
-      // On a CPU adapter a paper-size model would take hours per epoch: start from tiny sizes unless the URL says otherwise.
-      const tiny = adapter.isFallbackAdapter ? (mnist.quickSizes.find((q) => q.id === 'tiny')?.sizes ?? null) : null;
-      const url = readUrl(families, tiny);
-      set({ families, draft: url.setup, sampleSeed: url.sampleSeed, targetSteps: url.steps ?? (adapter.isFallbackAdapter ? 50 : 2000) });
+      const url = readUrl(families, defaultSizes(families, adapter.isFallbackAdapter));
+      set({ families, draft: url.setup, drafts: { [url.setup.family]: url.setup }, sampleSeed: url.sampleSeed, targetSteps: url.steps ?? (adapter.isFallbackAdapter ? 50 : 2000) });
       describeDraft();
+      // The adapter's speed, for time estimates before a build: measured once per adapter, remembered.
+      const remembered = loadCalibration(adapter);
+      if (remembered) set({ calibration: remembered });
+      else {
+        set({ status: 'Measuring this adapter’s speed (once)…' });
+        await get().calibrate();
+      }
+      let later: Omit<Notice, 'id'> | null = null;
       try {
         const saved = await api.autosaved();
         if (saved && (!url.explicit || sameSetup(saved.setup, url.setup))) {
@@ -187,27 +246,18 @@ export const useLab = create<LabState>()((set, get) => {
             return;
           }
         } else if (saved) {
-          get().notify({
+          later = {
             kind: 'info',
             title: `A saved run exists in this browser (${saved.setup.preset}, step ${saved.step})`,
-            message: 'The link asked for another setup, so it was not restored.',
-            action: {
-              label: 'Restore it',
-              run: async () => {
-                try {
-                  const restored = await engine().restoreAutosave();
-                  if (restored) adopt(restored, restored.history, restored.step);
-                } catch (error) {
-                  get().reportError('Restoring the saved run failed', error);
-                }
-              },
-            },
-          });
+            message: 'The link asked for another setup, so it was not restored; it is kept as an earlier run (Checkpoint panel).',
+            action: { label: 'Restore it', run: () => void get().restoreEarlier(saved.id) },
+          };
         }
       } catch (error) {
-        get().notify({ kind: 'warn', title: 'The saved run could not be restored', message: errorText(error) });
+        later = { kind: 'warn', title: 'The saved run could not be restored', message: errorText(error) };
       }
       await get().build();
+      if (later) get().notify(later);
     },
 
     setDraft: (patch) => {
@@ -216,15 +266,20 @@ export const useLab = create<LabState>()((set, get) => {
       let next = { ...draft, ...patch };
       const families = get().families;
       if (patch.family && patch.family !== draft.family) {
-        // Another family: its first preset (MNIST: the gated PixelVAE, tiny on CPU adapters) with its own sizes and run.
+        // Another family: the setup last edited there (so switching there and back changes nothing),
+        // else the built model's when it is of that family, else the family's defaults.
         const family = families.find((f) => f.id === patch.family);
-        const preset = family?.presets.find((p) => p.id === 'gated-pixelvae') ?? family?.presets[0];
-        if (family && preset) {
-          const tiny = family.id === 'mnist' && get().fallbackAdapter ? family.quickSizes.find((q) => q.id === 'tiny')?.sizes : undefined;
+        const remembered = get().drafts[patch.family] ?? (get().model?.setup.family === patch.family ? get().model!.setup : undefined);
+        if (remembered) {
+          next = { ...remembered };
+          if (next.family === 'hierarchical' && next.data === 'files' && !get().colourFiles) next.data = 'demo';
+        } else if (family) {
+          const preset = family.presets.find((p) => p.id === family.defaultPreset) ?? family.presets[0];
+          const sizes = family.id === 'mnist' ? defaultSizes(families, get().fallbackAdapter) : null;
           next = {
             ...next,
             preset: preset.id,
-            sizes: { ...(tiny ?? preset.defaults) },
+            sizes: { ...(sizes ?? preset.defaults) },
             batchSize: preset.run?.batchSize ?? DEFAULT_RUN.batchSize,
             lr: preset.run?.lr ?? DEFAULT_RUN.lr,
             data: family.id === 'hierarchical' ? (get().colourFiles ? 'files' : 'demo') : undefined,
@@ -236,14 +291,15 @@ export const useLab = create<LabState>()((set, get) => {
         if (draft.family === 'hierarchical' && preset) next = { ...next, sizes: { ...preset.defaults }, batchSize: preset.run?.batchSize ?? next.batchSize, lr: preset.run?.lr ?? next.lr };
         else next = { ...next, sizes: { ...draft.sizes } };
       }
-      set({ draft: next });
+      set((s) => ({ draft: next, drafts: { ...s.drafts, [draft.family]: patch.family && patch.family !== draft.family ? draft : next, [next.family]: next } }));
       syncUrl();
       describeDraft();
     },
     setSizes: (patch) => {
       const draft = get().draft;
       if (!draft) return;
-      set({ draft: { ...draft, sizes: { ...draft.sizes, ...patch } } });
+      const next = { ...draft, sizes: { ...draft.sizes, ...patch } };
+      set((s) => ({ draft: next, drafts: { ...s.drafts, [next.family]: next } }));
       syncUrl();
       describeDraft();
     },
@@ -278,12 +334,24 @@ export const useLab = create<LabState>()((set, get) => {
       const draft = get().draft;
       if (!draft || get().phase === 'training') return;
       set({ phase: 'loading', status: 'Building the model…' });
+      // Status messages from the worker arrive asynchronously: ignore any that land after the build ended.
+      let building = true;
       try {
-        const result = await engine().create(draft, callback((message: string) => set({ status: message })));
+        const result = await engine().create(
+          draft,
+          callback((message: string) => {
+            if (building) set({ status: message });
+          }),
+        );
+        building = false;
         adopt(result, { train: [], valid: [] }, 0);
         set({ phase: 'ready', status: `Ready (data loaded in ${(result.data.loadMs / 1000).toFixed(1)} s)`, savedStep: null });
+        keptNotice(result.kept, 'Built the new model');
       } catch (error) {
-        set({ phase: get().model ? 'ready' : 'loading', status: 'The model could not be built' });
+        building = false;
+        // The page stays usable (phase ready even without a model) so the setup can be fixed and built again.
+        const model = get().model;
+        set({ phase: 'ready', status: model ? `The new model was not built; ${model.setup.preset} is still loaded` : 'The model could not be built: change the setup and build again' });
         get().reportError('The model could not be built', error);
       }
     },
@@ -297,8 +365,9 @@ export const useLab = create<LabState>()((set, get) => {
         set({ targetSteps: target });
         syncUrl();
       }
-      set({ phase: 'training', status: 'Starting…', compile: null });
-      const recent: { t: number; step: number }[] = [{ t: performance.now() / 1000, step: s.step }];
+      const estimate = stepSecondsOf(s.model, s.model.setup.batchSize, s.calibration);
+      const rate = new StepRate(s.step, estimate);
+      set({ phase: 'training', status: 'Starting…', compile: null, rate: rate.initial(target) });
       // Events are applied in batches, at most five times a second, so the main thread does one small
       // render per batch however fast the worker reports (compile progress comes dozens at a time).
       let pending: TrainEvent[] = [];
@@ -321,15 +390,10 @@ export const useLab = create<LabState>()((set, get) => {
               patch.status = `Compiling shaders (${event.what}) ${event.done}/${event.total}`;
               break;
             case 'metrics': {
-              const now = performance.now() / 1000;
-              recent.push({ t: now, step: event.step });
-              while (recent.length > 2 && now - recent[0].t > 20) recent.shift();
-              const first = recent[0];
-              const sps = now > first.t ? (event.step - first.step) / (now - first.t) : 0;
               patch.step = event.step;
               patch.compile = null;
               patch.status = 'Training';
-              patch.rate = { stepsPerSecond: sps, eta: sps > 0 ? (event.untilStep - event.step) / sps : null };
+              patch.rate = rate.add(event.elapsedSeconds, event.step, event.untilStep);
               train = [...train, event.point];
               break;
             }
@@ -356,7 +420,8 @@ export const useLab = create<LabState>()((set, get) => {
       }
       if (timer) clearTimeout(timer);
       apply();
-      set({ compile: null, rate: { stepsPerSecond: get().rate.stepsPerSecond, eta: null } });
+      set({ compile: null, rate: { stepsPerSecond: get().rate.stepsPerSecond, eta: null, estimated: false } });
+      void get().refreshEarlier();
       switch (outcome.kind) {
         case 'done':
         case 'paused':
@@ -394,9 +459,48 @@ export const useLab = create<LabState>()((set, get) => {
         const result = await engine().reset();
         adopt(result, { train: [], valid: [] }, 0);
         set({ phase: 'ready', status: 'Reset to a fresh initialisation', savedStep: 0 });
+        keptNotice(result.kept, 'Reset to a fresh initialisation');
       } catch (error) {
-        set({ phase: 'ready' });
+        set({ phase: 'ready', status: 'Reset failed; the model is unchanged' });
         get().reportError('Reset failed', error);
+      }
+    },
+
+    restoreEarlier: async (id) => {
+      if (get().phase !== 'ready') {
+        get().notify({ kind: 'warn', title: 'Pause training before restoring another run' });
+        return;
+      }
+      set({ phase: 'loading', status: 'Restoring the earlier run…' });
+      try {
+        const restored = await engine().restoreEarlier(id);
+        adopt(restored, restored.history, restored.step);
+        set({ phase: 'ready', status: `Restored ${restored.summary.setup.preset} at step ${restored.step}`, savedStep: restored.step });
+        get().notify({ kind: 'info', title: `Restored your earlier run (${restored.summary.setup.preset}) at step ${restored.step}`, message: restored.note });
+      } catch (error) {
+        set({ phase: 'ready', status: 'The earlier run was not restored; the current model is unchanged' });
+        get().reportError('The earlier run could not be restored', error);
+      }
+    },
+
+    refreshEarlier: async () => {
+      try {
+        set({ earlier: await engine().earlierRuns() });
+      } catch {
+        // IndexedDB unavailable (private mode): nothing is kept, and the list stays empty.
+      }
+    },
+
+    calibrate: async () => {
+      set({ calibrating: true });
+      try {
+        const c = await engine().calibrate();
+        if (currentAdapter) saveCalibration(currentAdapter, c);
+        set({ calibration: c });
+      } catch (error) {
+        get().notify({ kind: 'warn', title: 'The adapter’s speed could not be measured', message: `${errorText(error)} Training-time estimates are not shown.` });
+      } finally {
+        set({ calibrating: false });
       }
     },
 

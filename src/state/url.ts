@@ -33,6 +33,16 @@ function sizeKeys(family: string): Record<string, string> {
 
 export const DEFAULT_RUN = { initSeed: 1, seed: 1, batchSize: 32, lr: 1e-3 };
 
+/**
+ * The sizes a new MNIST setup starts from: on a CPU (fallback) adapter the family's CPU size set
+ * (a model whose latent is used within the first minute of training there), else the preset's own.
+ */
+export function defaultSizes(families: FamilyInfo[], fallbackAdapter: boolean): Record<string, number> | null {
+  const mnist = families.find((f) => f.id === 'mnist');
+  if (!mnist || !fallbackAdapter || !mnist.fallbackQuickSizes) return null;
+  return mnist.quickSizes.find((q) => q.id === mnist.fallbackQuickSizes)?.sizes ?? null;
+}
+
 export interface UrlState {
   setup: Setup;
   /** Whether the URL named a preset or any size (an explicit setup, not the defaults). */
@@ -53,7 +63,7 @@ export function readUrl(families: FamilyInfo[], fallbackSizes: Record<string, nu
   const familyId = params.get('family') ?? 'mnist';
   const family = families.find((f) => f.id === familyId && f.available) ?? families.find((f) => f.available)!;
   const presetId = params.get('preset');
-  const preset = family.presets.find((p) => p.id === presetId) ?? family.presets.find((p) => p.id === 'gated-pixelvae') ?? family.presets[0];
+  const preset = family.presets.find((p) => p.id === presetId) ?? family.presets.find((p) => p.id === family.defaultPreset) ?? family.presets[0];
   // The fallback sizes (tiny MNIST on CPU adapters) apply to MNIST; colour presets are sizes themselves.
   const sizes: Record<string, number> = { ...(family.id === 'mnist' && fallbackSizes ? fallbackSizes : preset.defaults) };
   let explicit = presetId !== null;

@@ -94,6 +94,10 @@ export interface FamilyInfo {
   /** Named size sets the UI offers as one click ("tiny, for CPU adapters"). */
   quickSizes: { id: string; label: string; sizes: Record<string, number> }[];
   presets: PresetInfo[];
+  /** The preset a new setup of this family starts from. */
+  defaultPreset: string;
+  /** The quick size set a new setup starts from on a CPU (fallback) adapter, when not the preset's defaults. */
+  fallbackQuickSizes?: string;
 }
 
 /** Everything that decides a model and its training run (what the URL holds). */
@@ -133,6 +137,8 @@ export interface ModelSummary {
   params: number;
   /** Forward FLOPs per image (2 x multiply-adds; masked taps skipped). */
   flopsPerImage: number;
+  /** GPU dispatches of one training step (counted from the model's structure), for time estimates. */
+  dispatchesPerStep?: number;
   imageSize: number;
   hasLatent: boolean;
   latentDim: number;
@@ -341,9 +347,40 @@ export interface Restored {
 }
 
 export interface AutosaveInfo {
+  /** The run's id (restoreEarlier(id) finds it even after another run replaced it as current). */
+  id: string;
   setup: Setup;
   step: number;
   savedAt: number;
+}
+
+/** A trained run the autosave keeps besides the current one (after a reset, a new build or an opened file). */
+export interface EarlierRunInfo {
+  id: string;
+  setup: Setup;
+  step: number;
+  savedAt: number;
+}
+
+/** What create() and reset() return: the new model, and the trained run they replaced when one was kept. */
+export interface Created {
+  summary: ModelSummary;
+  data: DataInfo;
+  /** The replaced model, still restorable with restoreEarlier(kept.id); null when it held no training. */
+  kept: EarlierRunInfo | null;
+}
+
+/** The adapter's measured speed (calibrate()), from which training times are estimated before a build. */
+export interface Calibration {
+  /** Adapter the numbers belong to, in words. */
+  adapter: string;
+  /** Convolution throughput (forward and both gradients) on the engine's own kernels, GFLOP/s (compilation excluded). */
+  gflops: number;
+  /** Wall time per dispatch of a tiny kernel (recording, submission, completion), ms. */
+  dispatchMs: number;
+  /** How long the calibration took, ms. */
+  tookMs: number;
+  measuredAt: number;
 }
 
 export interface EngineStats {
@@ -361,12 +398,12 @@ export interface EngineApi {
   /** Parameter count and FLOPs of a setup (builds it and throws it away), or why it is invalid. */
   describe(setup: Setup): Promise<Description>;
   /** Loads the data (once per image size) and builds a fresh model; discards the current one. */
-  create(setup: Setup, onStatus?: (message: string) => void): Promise<{ summary: ModelSummary; data: DataInfo }>;
+  create(setup: Setup, onStatus?: (message: string) => void): Promise<Created>;
   /** Trains until options.untilStep or pause(); events through onEvent (a Comlink.proxy). */
   train(options: TrainOptions, onEvent: (event: TrainEvent) => void): Promise<TrainOutcome>;
   pause(): Promise<void>;
   /** Throws the trained state away and starts again from a fresh initialisation of the same setup. */
-  reset(): Promise<{ summary: ModelSummary; data: DataInfo }>;
+  reset(): Promise<Created>;
   sample(request: SampleRequest, onCompile?: (done: number, total: number) => void): Promise<SampleResult>;
   /** `level` (hierarchical models): keep z2 ('top') or z1 ('middle') and regenerate the rest. */
   reconstructTest(options: { count: number; samples: number; seed: number; offset: number; level?: 'top' | 'middle' }): Promise<ReconstructionRow[]>;
@@ -388,6 +425,12 @@ export interface EngineApi {
   autosaved(): Promise<AutosaveInfo | null>;
   restoreAutosave(): Promise<Restored | null>;
   clearAutosave(): Promise<void>;
+  /** Trained runs the autosave keeps besides the current one, newest first. */
+  earlierRuns(): Promise<EarlierRunInfo[]>;
+  /** Makes an earlier run current again; the current one, when trained, becomes an earlier run. */
+  restoreEarlier(id: string): Promise<Restored>;
+  /** Measures the adapter's speed (about a second on a CPU adapter) for training-time estimates. */
+  calibrate(): Promise<Calibration>;
   stats(): Promise<EngineStats>;
   /** Test hooks: poison the parameters (a NaN loss follows) or destroy the device. */
   debugFault(kind: 'nan' | 'device-lost'): Promise<void>;

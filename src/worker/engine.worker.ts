@@ -128,6 +128,9 @@ const api: EngineApi = {
   autosaved: () => lab.autosaved(),
   restoreAutosave: () => lab.restoreAutosave(),
   clearAutosave: () => lab.clearAutosave(),
+  earlierRuns: () => lab.earlierRuns(),
+  restoreEarlier: (id) => lab.restoreEarlier(id),
+  calibrate: () => lab.calibrate(),
   stats: async () => lab.stats(),
   debugFault: (kind) => lab.debugFault(kind),
 };

@@ -75,6 +75,15 @@ function cellHashes(values: Float32Array, n: number): string[] {
   return Array.from({ length: n }, (_, i) => hashValues(q, i * per, (i + 1) * per));
 }
 
+/**
+ * Dispatches of one hierarchical training step from its parameter-tensor count P (batch norm, the
+ * three losses and the latent PixelCNN add work per layer): 9.1 P - 60, fitted to counts of the tiny
+ * and small presets (within 3%; test/estimate.test.ts holds it to measured counts).
+ */
+export function hierDispatchesPerStep(paramTensors: number): number {
+  return Math.max(1, Math.round(9.1 * paramTensors - 60));
+}
+
 export class HierDriver implements FamilyDriver {
   readonly id = 'hierarchical' as const;
   /** Set from the adapter: CPU fallback adapters get the cheap batch-norm re-estimation. */
@@ -98,6 +107,7 @@ export class HierDriver implements FamilyDriver {
       sizes: fullSizes(setup),
       params: model.parameterCount(),
       flopsPerImage: 2 * estimateMacs(model, config),
+      dispatchesPerStep: hierDispatchesPerStep(model.params.entriesList().length),
       imageSize: config.imageSize,
       hasLatent: true,
       latentDim: config.latent2,

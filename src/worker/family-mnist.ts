@@ -34,6 +34,15 @@ interface Data {
   info: DataInfo;
 }
 
+/**
+ * Dispatches of one MNIST training step from its parameter-tensor count P (each layer's forward,
+ * both gradients, clipping and Adam scale with P): 4.4 P + 15, fitted to the counts of every preset
+ * at the tiny and the paper sizes (within 12%; test/estimate.test.ts holds it to measured counts).
+ */
+export function mnistDispatchesPerStep(paramTensors: number): number {
+  return Math.round(4.4 * paramTensors + 15);
+}
+
 function summarize(setup: Setup, config: MnistModelConfig, model: MnistModel): ModelSummary {
   const preset = findPreset('mnist', config.preset)!;
   return {
@@ -41,6 +50,7 @@ function summarize(setup: Setup, config: MnistModelConfig, model: MnistModel): M
     sizes: fullSizes(setup),
     params: model.params.count(),
     flopsPerImage: 2 * model.macsPerImage(),
+    dispatchesPerStep: mnistDispatchesPerStep(model.params.entriesList().length),
     imageSize: config.imageSize,
     hasLatent: model.hasLatent,
     latentDim: config.latentDim,

@@ -7,18 +7,20 @@
 // between two training steps (engine scopes are not re-entrant across awaits).
 import { DeviceLostError, type GpuContext } from '../gpu/context';
 import { CheckpointError, checkpointNonFinite, decodeCheckpoint, type Checkpoint, type JsonValue } from '../io/checkpoint';
+import { calibrateAdapter } from './calibrate';
 import type {
   AutosaveInfo,
+  Calibration,
   CheckpointFile,
   ColourFilesInfo,
-  DataInfo,
+  Created,
   Description,
+  EarlierRunInfo,
   EvalOptions,
   EvalResult,
   FamilyId,
   History,
   LatentResult,
-  ModelSummary,
   ReconstructionRow,
   Restored,
   SampleRequest,
@@ -37,7 +39,7 @@ import { FAMILIES } from './families';
 import { HierDriver } from './family-hier';
 import { MnistDriver } from './family-mnist';
 import { message, type FamilyDriver, type FamilySession } from './session';
-import { clearRun, loadRun, saveRun } from './store';
+import { MAX_EARLIER_RUNS, clearRun, earlierRuns, loadEarlierRun, loadRun, newRunId, runId, saveRun } from './store';
 
 /** Chart points kept in a checkpoint's metadata and the autosave (older ones are thinned). */
 const MAX_HISTORY = 1500;
@@ -66,6 +68,8 @@ export class Lab {
   private ctx: GpuContext | null = null;
   private session: FamilySession | null = null;
   private lastGood: Snapshot | null = null;
+  /** Identity of the current run in the autosave (a reset, a build or an opened file starts another). */
+  private runId = newRunId();
   private training = false;
   private pauseRequested = false;
   private queue: Promise<unknown> = Promise.resolve();
@@ -144,24 +148,72 @@ export class Lab {
     this.session = session;
   }
 
-  async create(setup: Setup, onStatus?: (m: string) => void): Promise<{ summary: ModelSummary; data: DataInfo }> {
+  /**
+   * Builds a fresh model (a new run). A trained current model is first saved as it is, so the
+   * autosave keeps it as an earlier run that restoreEarlier() brings back.
+   */
+  async create(setup: Setup, onStatus?: (m: string) => void): Promise<Created> {
     if (this.training) throw new Error('Pause training before building another model.');
     const driver = this.driver(setup.family);
     driver.check(setup);
+    const kept = await this.keepCurrent();
     return this.exclusive(async () => {
       const session = await driver.create(setup, onStatus);
       this.adopt(session);
+      this.runId = newRunId();
       const snap = await this.snapshot(session);
       this.lastGood = Lab.finite(snap) ? snap : null;
-      return { summary: session.summary, data: session.data };
+      // Saved as the current run at once, so the replaced one is listed (and a reload opens this one).
+      await this.autosave().catch(() => undefined);
+      return { summary: session.summary, data: session.data, kept };
     });
   }
 
-  async reset(): Promise<{ summary: ModelSummary; data: DataInfo }> {
+  /** A fresh initialisation of the same setup; the trained state stays restorable (an earlier run). */
+  async reset(): Promise<Created> {
     const s = this.need();
-    const result = await this.create(s.setup);
-    await this.autosave().catch(() => undefined);
-    return result;
+    return this.create(s.setup);
+  }
+
+  /**
+   * Saves the current model to the autosave when it holds training, so that whatever replaces it next
+   * pushes it to the earlier runs instead of overwriting it. Returns what was kept, or null.
+   */
+  private async keepCurrent(): Promise<EarlierRunInfo | null> {
+    const s = this.session;
+    if (!s || s.step === 0 || this.faulted) return null;
+    const step = await this.exclusive(() => this.autosave()).catch(() => null);
+    if (typeof step !== 'number') return null;
+    return { id: this.runId, setup: s.setup, step, savedAt: Date.now() };
+  }
+
+  /** Measures the adapter's speed for the setup panel's training-time estimates (between other GPU jobs). */
+  async calibrate(): Promise<Calibration> {
+    const ctx = this.gpu();
+    return this.exclusive(() => calibrateAdapter(ctx));
+  }
+
+  async earlierRuns(): Promise<EarlierRunInfo[]> {
+    return earlierRuns();
+  }
+
+  /** Brings back an earlier run from the autosave; the current one (when trained) becomes an earlier run. */
+  async restoreEarlier(id: string): Promise<Restored> {
+    if (this.training) throw new Error('Pause training before restoring another run.');
+    // Keeping the current model first may move the wanted run (when it was still the stored current one) to the earlier runs.
+    await this.keepCurrent();
+    const current = await loadRun();
+    const run = (await loadEarlierRun(id)) ?? (current && runId(current) === id ? current : null);
+    if (!run) throw new Error(`That run is no longer saved in this browser (it keeps the current run and ${MAX_EARLIER_RUNS} earlier ones).`);
+    let note: string | undefined;
+    try {
+      note = (await this.exclusive(() => this.openSnapshot(run.bytes, run.setup, run.history, 'saved run'))).note;
+    } catch (error) {
+      throw new Error(`The earlier run could not be restored (${message(error)}); it was left in place and the current model is unchanged.`);
+    }
+    this.runId = runId(run);
+    await this.exclusive(() => this.autosave()).catch(() => undefined);
+    return this.restored(note);
   }
 
   async loadColourFiles(files: UploadedFile[], size: number, onProgress?: (m: string) => void): Promise<ColourFilesInfo> {
@@ -190,7 +242,7 @@ export class Lab {
     const snap = await this.snapshot(s);
     if (!Lab.finite(snap)) return 'non-finite';
     this.lastGood = snap;
-    await saveRun({ setup: snap.setup, step: snap.step, savedAt: Date.now(), bytes: snap.bytes, history: { train: thin(snap.history.train, MAX_HISTORY), valid: thin(snap.history.valid, MAX_HISTORY) } });
+    await saveRun({ id: this.runId, setup: snap.setup, step: snap.step, savedAt: Date.now(), bytes: snap.bytes, history: { train: thin(snap.history.train, MAX_HISTORY), valid: thin(snap.history.valid, MAX_HISTORY) } });
     return snap.step;
   }
 
@@ -389,7 +441,10 @@ export class Lab {
     }
     const previous = current ? `${current.setup.preset}` : null;
     const previousFamily = current?.family;
+    // A trained current model stays restorable (an earlier run in the autosave) [trust-app].
+    await this.keepCurrent();
     const { note } = await this.exclusive(() => this.openSnapshot(bytes, null, null, name));
+    this.runId = newRunId();
     const s = this.need();
     await this.exclusive(() => this.autosave()).catch(() => undefined);
     const switched =
@@ -399,7 +454,7 @@ export class Lab {
 
   async autosaved(): Promise<AutosaveInfo | null> {
     const run = await loadRun().catch(() => null);
-    return run ? { setup: run.setup, step: run.step, savedAt: run.savedAt } : null;
+    return run ? { id: runId(run), setup: run.setup, step: run.step, savedAt: run.savedAt } : null;
   }
 
   async restoreAutosave(): Promise<Restored | null> {
@@ -411,6 +466,7 @@ export class Lab {
     } catch (error) {
       throw new Error(`The run saved in this browser could not be restored (${message(error)}); it was left in place.`);
     }
+    this.runId = runId(run);
     return this.restored(note);
   }
 
