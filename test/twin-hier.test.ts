@@ -27,6 +27,7 @@ const config = hierConfig('tiny', { seed: 5, alpha1Iters: 4, alpha2Iters: 6, bet
 const STEP = 2; // alpha1 0.75, alpha2 0.375, sigma floor 0.8
 const B = 3;
 const K = 4; // importance samples
+const LEVEL_SEED = 7;
 const S = config.imageSize;
 const C = config.channels;
 const G1 = latentGrids(config).z1;
@@ -98,10 +99,16 @@ with torch.no_grad():
     mu1, ls1, mu2, ls2 = model.posterior(x)
     out['mu1'], out['logSigma1'], out['mu2'], out['logSigma2'] = npf(mu1), npf(ls1), npf(mu2), npf(ls2)
 
-# Top-down sampling with the given per-level noise (z2, eps1, uniforms), running statistics.
-g = model.generate(T('sampleEps1'), T('sampleUniforms'), z2=T('sampleZ2'))
+# Top-down sampling with the level noise of a 1 x B grid varying the middle level, drawn here from
+# the engine's streams (not read from the TypeScript), and a reconstruction keeping z1; running statistics.
+level = model.level_noise(1, x.shape[0], int(meta['levelSeed']), 'middle')
+for key, v in level.items():
+    out['level/' + key] = npf(v)
+g = model.generate(level['eps1'], level['uniforms'], z2=level['z2'])
 out['sample/z1'] = npf(g['z1'])
 out['sample/images'] = npf(g['images'].float())
+r = model.reconstruct(x, 'middle', None, level['uniforms'])
+out['reconstruct/images'] = npf(r['images'].float())
 
 # One training step's loss and gradients: batch statistics, running ones overwritten.
 model.bn.update(training=True, momentum=1.0)
@@ -150,16 +157,13 @@ describe('PyTorch twin of the hierarchical PixelVAE (tiny)', () => {
         eps1: normals(B * L1 * G1 * G1, 31), eps2: normals(B * L2, 32),
         eps1b: normals(B * L1 * G1 * G1, 33), eps2b: normals(B * L2, 34),
         isEps1: normals(K * B * L1 * G1 * G1, 35), isEps2: normals(K * B * L2, 36),
-        sampleZ2: normals(B * L2, 37), sampleEps1: normals(B * L1 * G1 * G1, 38),
       };
-      const uniforms = Float32Array.from({ length: B * DIMS }, rng(39));
-      const shapes = { eps1: [B, L1, G1, G1], eps2: [B, L2], eps1b: [B, L1, G1, G1], eps2b: [B, L2], isEps1: [K * B, L1, G1, G1], isEps2: [K * B, L2], sampleZ2: [B, L2], sampleEps1: [B, L1, G1, G1] };
+      const shapes = { eps1: [B, L1, G1, G1], eps2: [B, L2], eps1b: [B, L1, G1, G1], eps2b: [B, L2], isEps1: [K * B, L1, G1, G1], isEps2: [K * B, L2] };
       inputs.set('x', { dtype: 'U32', shape: [B, C, S, S], data: xs } as SafeTensor);
       inputs.set('x2', { dtype: 'U32', shape: [B, C, S, S], data: x2s } as SafeTensor);
       for (const [key, data] of Object.entries(noise)) inputs.set(key, { shape: shapes[key as keyof typeof shapes], data });
-      inputs.set('sampleUniforms', { shape: [B, C, S, S], data: uniforms });
       for (const [name, v] of init) inputs.set(`init/${name}`, { shape: model.params.get(name).shape, data: v });
-      writeTensors(dir.file('inputs.safetensors'), inputs, { step: String(STEP), k: String(K) });
+      writeTensors(dir.file('inputs.safetensors'), inputs, { step: String(STEP), k: String(K), levelSeed: String(LEVEL_SEED) });
 
       // The TypeScript side, on the same tensors.
       await E.tidyAsync(async () => {
@@ -187,10 +191,14 @@ describe('PyTorch twin of the hierarchical PixelVAE (tiny)', () => {
           const is = model.importanceNll(x, K, { eps1: t('isEps1'), eps2: t('isEps2') });
           for (const [key, v] of Object.entries(is)) ts.set(`is/${key}`, Float32Array.from(await v.data()));
         });
-        const g = await model.generate({ z2: t('sampleZ2') }, { eps1: t('sampleEps1'), uniforms: E.fromArray(uniforms, [B, C, S, S]) });
+        const level = model.levelNoise(1, B, LEVEL_SEED, 'middle');
+        for (const [key, v] of Object.entries(level)) ts.set(`level/${key}`, Float32Array.from(await v.data()));
+        const g = await model.generate({ z2: level.z2 }, level);
         ts.set('sample/z1', Float32Array.from(await g.z1.data()));
         ts.set('sample/images', Float32Array.from(await g.images.data()));
-        for (const v of [g.images, g.z1, g.z2]) v?.dispose();
+        const rec = await model.reconstruct(x, 'middle', level);
+        ts.set('reconstruct/images', Float32Array.from(await rec.images.data()));
+        for (const v of [g.images, g.z1, g.z2, rec.images, rec.z1, rec.z2]) v?.dispose();
 
         model.bn.training = true;
         model.bn.momentum = 1;
@@ -241,6 +249,7 @@ describe('PyTorch twin of the hierarchical PixelVAE (tiny)', () => {
       report[`${key}Nats`] = d;
       expect(d, key).toBeLessThan(1e-3);
     }
+    for (const key of ['reconstruction', 'kl1', 'kl2', 'is/nll']) report[`${key}Image0`] = ts.get(key)![0];
     const nll = ts.get('is/nll')!;
     const same = ts.get('is/negElboSameSamples')!;
     for (let i = 0; i < B; i++) expect(nll[i]).toBeLessThanOrEqual(same[i] + 1e-3); // Jensen, image by image
@@ -248,15 +257,18 @@ describe('PyTorch twin of the hierarchical PixelVAE (tiny)', () => {
     // Sampling with the same per-level noise: z1 (drawn position by position) and the sub-pixels
     // (inverse CDF of each softmax). A draw can flip only where a uniform lies within rounding of a CDF
     // step, and a flip changes what follows it, so the images must agree almost everywhere.
+    for (const key of ['z2', 'eps1', 'uniforms']) expect(maxAbsDiff(py(`level/${key}`), ts.get(`level/${key}`)!), `level noise ${key}`).toBeLessThan(1e-6);
     const z1 = compareArrays(py('sample/z1'), ts.get('sample/z1')!);
     report.sampleZ1Rel = z1.relative;
     expect(z1.relative).toBeLessThan(1e-4);
-    const a = py('sample/images');
-    const b = ts.get('sample/images')!;
-    let equal = 0;
-    for (let i = 0; i < b.length; i++) equal += a[i] === b[i] ? 1 : 0;
-    report.sampleSubpixelsEqual = equal / b.length;
-    expect(equal / b.length).toBeGreaterThan(0.95);
+    for (const key of ['sample/images', 'reconstruct/images']) {
+      const a = py(key);
+      const b = ts.get(key)!;
+      let equal = 0;
+      for (let i = 0; i < b.length; i++) equal += a[i] === b[i] ? 1 : 0;
+      report[`${key}Equal`] = equal / b.length;
+      expect(equal / b.length, key).toBeGreaterThan(0.95);
+    }
 
     // Training mode: the loss terms (nats/dim), every gradient (1e-3 relative), the overwritten statistics.
     for (const key of ['loss', 'reconstruction', 'kl1', 'kl2']) {

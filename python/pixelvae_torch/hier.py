@@ -152,6 +152,10 @@ def schedule(c: dict, step: int) -> dict:
 
 EVAL_SCHEDULE = dict(alpha1=1.0, alpha2=1.0, sigmaFloor=0.0)
 
+#: Generation levels (model.ts's LEVELS) and their noise streams (NOISE_STREAM: they never overlap).
+LEVELS = ('top', 'middle', 'pixels')
+NOISE_STREAM = {'z2': 11, 'eps1': 12, 'uniforms': 13}
+
 # ---- initialisation: src/nn/init.ts's generator and initialisers (nn.py), so a seed gives the same model --
 
 
@@ -588,7 +592,7 @@ class HierarchicalPixelVae(TwinModel):
     def encode(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """q(z2|x)'s mean and log sigma [B, L2] (running statistics)."""
         q = self.encode_levels(x)
-        return q['mu2'], q['sigma2'].log()
+        return q['mu2'], q['logSigma2']
 
     def before_eval(self, train_batches, generator: Optional[torch.Generator] = None) -> None:
         """
@@ -773,25 +777,52 @@ class HierarchicalPixelVae(TwinModel):
         self.bn['training'] = False
         try:
             mu1, ls1, mu2, ls2 = self.posterior(x)
-            return dict(mu1=mu1, sigma1=ls1.exp(), mu2=mu2, sigma2=ls2.exp())
+            return dict(mu1=mu1, sigma1=ls1.exp(), logSigma1=ls1, mu2=mu2, sigma2=ls2.exp(), logSigma2=ls2)
         finally:
             self.bn['training'] = was
 
-    def level_noise(self, rows: int, cols: int, vary: Optional[str], generator: torch.Generator, device='cpu') -> Dict[str, torch.Tensor]:
-        """Noise for a rows x cols grid: the level `vary` ('top', 'middle', 'pixels') per cell, the others per row."""
+    def level_noise(self, rows: int, cols: int, seed: int, vary: Optional[str] = None) -> Dict[str, torch.Tensor]:
+        """
+        model.ts's levelNoise, draw for draw (the engine's Philox streams [0, 11], [0, 12], [0, 13] of
+        `seed`): for a rows x cols grid the level `vary` ('top': z2, 'middle': eps1, 'pixels': the
+        uniforms) is drawn per cell and the others once per row, shared by the row's cells; vary=None
+        draws everything per cell. So a seed gives the Node CLI's and the app's samples and grids.
+        """
+        from .data import random_normal, random_uniform
+        if vary not in (None,) + LEVELS:
+            raise ValueError(f"level must be one of {', '.join(LEVELS)} (got {vary!r})")
         n = rows * cols
         c, h, w = self.image_shape
+        device = self.embedding.device
 
-        def draw(level, shape, normal):
+        def draw(level, shape, normal, stream):
             per_cell = vary is None or vary == level
             count = n if per_cell else rows
-            t = (torch.randn if normal else torch.rand)((count, *shape), generator=generator)
-            if not per_cell:
+            t = torch.from_numpy((random_normal if normal else random_uniform)((count, *shape), seed, [0, stream]))
+            if not per_cell and cols > 1:
                 t = t.unsqueeze(1).expand(rows, cols, *shape).reshape(n, *shape)
             return t.to(device)
 
-        return dict(z2=draw('top', (self.config['latent2'],), True), eps1=draw('middle', self.z1_shape, True),
-                    uniforms=draw('pixels', (c, h, w), False))
+        return dict(z2=draw('top', (self.config['latent2'],), True, NOISE_STREAM['z2']),
+                    eps1=draw('middle', self.z1_shape, True, NOISE_STREAM['eps1']),
+                    uniforms=draw('pixels', (c, h, w), False, NOISE_STREAM['uniforms']))
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor, keep_level: str, eps1: Optional[torch.Tensor], uniforms: torch.Tensor,
+                    latent_noise: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+        """
+        model.ts's reconstruct: encode x with running statistics, keep z2 ('top': z1 and the pixels
+        regenerated) or z1 ('middle': the pixels regenerated); the kept latent is the posterior mean,
+        plus sigma times `latent_noise` when given.
+        """
+        if keep_level not in ('top', 'middle'):
+            raise ValueError(f"keep_level must be 'top' (keep z2) or 'middle' (keep z1), got {keep_level!r}")
+        q = self.encode_levels(x)
+        mu, log_sigma = (q['mu2'], q['logSigma2']) if keep_level == 'top' else (q['mu1'], q['logSigma1'])
+        kept = mu if latent_noise is None else mu + latent_noise * torch.exp(log_sigma)
+        if keep_level == 'top':
+            return self.generate(eps1, uniforms, z2=kept)
+        return self.generate(None, uniforms, z1=kept)
 
     @torch.no_grad()
     def reestimate_batch_norm(self, batches) -> None:
