@@ -5,6 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as E from '../src/engine';
 import { refConv2d, refConv2dBackward, type RefConv2dOptions } from '../src/engine/reference/conv';
 import { nd, sigmoid, softplus, type NDArray } from '../src/engine/reference/ndarray';
+import { AdamReference } from '../src/engine/reference/optim';
 import { randomArray, toF32 } from './support/check';
 import { useGpu } from './support/gpu';
 
@@ -63,26 +64,11 @@ function referenceStep(p: Weights, x: NDArray): { loss: number; grads: Weights }
 }
 
 /** Adam in the TF/Lasagne form the engine uses, with element-wise clipping, in float64. */
-class ReferenceAdam {
-  private m = new Map<string, Float64Array>();
-  private v = new Map<string, Float64Array>();
-  private t = 0;
-  step(p: Weights, g: Weights): void {
-    this.t += 1;
-    const lrT = (LR * Math.sqrt(1 - 0.999 ** this.t)) / (1 - 0.9 ** this.t);
-    for (const key of Object.keys(p) as (keyof Weights)[]) {
-      const m = this.m.get(key) ?? new Float64Array(p[key].data.length);
-      const v = this.v.get(key) ?? new Float64Array(p[key].data.length);
-      for (let i = 0; i < m.length; i++) {
-        const gi = Math.min(CLIP, Math.max(-CLIP, g[key].data[i]));
-        m[i] = 0.9 * m[i] + 0.1 * gi;
-        v[i] = 0.999 * v[i] + 0.001 * gi * gi;
-        p[key].data[i] -= (lrT * m[i]) / (Math.sqrt(v[i]) + 1e-8);
-      }
-      this.m.set(key, m);
-      this.v.set(key, v);
-    }
-  }
+/** The float64 Adam (src/engine/reference/optim.ts) over the four weight arrays, in a fixed order. */
+function referenceAdam(p: Weights): (g: Weights) => void {
+  const keys = ['w1', 'b1', 'w2', 'b2'] as const;
+  const adam = new AdamReference({ lr: LR, beta1: 0.9, beta2: 0.999, eps: 1e-8, clipValue: CLIP, clipGlobalNorm: 0 }, keys.map((k) => p[k].data.length));
+  return (g) => void adam.step(keys.map((k) => p[k].data), keys.map((k) => g[k].data));
 }
 
 function engineNetwork(initial: Weights) {
@@ -123,12 +109,12 @@ describe('training', () => {
       b2: nd(initial.b2.shape, initial.b2.data),
     };
     const data = batches();
-    const referenceAdam = new ReferenceAdam();
+    const referenceStepAdam = referenceAdam(reference);
     const referenceLosses: number[] = [];
     for (let i = 0; i < 50; i++) {
       const { loss, grads } = referenceStep(reference, data[i % data.length]);
       referenceLosses.push(loss);
-      referenceAdam.step(reference, grads);
+      referenceStepAdam(grads);
     }
 
     const net = engineNetwork(initial);
