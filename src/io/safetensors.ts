@@ -21,6 +21,8 @@ export interface SafeTensor {
   dtype: SafeDType;
   shape: number[];
   data: SafeData;
+  /** Set when the file stored this tensor as F16: decoding widened it to F32 (exactly; every half is a float). */
+  stored?: 'F16';
 }
 
 export interface SafetensorsFile {
@@ -44,8 +46,12 @@ export interface DecodeOptions {
 }
 
 const ITEM_BYTES: Record<SafeDType, number> = { F32: 4, U32: 4, I32: 4, U8: 1 };
+/** Read but not written: F16 (the model zoo's storage) is widened to F32 on load. */
+const READ_ONLY_BYTES = { F16: 2 } as const;
+type FileDType = SafeDType | keyof typeof READ_ONLY_BYTES;
+const FILE_BYTES: Record<FileDType, number> = { ...ITEM_BYTES, ...READ_ONLY_BYTES };
 /** dtypes the format defines that we do not read. */
-const OTHER_DTYPES = ['F64', 'F16', 'BF16', 'I64', 'I16', 'I8', 'U64', 'U16', 'BOOL', 'F8_E4M3', 'F8_E5M2', 'F8_E8M0', 'F4', 'F6_E2M3', 'F6_E3M2', 'C64'];
+const OTHER_DTYPES = ['F64', 'BF16', 'I64', 'I16', 'I8', 'U64', 'U16', 'BOOL', 'F8_E4M3', 'F8_E5M2', 'F8_E8M0', 'F4', 'F6_E2M3', 'F6_E3M2', 'C64'];
 /** The header size the reference implementation accepts at most (100 MB). */
 const MAX_HEADER_BYTES = 100_000_000;
 
@@ -66,6 +72,19 @@ function typedFor(dtype: SafeDType, buffer: ArrayBuffer): SafeData {
     case 'U8':
       return new Uint8Array(buffer);
   }
+}
+
+/** IEEE 754 half-precision bits (little-endian u16 values) widened to float32, exactly. */
+export function halfToFloat32(halves: Uint16Array): Float32Array {
+  const out = new Float32Array(halves.length);
+  for (let i = 0; i < halves.length; i++) {
+    const h = halves[i];
+    const sign = h & 0x8000 ? -1 : 1;
+    const exp = (h >> 10) & 0x1f;
+    const frac = h & 0x3ff;
+    out[i] = exp === 0 ? sign * frac * 2 ** -24 : exp === 31 ? (frac ? NaN : sign * Infinity) : sign * (1024 + frac) * 2 ** (exp - 25);
+  }
+  return out;
 }
 
 function dtypeOfData(data: SafeData): SafeDType {
@@ -169,7 +188,7 @@ export function decodeSafetensors(bytes: Uint8Array, name = 'safetensors file', 
   const dataStart = 8 + headerLength;
   const dataLength = bytes.length - dataStart;
   const metadata: Record<string, string> = {};
-  const parsed: { name: string; dtype: SafeDType; shape: number[]; begin: number; end: number }[] = [];
+  const parsed: { name: string; dtype: FileDType; shape: number[]; begin: number; end: number }[] = [];
   for (const [key, value] of Object.entries(header as Record<string, unknown>)) {
     if (key === '__metadata__') {
       if (value === null || typeof value !== 'object' || Array.isArray(value)) fail('__metadata__ is not an object of strings');
@@ -182,11 +201,11 @@ export function decodeSafetensors(bytes: Uint8Array, name = 'safetensors file', 
     if (value === null || typeof value !== 'object' || Array.isArray(value)) fail(`tensor '${key}': entry is not an object`);
     const entry = value as Record<string, unknown>;
     const dtype = entry.dtype;
-    if (!isSafeDType(dtype)) {
+    if (!isSafeDType(dtype) && dtype !== 'F16') {
       if (typeof dtype === 'string' && OTHER_DTYPES.includes(dtype)) {
-        fail(`tensor '${key}': dtype ${dtype} is valid safetensors but not supported here (supported: ${Object.keys(ITEM_BYTES).join(', ')})`);
+        fail(`tensor '${key}': dtype ${dtype} is valid safetensors but not supported here (supported: ${Object.keys(FILE_BYTES).join(', ')})`);
       }
-      fail(`tensor '${key}': unknown dtype ${JSON.stringify(dtype)} (supported: ${Object.keys(ITEM_BYTES).join(', ')})`);
+      fail(`tensor '${key}': unknown dtype ${JSON.stringify(dtype)} (supported: ${Object.keys(FILE_BYTES).join(', ')})`);
     }
     const shape = entry.shape;
     if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
@@ -202,11 +221,11 @@ export function decodeSafetensors(bytes: Uint8Array, name = 'safetensors file', 
       fail(`tensor '${key}': data_offsets [${begin}, ${end}] run past the end of the data (${dataLength} bytes); the file is truncated or corrupt`);
     }
     const s = shape as number[];
-    const expected = elements(s) * ITEM_BYTES[dtype as SafeDType];
+    const expected = elements(s) * FILE_BYTES[dtype as FileDType];
     if (end - begin !== expected) {
       fail(`tensor '${key}': shape [${s.join(', ')}] of ${dtype} needs ${expected} bytes but data_offsets [${begin}, ${end}] hold ${end - begin}`);
     }
-    parsed.push({ name: key, dtype: dtype as SafeDType, shape: s, begin, end });
+    parsed.push({ name: key, dtype: dtype as FileDType, shape: s, begin, end });
   }
   parsed.sort((a, b) => a.begin - b.begin || a.end - b.end);
   let cursor = 0;
@@ -229,7 +248,8 @@ export function decodeSafetensors(bytes: Uint8Array, name = 'safetensors file', 
   const tensors = new Map<string, SafeTensor>();
   for (const t of parsed) {
     const copy = bytes.slice(dataStart + t.begin, dataStart + t.end);
-    tensors.set(t.name, { dtype: t.dtype, shape: t.shape, data: typedFor(t.dtype, copy.buffer) });
+    if (t.dtype === 'F16') tensors.set(t.name, { dtype: 'F32', shape: t.shape, data: halfToFloat32(new Uint16Array(copy.buffer)), stored: 'F16' });
+    else tensors.set(t.name, { dtype: t.dtype, shape: t.shape, data: typedFor(t.dtype, copy.buffer) });
   }
   return { tensors, metadata, unclaimed };
 }

@@ -1,0 +1,256 @@
+// The model zoo's pieces: float16 storage (scripts/zoo-lib.mjs writes it, src/io/safetensors.ts reads
+// it, both checked against IEEE 754 by hand and exhaustively), zoo files that load into real models,
+// the manifest's validation, and fetching with size and SHA-256 checks.
+import { beforeAll, describe, expect, it } from 'vitest';
+import { float32ToHalf, halfToFloat, readHeader, toZooFiles } from '../scripts/zoo-lib.mjs';
+import { decodeSafetensors, halfToFloat32, type SafeTensor } from '../src/io/safetensors';
+import { decodeCheckpoint, encodeCheckpoint, type CheckpointConfigInput } from '../src/io/checkpoint';
+import { tinyConfig } from '../src/models/config';
+import { MnistModel } from '../src/models/mnist-model';
+import { loadMnistCheckpoint, saveMnistCheckpoint } from '../src/models/mnist-checkpoint';
+import { hierConfig } from '../src/models/hierarchical/config';
+import { HierarchicalPixelVae } from '../src/models/hierarchical/model';
+import { loadHierCheckpoint, saveHierCheckpoint } from '../src/models/hierarchical/checkpoint';
+import { formatFigure, parseManifest, validateManifest, ZooError, type ZooEntry, type ZooManifest } from '../src/zoo/manifest';
+import { checkZooBytes, decodeZooModel, fetchManifest, fetchZooModel, sha256Hex, type FetchLike } from '../src/zoo/load';
+import { useGpu } from './support/gpu';
+
+const f32 = (shape: number[], fill: (i: number) => number): SafeTensor => {
+  const n = shape.reduce((a, b) => a * b, 1);
+  return { dtype: 'F32', shape, data: Float32Array.from({ length: n }, (_, i) => fill(i)) };
+};
+const config: CheckpointConfigInput = {
+  preset: 'mnist-conv-vae',
+  sizes: { latentDim: 2 },
+  step: 7,
+  optimizer: { name: 'adam', step: 7 },
+  data: { dataset: 'mnist', split: { train: 1, valid: 1, test: 1 } },
+  seed: 1,
+};
+
+/** The half nearest to x (ties to the even bit pattern), by search over float64 values: the reference. */
+function nearestHalf(x: number): number {
+  if (Number.isNaN(x)) return 0x7e00;
+  const sign = x < 0 || Object.is(x, -0) ? 0x8000 : 0;
+  const a = Math.abs(x);
+  // 65520 = 65504 + half an ulp: from there on (ties go to the even "next" value, which is Inf) it overflows.
+  if (a >= 65520) return sign | 0x7c00;
+  let best = 0;
+  let bestErr = Infinity;
+  // The candidates: every finite positive half; a binary search on the monotone bit patterns.
+  let lo = 0;
+  let hi = 0x7bff;
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >> 1;
+    if (halfToFloat(mid) <= a) lo = mid;
+    else hi = mid;
+  }
+  for (const c of [lo, hi]) {
+    const err = Math.abs(halfToFloat(c) - a);
+    if (err < bestErr || (err === bestErr && (c & 1) === 0)) {
+      best = c;
+      bestErr = err;
+    }
+  }
+  return sign | best;
+}
+
+describe('float16 storage', () => {
+  it('widens every half bit pattern exactly, in the TS reader and the script alike', () => {
+    const all = Uint16Array.from({ length: 65536 }, (_, i) => i);
+    const wide = halfToFloat32(all);
+    for (let h = 0; h < 65536; h++) {
+      const v = halfToFloat(h);
+      if (Number.isNaN(v)) expect(wide[h]).toBeNaN();
+      else expect(Object.is(wide[h], Math.fround(v)) && wide[h] === v).toBe(true);
+    }
+    expect([wide[0x3c00], wide[0x7bff], wide[0x0001], wide[0x8000], wide[0xfc00]]).toEqual([1, 65504, 2 ** -24, -0, -Infinity]);
+  });
+
+  it('rounds float32 to the nearest half, ties to even (every half round-trips; random, tie and edge values match the reference)', () => {
+    for (let h = 0; h < 65536; h++) {
+      if (Number.isNaN(halfToFloat(h))) continue;
+      expect(float32ToHalf(halfToFloat(h))).toBe(h);
+    }
+    const cases = [0, -0, 1, -1, 65504, 65519.99, 65520, 1e9, -1e9, 2 ** -24, 2 ** -25, 3 * 2 ** -25, 2 ** -26, 1e-10, 6.1035156e-5, 6.097555e-5, 1 + 2 ** -11, 1 + 3 * 2 ** -11, 0.1, 1 / 3];
+    let seed = 12345;
+    const rnd = (): number => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+    for (let i = 0; i < 20000; i++) cases.push(Math.fround((rnd() - 0.5) * 2 ** (Math.floor(rnd() * 44) - 28)));
+    // Exact midpoints between neighbouring halves (where ties-to-even decides).
+    for (let i = 0; i < 2000; i++) {
+      const h = 1 + Math.floor(rnd() * 0x7bfe);
+      cases.push((halfToFloat(h) + halfToFloat(h + 1)) / 2);
+    }
+    for (const x of cases) expect(float32ToHalf(Math.fround(x)), `x = ${x}`).toBe(nearestHalf(Math.fround(x)));
+    expect(float32ToHalf(NaN) & 0x7c00).toBe(0x7c00);
+  });
+
+  it('zoo files: optimizer moments dropped, F32 stored as F16, other dtypes kept, the rounded F32 twin holds the same values', () => {
+    const params = { w: f32([3, 5], (i) => Math.sin(i) * 3.7), b: f32([4], (i) => i / 7), idx: { dtype: 'U32' as const, shape: [2], data: Uint32Array.from([7, 9]) } };
+    const optim = { 'm/w': f32([3, 5], () => 1e-3), 'v/w': f32([3, 5], () => 1e-6) };
+    const bytes = encodeCheckpoint({ config, params, optim });
+    const z = toZooFiles(bytes, 'ck');
+    expect(z.dropped).toBe(2);
+    expect(z.tensors).toBe(3);
+    expect(z.values).toBe(19);
+    const dataBytes = (b: Uint8Array): number => b.length - readHeader(b).dataStart;
+    expect(dataBytes(z.f16)).toBe(2 * 15 + 2 * 4 + 4 * 2);
+    expect(dataBytes(z.roundedF32)).toBe(4 * 15 + 4 * 4 + 4 * 2);
+    expect(Object.fromEntries(Object.entries(readHeader(z.f16).header).map(([k, v]) => [k, v.dtype]))).toEqual({ w: 'F16', b: 'F16', idx: 'U32' });
+    const half = decodeCheckpoint(z.f16, 'zoo.safetensors');
+    const rounded = decodeCheckpoint(z.roundedF32, 'rounded.safetensors');
+    expect(half.config).toEqual(decodeCheckpoint(bytes).config);
+    expect(half.optim.size).toBe(0);
+    for (const name of ['w', 'b']) {
+      const t = half.params.get(name)!;
+      expect(t.dtype).toBe('F32');
+      expect(t.stored).toBe('F16');
+      expect(Array.from(t.data)).toEqual(Array.from(rounded.params.get(name)!.data));
+      const original = params[name as 'w' | 'b'].data;
+      t.data.forEach((v, i) => expect(Math.abs(v - original[i])).toBeLessThanOrEqual(Math.abs(original[i]) * 2 ** -11 + 2 ** -25));
+    }
+    expect(Array.from(half.params.get('idx')!.data)).toEqual([7, 9]);
+    expect(() => toZooFiles(encodeCheckpoint({ config, params: { w: f32([2], () => 7e4) } }), 'big')).toThrow(/'w' value 70000 at index 0 does not fit float16/);
+    expect(() => decodeSafetensors(z.f16.subarray(0, z.f16.length - 1))).toThrow(/1 bytes after|run past the end/);
+  });
+
+  describe('zoo files load into real models', () => {
+    beforeAll(async () => {
+      await useGpu();
+    });
+
+    it('an MNIST model (weight-normed PixelVAE) and a hierarchical one (with batch-norm buffers)', async () => {
+      const model = new MnistModel(tinyConfig('gated-pixelvae-cond', { latentDim: 2 }));
+      const bytes = await saveMnistCheckpoint(model, { step: 3, seed: 1, batchSize: 4, lr: 1e-3, clipValue: 1, binarizationSeed: 2017 });
+      const z = toZooFiles(bytes);
+      const { model: loaded, checkpoint } = loadMnistCheckpoint(z.f16, 'mnist.safetensors');
+      expect(checkpoint.config.step).toBe(3);
+      const want = decodeCheckpoint(z.roundedF32);
+      for (const [name, t] of loaded.params.entriesList()) expect(Array.from(await t.data()), name).toEqual(Array.from(want.params.get(name)!.data));
+      model.dispose();
+      loaded.dispose();
+
+      const hier = new HierarchicalPixelVae(hierConfig('tiny'));
+      const hb = await saveHierCheckpoint(hier, { step: 2, seed: 1, batchSize: 4, lr: 1e-3, data: 'test', trainImages: 1, heldOutImages: 1 });
+      const hz = toZooFiles(hb);
+      const { model: hl } = loadHierCheckpoint(hz.f16, 'hier.safetensors');
+      const hw = decodeCheckpoint(hz.roundedF32);
+      for (const [name, t] of hl.stateTensors()) expect(Array.from(await t.data()), name).toEqual(Array.from(hw.params.get(name)!.data));
+      hier.dispose();
+      hl.dispose();
+    });
+  });
+});
+
+async function zooEntry(bytes: Uint8Array, over: Partial<ZooEntry> = {}): Promise<ZooEntry> {
+  return {
+    id: 'tiny-conv-vae',
+    title: 'Tiny conv VAE',
+    what: 'a conv VAE',
+    shows: 'nothing much',
+    family: 'mnist',
+    preset: 'mnist-conv-vae',
+    sizes: { latentDim: 2 },
+    params: 19,
+    file: 'tiny-conv-vae.safetensors',
+    bytes: bytes.length,
+    sha256: await sha256Hex(bytes),
+    storage: 'F16',
+    data: { name: 'mnist', description: 'MNIST' },
+    training: { imagesSeen: 28, steps: 7, batchSize: 4, wallSeconds: 1.5, hardware: 'test', command: 'npm run zoo', runs: 1 },
+    figures: [{ name: 'IS-NLL', value: 90.1234, unit: 'nats', stderr: 0.2512, n: 10000, k: 100, split: 'test', engine: 'twin' }],
+    views: ['samples', 'latent', 'reconstruct'],
+    ...over,
+  };
+}
+
+describe('manifest', () => {
+  let bytes: Uint8Array;
+  let manifest: ZooManifest;
+  beforeAll(async () => {
+    bytes = toZooFiles(encodeCheckpoint({ config, params: { w: f32([3], (i) => i) } })).f16;
+    manifest = { format: 'pixelvae-lab-zoo', version: 1, generated: '2026-12-02T12:00:00Z', command: 'npm run zoo', models: [await zooEntry(bytes)] };
+  });
+
+  it('accepts a valid manifest and the empty zoo', () => {
+    expect(validateManifest(structuredClone(manifest)).models[0].id).toBe('tiny-conv-vae');
+    expect(parseManifest(JSON.stringify({ ...manifest, models: [] })).models).toEqual([]);
+    expect(formatFigure(manifest.models[0].figures[0])).toBe('90.12 ± 0.25 nats');
+    expect(formatFigure({ ...manifest.models[0].figures[0], name: 'k-NN error', unit: 'fraction', value: 0.1234, stderr: 0.0033 })).toBe('12.3% ± 0.3%');
+  });
+
+  it('names every problem by its path', () => {
+    const bad = structuredClone(manifest) as unknown as { models: Record<string, unknown>[] };
+    const m = bad.models[0];
+    m.file = '../secret.safetensors';
+    m.sha256 = 'abc';
+    m.views = ['levels', 'bogus'];
+    (m.figures as Record<string, unknown>[])[0].stderr = -1;
+    (m.training as Record<string, unknown>).command = '';
+    m.data = { name: 'demo', description: 'x' };
+    let text = '';
+    try {
+      validateManifest(bad);
+    } catch (error) {
+      expect(error).toBeInstanceOf(ZooError);
+      text = (error as Error).message;
+    }
+    for (const want of [
+      'models[0].file: must be a .safetensors file name next to the manifest',
+      'models[0].sha256: must be 64 lower-case hex digits',
+      "models[0].views: 'levels' needs a hierarchical model",
+      'models[0].views: unknown view "bogus"',
+      'models[0].figures[0].stderr: must be a finite number >= 0',
+      'models[0].training.command: must be a non-empty string',
+      "models[0].data.name: 'demo' is not data for a mnist model",
+    ]) {
+      expect(text).toContain(want);
+    }
+    const twice = structuredClone(manifest);
+    twice.models.push(structuredClone(twice.models[0]));
+    expect(() => validateManifest(twice)).toThrow(/'tiny-conv-vae' appears twice[\s\S]*is used twice/);
+    expect(() => validateManifest({ ...manifest, format: 'x' })).toThrow(/not a model zoo manifest/);
+    expect(() => validateManifest({ ...manifest, version: 2 })).toThrow(/newer PixelVAE Lab/);
+    expect(() => parseManifest('{')).toThrow(/not valid JSON/);
+    const latentOn16 = structuredClone(manifest);
+    latentOn16.models[0].sizes = { latentDim: 16 };
+    expect(() => validateManifest(latentOn16)).toThrow(/'latent' needs an MNIST model with a 2-D latent/);
+  });
+
+  it('fetches: no manifest is no zoo; a model is checked for size, hash, preset and F16 storage', async () => {
+    const files: Record<string, { status: number; type: string; body: Uint8Array | string }> = {
+      '/models/manifest.json': { status: 200, type: 'application/json', body: JSON.stringify(manifest) },
+      '/models/tiny-conv-vae.safetensors': { status: 200, type: 'application/octet-stream', body: bytes },
+    };
+    const fetcher =
+      (table: typeof files): FetchLike =>
+      async (url) => {
+        const f = table[url] ?? { status: 404, type: 'text/plain', body: '' };
+        return {
+          ok: f.status === 200,
+          status: f.status,
+          headers: new Headers({ 'content-type': f.type }),
+          text: async () => (typeof f.body === 'string' ? f.body : new TextDecoder().decode(f.body)),
+          arrayBuffer: async () => (typeof f.body === 'string' ? new TextEncoder().encode(f.body) : f.body.slice()).buffer as ArrayBuffer,
+        };
+      };
+    const got = await fetchManifest('/', fetcher(files));
+    expect(got?.models).toHaveLength(1);
+    expect(await fetchManifest('/', fetcher({}))).toBeNull();
+    expect(await fetchManifest('/', fetcher({ '/models/manifest.json': { status: 200, type: 'text/html', body: '<html>' } }))).toBeNull();
+    await expect(fetchManifest('/', fetcher({ '/models/manifest.json': { status: 200, type: 'application/json', body: '{"format":"pixelvae-lab-zoo","version":1}' } }))).rejects.toThrow(
+      /generated: must be a non-empty string/,
+    );
+    const entry = got!.models[0];
+    const model = await fetchZooModel(entry, '/', fetcher(files));
+    expect(decodeZooModel(entry, model).params.get('w')!.stored).toBe('F16');
+    const flipped = bytes.slice();
+    flipped[flipped.length - 1] ^= 1;
+    await expect(checkZooBytes(entry, flipped)).rejects.toThrow(/SHA-256 .* does not match/);
+    await expect(checkZooBytes(entry, bytes.subarray(1))).rejects.toThrow(/bytes, the manifest says/);
+    await expect(fetchZooModel({ ...entry, file: 'gone.safetensors' }, '/', fetcher(files))).rejects.toThrow(/not found \(HTTP 404\)/);
+    expect(() => decodeZooModel({ ...entry, preset: 'mnist-pixelcnn' }, model)).toThrow(/holds preset 'mnist-conv-vae', the manifest says 'mnist-pixelcnn'/);
+    const wide = encodeCheckpoint({ config, params: { w: f32([3], (i) => i) } });
+    expect(() => decodeZooModel(entry, wide)).toThrow(/stored as F32/);
+  });
+});
