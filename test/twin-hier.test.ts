@@ -162,7 +162,7 @@ describe('PyTorch twin of the hierarchical PixelVAE (tiny)', () => {
       inputs.set('x', { dtype: 'U32', shape: [B, C, S, S], data: xs } as SafeTensor);
       inputs.set('x2', { dtype: 'U32', shape: [B, C, S, S], data: x2s } as SafeTensor);
       for (const [key, data] of Object.entries(noise)) inputs.set(key, { shape: shapes[key as keyof typeof shapes], data });
-      for (const [name, v] of init) inputs.set(`init/${name}`, { shape: model.params.get(name).shape, data: v });
+      for (const [name, v] of init) inputs.set(`init/${name}`, { shape: [...model.params.get(name).shape], data: v });
       writeTensors(dir.file('inputs.safetensors'), inputs, { step: String(STEP), k: String(K), levelSeed: String(LEVEL_SEED) });
 
       // The TypeScript side, on the same tensors.
