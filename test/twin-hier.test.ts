@@ -446,4 +446,32 @@ if __name__ == '__main__':
     expect(r.gradRel).toBeLessThan(1e-4);
     expect(r.statsRel).toBeLessThan(1e-5);
   }, 120_000);
+
+  it('refuses a bad configuration with the TypeScript model\'s message', async () => {
+    const bad: Record<string, unknown>[] = [
+      { latent1: 0 }, { dims: [4] }, { z1Level: 3 }, { filter: 4, bnEps: 0 }, { encoderBlocks: [1, 2] }, { imageSize: 10 }, { alpha2Iters: -1, klPenalty: -1 },
+    ];
+    const expected = bad.map((o) => {
+      try {
+        hierConfig('tiny', o);
+        return 'accepted';
+      } catch (error) {
+        return (error as Error).message;
+      }
+    });
+    const run = await runPythonCode(String.raw`
+import sys, json
+from pixelvae_torch import hier
+out = []
+for o in json.loads(sys.argv[1]):
+    try:
+        hier.make_config('tiny', o)
+        out.append('accepted')
+    except ValueError as error:
+        out.append(str(error))
+print(json.dumps(out))
+`, [JSON.stringify(bad)]);
+    expect(JSON.parse(run.stdout.trim().split('\n').pop()!)).toEqual(expected);
+    expect(expected.every((m) => m.startsWith('invalid hierarchical model configuration: '))).toBe(true);
+  });
 });

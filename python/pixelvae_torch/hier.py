@@ -71,9 +71,7 @@ def hier_config(preset: str, **overrides) -> dict:
     """A preset's configuration with overrides (the fields of config.ts's HierConfig, camelCase)."""
     if preset not in _PRESETS:
         raise HierConfigError(f'unknown hierarchical preset "{preset}" (one of {", ".join(HIER_PRESETS)})')
-    unknown = [k for k in overrides if k not in CONFIG_KEYS]
-    if unknown:
-        raise HierConfigError(f'invalid hierarchical model configuration: unknown field(s) {", ".join(unknown)}')
+    # Fields this version does not know are kept and ignored, as hierConfig does (a newer checkpoint's sizes).
     c = copy.deepcopy(_PRESETS[preset][0])
     c.update(preset=preset, seed=1)
     c.update(copy.deepcopy(overrides))
@@ -108,15 +106,14 @@ def validate_hier_config(c: dict) -> None:
     dims = c.get('dims')
     if not isinstance(dims, list) or len(dims) < 2:
         problems.append("dims needs at least two resolutions (the image and z2's grid)")
-        dims = None
     else:
         for i, d in enumerate(dims):
             positive(f'dims[{i}]', d)
     z1 = c.get('z1Level')
-    top = len(dims) - 1 if dims else 1
+    top = len(dims) - 1 if isinstance(dims, list) else 0
     if not _is_int(z1) or z1 < 1 or z1 > top:
         problems.append(f'z1Level must be in 1..{top} (got {z1})')
-    if dims and _is_int(c.get('imageSize')) and c['imageSize'] % (1 << top) != 0:
+    if _is_int(c.get('imageSize')) and top >= 0 and c['imageSize'] % (1 << top) != 0:
         problems.append(f'imageSize {c["imageSize"]} must be divisible by 2^{top} (the z2 grid)')
     eb = c.get('encoderBlocks')
     if not isinstance(eb, list) or len(eb) != z1:
