@@ -249,17 +249,21 @@ BN_STREAM = 5
 
 
 def reestimate_batch_norm(model: TwinModel, images: np.ndarray, batches: int, batch_size: int, seed: int, device="cpu") -> None:
-    """reestimateBatchNorm: the exact average over `batches` training batches from EpochSampler(seed)."""
+    """reestimateBatchNorm: the exact average over `batches` training batches from EpochSampler(seed),
+    each with the noise posteriorNoise(batch, seed, [s, 5]) draws, so it matches the TypeScript's statistics."""
     if model.dataset == "mnist" or batches <= 0:
         return
     batch_size = min(batch_size, len(images))
     sampler = D.EpochSampler(len(images), batch_size, seed)
 
     def gen():
-        for _ in range(batches):
-            yield torch.from_numpy(np.ascontiguousarray(images[sampler.next()])).to(device)
+        for s in range(batches):
+            x = torch.from_numpy(np.ascontiguousarray(images[sampler.next()])).to(device)
+            noise = hier_noise(model, batch_size, seed, [s, BN_STREAM])
+            yield x, noise["eps1"].to(device), noise["eps2"].to(device)
 
-    model.before_eval(gen())
+    with torch.no_grad():
+        model.reestimate_batch_norm(gen())
 
 
 # ---- progress ----------------------------------------------------------------------------------------------
@@ -468,7 +472,7 @@ def run_train(f: dict, rank: int = 0, world: int = 1, device: str = "cpu") -> di
     end = step + steps
     start_step = step
     progress = Progress("train", steps, "steps", extra_rate=(batch, "images")) if rank == 0 else None
-    sums = torch.zeros(3, dtype=torch.float64)
+    sums = torch.zeros(5, dtype=torch.float64)
     n_sums = 0
     t_train = time.perf_counter()
     model.train()
@@ -481,7 +485,9 @@ def run_train(f: dict, rank: int = 0, world: int = 1, device: str = "cpu") -> di
         terms["loss"].backward()
         optimizer.step()
         step += 1
-        sums += torch.tensor([float(terms["loss"]), float(terms["recon"].double().mean()), float(terms["kl"].double().mean())], dtype=torch.float64)
+        sums += torch.tensor([float(terms["loss"]), float(terms["recon"].double().mean()), float(terms["kl"].double().mean()),
+                              float(terms["kl1"].double().mean()) if "kl1" in terms else 0.0,
+                              float(terms["kl2"].double().mean()) if "kl2" in terms else 0.0], dtype=torch.float64)
         n_sums += 1
         if step % log_every == 0 or step == end:
             if world > 1:
@@ -494,8 +500,12 @@ def run_train(f: dict, rank: int = 0, world: int = 1, device: str = "cpu") -> di
                 save("last.safetensors", {"diverged": 1})
                 raise RuntimeError(f"training diverged at step {step} (loss {m[0]}); the last checkpoint is in {out}; try a lower --lr")
             rate = (step - start_step) / (time.perf_counter() - t_train)
-            log.append(json.dumps({"step": step, "loss": m[0], "reconstruction": m[1], "kl": m[2],
-                                   "kl_weight": model.kl_weight(step), "images_per_s": rate * batch}))
+            if is_mnist:
+                log.append(json.dumps({"step": step, "loss": m[0], "reconstruction": m[1], "kl": m[2],
+                                       "kl_weight": model.kl_weight(step), "images_per_s": rate * batch}))
+            else:
+                log.append(json.dumps({"step": step, "loss": m[0], "reconstruction": m[1], "kl1": m[3], "kl2": m[4],
+                                       "train_bits_per_dim": (m[1] + m[2]) / math.log(2), "images_per_s": rate * batch}))
             last_note = f"loss {m[0]:.2f} (rec {m[1]:.2f} + KL {m[2]:.2f})"
         if progress:
             progress.update(step - start_step, last_note)
