@@ -1,16 +1,18 @@
 // The PyTorch twin of the hierarchical PixelVAE (python/pixelvae_torch/hier.py) against the WebGPU
-// engine on the tiny preset (with KL warm-ups and a prior sigma floor switched on, so step 2 of a run
-// weighs the terms and floors sigma): the same TypeScript-written checkpoint, the same inputs and
-// noise give the same logits, per-image reconstruction, KL1, KL2 and IS-NLL with running batch-norm
-// statistics; in training mode the same loss, the same gradient of every parameter and the same
-// overwritten running statistics; the same re-estimated statistics (averaging over batches); and a
-// fresh twin of the same seed starts from the TypeScript model's initial values.
+// engine, on the tiny preset and an odd small configuration (KL warm-ups and a prior sigma floor on,
+// so step 2 of a run weighs the terms and floors sigma). From the same TypeScript-written checkpoint
+// and the same inputs and noise: the same logits, posteriors, per-image reconstruction, KL1, KL2 and
+// IS-NLL with running batch-norm statistics; the same level noise, samples and reconstructions; in
+// training mode the same loss, gradient of every parameter and overwritten running statistics; the
+// same re-estimated statistics; and a fresh twin of the same seed starts from the same values.
+// Also: colour data read into the same bytes and split, a 2-process data-parallel step equal to the
+// 1-process one, and the same refusal of a bad configuration.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { zipSync } from 'fflate';
 import * as E from '../src/engine';
-import { hierConfig, latentGrids, schedule } from '../src/models/hierarchical/config';
+import { hierConfig, latentGrids, schedule, type HierConfig } from '../src/models/hierarchical/config';
 import { HierarchicalPixelVae } from '../src/models/hierarchical/model';
 import { saveHierCheckpoint } from '../src/models/hierarchical/checkpoint';
 import type { SafeTensor } from '../src/io/safetensors';
@@ -23,17 +25,21 @@ import { compareArrays, f32, maxAbsDiff, readTensors, runPython, runPythonCode, 
 
 beforeAll(useGpu);
 
-const config = hierConfig('tiny', { seed: 5, alpha1Iters: 4, alpha2Iters: 6, betaIters: 10 });
+// The tiny preset with its warm-ups and sigma floor switched on, and an odd configuration that reaches
+// what tiny does not: z1 two levels down (two strided and two subpixel blocks in each trunk), an
+// encoder level without blocks, two latent blocks per level, a second pixel block, 5x5 input masks,
+// widths that are no multiple of the 3 colour groups, and z2 on a 1x1 grid.
+const CASES: [string, HierConfig][] = [
+  ['tiny', hierConfig('tiny', { seed: 5, alpha1Iters: 4, alpha2Iters: 6, betaIters: 10 })],
+  ['odd', hierConfig('tiny', {
+    seed: 9, embedDim: 3, dims: [5, 7, 4, 6], z1Level: 2, latent1: 3, latent2: 5, encoderBlocks: [1, 0], latentBlocks: 2,
+    pixelWidth: 7, pixelBlocks: 2, latentPixelWidth: 5, inputFilter: 5, alpha1Iters: 4, alpha2Iters: 6, betaIters: 10,
+  })],
+];
 const STEP = 2; // alpha1 0.75, alpha2 0.375, sigma floor 0.8
 const B = 3;
 const K = 4; // importance samples
 const LEVEL_SEED = 7;
-const S = config.imageSize;
-const C = config.channels;
-const G1 = latentGrids(config).z1;
-const L1 = config.latent1;
-const L2 = config.latent2;
-const DIMS = C * S * S;
 
 function ints(n: number, seed: number): Uint32Array {
   const r = rng(seed);
@@ -136,11 +142,20 @@ with open(d + '/twin.safetensors', 'wb') as f:
 print(json.dumps({'seconds': round(time.time() - t0, 2), 'initMaxAbsDiff': init_diff}))
 `;
 
-describe('PyTorch twin of the hierarchical PixelVAE (tiny)', () => {
+describe('PyTorch twin of the hierarchical PixelVAE', () => {
   const dir = tempDir('pixelvae-twin-hier-');
   afterAll(() => dir.remove());
 
-  it('gives the WebGPU engine\'s logits, per-image terms, IS-NLL, samples, gradients and batch-norm statistics', async () => {
+  it.each(CASES)('%s: gives the WebGPU engine\'s logits, per-image terms, IS-NLL, samples, gradients and batch-norm statistics', async (label, config) => {
+    const S = config.imageSize;
+    const C = config.channels;
+    const G1 = latentGrids(config).z1;
+    const L1 = config.latent1;
+    const L2 = config.latent2;
+    const DIMS = C * S * S;
+    const caseDir = join(dir.path, label);
+    mkdirSync(caseDir);
+    const file = (name: string): string => join(caseDir, name);
     const model = new HierarchicalPixelVae(config);
     const ts = new Map<string, Float32Array>();
     const inputs = new Map<string, TensorInput>();
@@ -149,7 +164,7 @@ describe('PyTorch twin of the hierarchical PixelVAE (tiny)', () => {
       for (const [name, t] of model.params.entriesList()) init.set(name, Float32Array.from(await t.data()));
       await perturb(model, 11);
       const bytes = await saveHierCheckpoint(model, { step: STEP, seed: 1, batchSize: B, lr: 1e-3, data: 'test', trainImages: 0, heldOutImages: 0 });
-      writeFileSync(dir.file('checkpoint.safetensors'), bytes);
+      writeFileSync(file('checkpoint.safetensors'), bytes);
 
       const xs = ints(B * DIMS, 21);
       const x2s = ints(B * DIMS, 22);
@@ -163,7 +178,7 @@ describe('PyTorch twin of the hierarchical PixelVAE (tiny)', () => {
       inputs.set('x2', { dtype: 'U32', shape: [B, C, S, S], data: x2s } as SafeTensor);
       for (const [key, data] of Object.entries(noise)) inputs.set(key, { shape: shapes[key as keyof typeof shapes], data });
       for (const [name, v] of init) inputs.set(`init/${name}`, { shape: [...model.params.get(name).shape], data: v });
-      writeTensors(dir.file('inputs.safetensors'), inputs, { step: String(STEP), k: String(K), levelSeed: String(LEVEL_SEED) });
+      writeTensors(file('inputs.safetensors'), inputs, { step: String(STEP), k: String(K), levelSeed: String(LEVEL_SEED) });
 
       // The TypeScript side, on the same tensors.
       await E.tidyAsync(async () => {
@@ -224,9 +239,9 @@ describe('PyTorch twin of the hierarchical PixelVAE (tiny)', () => {
       model.dispose();
     }
 
-    const run = await runPythonCode(PYTHON, [dir.path]);
+    const run = await runPythonCode(PYTHON, [caseDir]);
     const summary = JSON.parse(run.stdout.trim().split('\n').pop()!) as { seconds: number; initMaxAbsDiff: number };
-    const twin = readTensors(dir.file('twin.safetensors')).tensors;
+    const twin = readTensors(file('twin.safetensors')).tensors;
     const py = (name: string): Float32Array => f32(twin, name);
     const report: Record<string, number> = { pythonSeconds: summary.seconds, initMaxAbsDiff: summary.initMaxAbsDiff };
 
@@ -293,9 +308,9 @@ describe('PyTorch twin of the hierarchical PixelVAE (tiny)', () => {
       let worst = 0;
       for (const [name, v] of ts) if (name.startsWith(`${prefix}buffer/`)) worst = Math.max(worst, compareArrays(py(name), v).relative);
       report[`${prefix}bnStatsRel`] = worst;
-      expect(worst, prefix).toBeLessThan(1e-4);
+      expect(worst, prefix).toBeLessThan(1e-3); // a variance of values far from 0 loses digits to cancellation: measured up to 8e-5
     }
-    console.log(`twin-hier: ${JSON.stringify(report)}`);
+    console.log(`twin-hier ${label}: ${JSON.stringify(report)}`);
   }, 240_000);
 
   it('reads CIFAR-10 batches, image files, zips, the demo set and colour-MNIST into the same bytes, labels and split', async () => {
