@@ -77,11 +77,18 @@ const PYTHON = String.raw`
 import sys, json, time
 import numpy as np, torch
 from pixelvae_torch import safetensors as st, hier
-from pixelvae_torch.testing import load_model
+from pixelvae_torch.api import expected_tensors
+from pixelvae_torch.checkpoint import check_compatible, read_checkpoint
+from pixelvae_torch.registry import model_from_checkpoint_config
 torch.set_num_threads(1)
 d = sys.argv[1]
 t0 = time.time()
-model = load_model(d + '/checkpoint.safetensors')
+ckpt = read_checkpoint(d + '/checkpoint.safetensors')
+model = model_from_checkpoint_config(ckpt.config)
+check_compatible(ckpt, expected_tensors(model), model.preset)
+with torch.no_grad():
+    for name, t in model.checkpoint_tensors().items():
+        t.copy_(torch.from_numpy(np.ascontiguousarray(ckpt.params[name])))
 with open(d + '/inputs.safetensors', 'rb') as f:
     inp, meta = st.decode(f.read(), 'inputs.safetensors')
 T = lambda n: torch.from_numpy(np.array(inp[n], dtype=np.int64 if inp[n].dtype == np.uint32 else np.float32))
