@@ -1,9 +1,10 @@
-import { useEffect, useState } from 'react';
+import { useCallback, useEffect, useRef, useState } from 'react';
 import { useEngine } from '../state/engine';
 import { useLab } from '../state/lab';
 import { AdapterCard } from './AdapterCard';
 import { CheckpointPanel } from './CheckpointPanel';
 import { EvalView } from './EvalView';
+import { Gallery } from './Gallery';
 import { LatentView } from './LatentView';
 import { NoWebGpu } from './NoWebGpu';
 import { Notices } from './Notices';
@@ -71,6 +72,15 @@ export function App() {
   const probe = useEngine((s) => s.probe);
   const init = useLab((s) => s.init);
   const [tab, setTab] = useState<Tab>('training');
+  // The zoo gallery is the first screen, unless the link names a setup (then the lab, as it asks).
+  const [gallery, setGallery] = useState(() => !/[?&](preset|family)=/.test(window.location.search));
+  const toLab = useCallback(() => setGallery(false), []);
+  // An empty zoo: start in the lab as before (the gallery, opened by hand, says there is nothing yet).
+  const firstGallery = useRef(true);
+  const noZoo = useCallback(() => {
+    if (firstGallery.current) setGallery(false);
+    firstGallery.current = false;
+  }, []);
   const colourModel = useLab((s) => s.model?.channels === 3);
 
   useEffect(() => {
@@ -90,6 +100,11 @@ export function App() {
           <h1>PixelVAE Lab</h1>
         </div>
         <p className="tagline">Train and explore PixelVAE models on your own GPU, in the browser.</p>
+        {status.phase === 'ready' && !gallery && (
+          <button type="button" className="secondary" onClick={() => setGallery(true)} data-testid="open-gallery">
+            Trained models
+          </button>
+        )}
         {adapter && (
           <div className="adapter-pill" data-testid="adapter-pill" title={adapter.description}>
             <span className="dot" /> {adapter.vendor || 'GPU'} {adapter.architecture || adapter.description}
@@ -98,7 +113,7 @@ export function App() {
         )}
       </header>
 
-      <main className={status.phase === 'ready' ? 'lab' : 'content'} data-testid="status" data-phase={status.phase}>
+      <main className={status.phase === 'ready' && !gallery ? 'lab' : 'content'} data-testid="status" data-phase={status.phase}>
         {(status.phase === 'idle' || status.phase === 'probing') && (
           <section className="card" aria-busy="true">
             <h2>Starting the engine…</h2>
@@ -106,7 +121,22 @@ export function App() {
           </section>
         )}
 
-        {status.phase === 'ready' && (
+        {status.phase === 'ready' && gallery && (
+          <Gallery
+            onOpened={(view) => {
+              firstGallery.current = false;
+              setTab(view === 'reconstruct' ? 'reconstructions' : view === 'levels' ? 'samples' : view);
+              setGallery(false);
+            }}
+            onLab={() => {
+              firstGallery.current = false;
+              toLab();
+            }}
+            onEmpty={noZoo}
+          />
+        )}
+
+        {status.phase === 'ready' && !gallery && (
           <>
             <aside className="sidebar">
               <SetupPanel />

@@ -1,5 +1,6 @@
 // Download the model as .safetensors (config in its metadata) plus a .json copy of the config;
-// open a checkpoint made here, on another machine or by the command line.
+// open a checkpoint made here, on another machine or by the command line; restore an earlier run
+// (one a reset, a new build or an opened file replaced), which the browser keeps.
 import { useRef } from 'react';
 import { useLab } from '../state/lab';
 
@@ -10,6 +11,8 @@ export function CheckpointPanel() {
   const download = useLab((s) => s.downloadCheckpoint);
   const downloadConfig = useLab((s) => s.downloadConfig);
   const open = useLab((s) => s.openCheckpoint);
+  const earlier = useLab((s) => s.earlier);
+  const restoreEarlier = useLab((s) => s.restoreEarlier);
   const input = useRef<HTMLInputElement>(null);
   const canSave = !!model && (phase === 'ready' || phase === 'faulted');
   return (
@@ -43,6 +46,24 @@ export function CheckpointPanel() {
           }}
         />
       </div>
+      {earlier.length > 0 && (
+        <div data-testid="earlier-runs">
+          <h3 className="small">Earlier runs in this browser</h3>
+          <ul className="earlier-runs">
+            {earlier.map((r) => (
+              <li key={r.id} data-testid="earlier-run">
+                <span>
+                  {r.setup.preset}, step {r.step}
+                  <span className="muted"> · {new Date(r.savedAt).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}</span>
+                </span>
+                <button type="button" className="secondary small-button" disabled={phase !== 'ready'} onClick={() => void restoreEarlier(r.id)} data-testid="restore-earlier">
+                  Restore
+                </button>
+              </li>
+            ))}
+          </ul>
+        </div>
+      )}
     </section>
   );
 }

@@ -4,7 +4,9 @@
 import { useEffect, useRef, useState } from 'react';
 import { useLab } from '../state/lab';
 import { callback, engine, type LatentResult, type SampleResult } from '../worker/client';
+import { CollapseHint } from './CollapseHint';
 import { ImageGrid } from './ImageGrid';
+import { useZooAction } from './Gallery';
 
 const COLOURS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
 const SIZE = 420;
@@ -27,6 +29,8 @@ export function LatentView() {
     setResult(null);
     setPicked(null);
   }, [version]);
+  // Opened from the model zoo: embed the test set at once (run is defined below, for latent models).
+  useZooAction(['latent'], !disabled && !!model?.hasLatent, () => void run());
 
   const b = result?.bounds;
   const toPx = (x: number, y: number): [number, number] => {
@@ -118,6 +122,7 @@ export function LatentView() {
         </button>
         {busy && <span className="muted small">{busy}</span>}
       </div>
+      <CollapseHint consequence="the test set embeds to nearly one point and every point of the plane decodes to the same kind of image" />
       {result && (
         <div className="latent">
           <div>

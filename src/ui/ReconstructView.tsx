@@ -1,9 +1,16 @@
 // Reconstructions of test images and of the user's own images (file picker or drag-and-drop, several
-// at once): the preprocessed input the model actually sees beside sampled reconstructions.
+// at once): the preprocessed input the model actually sees beside sampled reconstructions. For the
+// colour model, changing which level is kept reconstructs the same images again, so the rows always
+// match the label.
 import { useState, type DragEvent } from 'react';
 import { useLab } from '../state/lab';
 import { engine, transfer, type ReconstructionRow, type UploadedFile } from '../worker/client';
+import { CollapseHint } from './CollapseHint';
 import { ImageGrid } from './ImageGrid';
+
+type Level = 'top' | 'middle';
+type Source = { kind: 'test'; offset: number } | { kind: 'upload'; files: File[] };
+const LEVEL_WORDS: Record<Level, string> = { middle: 'keeping z1', top: 'keeping z2' };
 
 export function ReconstructView() {
   const model = useLab((s) => s.model);
@@ -17,8 +24,10 @@ export function ReconstructView() {
   const [dragging, setDragging] = useState(false);
   const samples = 4;
   const colour = model?.channels === 3;
-  const [level, setLevel] = useState<'top' | 'middle'>('middle');
-  const levelOption = colour ? { level } : {};
+  const [level, setLevel] = useState<Level>('middle');
+  /** What the rows shown were made from, and with which kept level. */
+  const [source, setSource] = useState<Source | null>(null);
+  const [rowsLevel, setRowsLevel] = useState<Level>('middle');
   const disabled = !model || phase === 'loading' || phase === 'faulted' || busy !== null;
 
   if (model && !model.hasLatent) {
@@ -29,12 +38,14 @@ export function ReconstructView() {
     );
   }
 
-  const testImages = async (next: number): Promise<void> => {
+  const testImages = async (next: number, keep: Level = level): Promise<void> => {
     setBusy('Reconstructing test images…');
     try {
-      setRows(await engine().reconstructTest({ count: colour ? 4 : 8, samples, seed, offset: next, ...levelOption }));
+      setRows(await engine().reconstructTest({ count: colour ? 4 : 8, samples, seed, offset: next, ...(colour ? { level: keep } : {}) }));
       setErrors([]);
       setOffset(next);
+      setSource({ kind: 'test', offset: next });
+      setRowsLevel(keep);
     } catch (error) {
       reportError('Reconstruction failed', error);
     } finally {
@@ -42,7 +53,7 @@ export function ReconstructView() {
     }
   };
 
-  const upload = async (list: FileList | File[]): Promise<void> => {
+  const upload = async (list: FileList | File[], keep: Level = level): Promise<void> => {
     const files = Array.from(list);
     if (files.length === 0) return;
     setBusy(`Reading ${files.length} file${files.length > 1 ? 's' : ''}…`);
@@ -55,9 +66,11 @@ export function ReconstructView() {
         else payload.push({ name: f.name, type: f.type, bytes: await f.arrayBuffer() });
       }
       setBusy('Reconstructing your images…');
-      const result = await engine().reconstructUploads(transfer(payload, payload.map((p) => p.bytes)), { samples, seed, ...levelOption });
+      const result = await engine().reconstructUploads(transfer(payload, payload.map((p) => p.bytes)), { samples, seed, ...(colour ? { level: keep } : {}) });
       setRows(result.rows);
       setErrors([...tooBig, ...result.errors]);
+      setSource({ kind: 'upload', files });
+      setRowsLevel(keep);
     } catch (error) {
       reportError('Reconstruction failed', error);
     } finally {
@@ -83,7 +96,18 @@ export function ReconstructView() {
         {colour && (
           <label className="field inline">
             <span>Keep</span>
-            <select value={level} onChange={(e) => setLevel(e.currentTarget.value as 'top' | 'middle')} data-testid="recon-level">
+            <select
+              value={level}
+              disabled={busy !== null}
+              onChange={(e) => {
+                const keep = e.currentTarget.value as Level;
+                setLevel(keep);
+                // Rows on screen were made with the other level: make them again with this one.
+                if (source?.kind === 'test') void testImages(source.offset, keep);
+                else if (source?.kind === 'upload') void upload(source.files, keep);
+              }}
+              data-testid="recon-level"
+            >
               <option value="middle">z1 (middle): regenerate the pixels</option>
               <option value="top">z2 (top): regenerate z1 and the pixels</option>
             </select>
@@ -91,6 +115,7 @@ export function ReconstructView() {
         )}
         {busy && <span className="muted small">{busy}</span>}
       </div>
+      <CollapseHint consequence="the reconstructions are samples that ignore the input image" />
       <div
         className={`dropzone${dragging ? ' dragging' : ''}`}
         data-testid="dropzone"
@@ -137,7 +162,10 @@ export function ReconstructView() {
             <tr>
               <th scope="col">Image</th>
               <th scope="col">Model input</th>
-              <th scope="col">{samples} sampled reconstructions</th>
+              <th scope="col" data-testid="recon-header" data-level={colour ? rowsLevel : undefined}>
+                {samples} sampled reconstructions{colour ? `, ${LEVEL_WORDS[rowsLevel]}` : ''}
+                {colour && rowsLevel !== level ? ' (updating…)' : ''}
+              </th>
             </tr>
           </thead>
           <tbody>

@@ -5,7 +5,9 @@
 import { useEffect, useState } from 'react';
 import { useLab } from '../state/lab';
 import { callback, engine, type SampleResult } from '../worker/client';
+import { CollapseHint } from './CollapseHint';
 import { ImageGrid } from './ImageGrid';
+import { useZooAction } from './Gallery';
 
 const COUNTS = [16, 36, 64];
 const ROWS = [1, 2, 3, 4];
@@ -54,6 +56,14 @@ export function SamplesView() {
       setBusy(null);
     }
   };
+
+  // Opened from the model zoo: draw at once (its level grids: vary only the top level).
+  useZooAction(['samples', 'levels'], !disabled, (view) => {
+    if (view !== 'levels' || levels.length < 2) return void draw();
+    const next = Object.fromEntries(levels.map((m, i) => [m.id, i !== 0]));
+    setHold(next);
+    void draw(next);
+  });
 
   const autoregressive = model?.autoregressive ?? true;
   const resultCols = result && colour ? Math.max(1, Math.round(result.images.count / Math.max(1, resultRows))) : 0;
@@ -109,6 +119,7 @@ export function SamplesView() {
       </div>
       {levels.length > 1 && (
         <div className="levels" data-testid="noise-levels">
+          <CollapseHint consequence={colour ? 'holding or reseeding the latent levels changes little: the variation comes from the pixel noise' : 'holding or reseeding z changes nothing: all the variation comes from the pixel noise'} />
           {colour ? (
             <p className="small">
               <strong>Noise-level variation</strong> (the paper&rsquo;s Figure 6): a held level is drawn once per row and shared by the

@@ -1,8 +1,10 @@
-// Data set, model preset and sizes, with the parameter count and FLOPs of the setup before training.
+// Data set, model preset and sizes, with the parameter count, FLOPs and the estimated training time
+// on this adapter (from its measured speed) before anything is built.
+import { SLOW_PER_THOUSAND_S, stepSecondsOf } from '../state/estimate';
 import { useLab } from '../state/lab';
 import { sameSetup } from '../state/url';
 import { ColourDataPicker } from './ColourDataPicker';
-import { compact } from './format';
+import { compact, seconds } from './format';
 
 function NumberField({ id, label, value, min, max, step, onChange, help, testId }: { id: string; label: string; value: number; min?: number; max?: number; step?: number | 'any'; onChange: (v: number) => void; help?: string; testId?: string }) {
   return (
@@ -25,6 +27,13 @@ function NumberField({ id, label, value, min, max, step, onChange, help, testId 
   );
 }
 
+/** What to do about a slow setup, in words. */
+function fallbackNote(family: string): string {
+  return family === 'mnist'
+    ? ': choose the CPU or Tiny sizes (a smaller image size, fewer PixelCNN layers, smaller widths) or a machine with a GPU'
+    : ': choose the Tiny preset or a smaller image size and widths, or a machine with a GPU';
+}
+
 export function SetupPanel() {
   const families = useLab((s) => s.families);
   const draft = useLab((s) => s.draft);
@@ -34,12 +43,19 @@ export function SetupPanel() {
   const setDraft = useLab((s) => s.setDraft);
   const setSizes = useLab((s) => s.setSizes);
   const build = useLab((s) => s.build);
+  const calibration = useLab((s) => s.calibration);
+  const step = useLab((s) => s.step);
+  const calibrating = useLab((s) => s.calibrating);
+  const calibrate = useLab((s) => s.calibrate);
   if (!draft) return null;
   const family = families.find((f) => f.id === draft.family);
   const preset = family?.presets.find((p) => p.id === draft.preset);
   const locked = phase === 'training' || phase === 'loading' || phase === 'faulted';
   const changed = !model || !sameSetup(model.setup, draft);
   const summary = description?.ok ? description.summary : null;
+  const perStep = summary ? stepSecondsOf(summary, draft.batchSize, calibration) : null;
+  const perThousand = perStep !== null ? perStep * 1000 : null;
+  const slow = perThousand !== null && perThousand >= SLOW_PER_THOUSAND_S;
   return (
     <section className="card panel" data-testid="setup">
       <h2>Model</h2>
@@ -119,14 +135,35 @@ export function SetupPanel() {
           <dt>Training FLOPs / step</dt>
           <dd>{summary ? compact(3 * summary.flopsPerImage * draft.batchSize) : '—'}</dd>
         </div>
+        <div>
+          <dt>Est. time / 1000 steps</dt>
+          <dd data-testid="estimate" data-seconds-per-step={perStep ?? undefined}>
+            {perThousand !== null ? `≈ ${seconds(perThousand)}` : calibrating ? 'measuring…' : '—'}
+          </dd>
+        </div>
       </dl>
+      {calibration && (
+        <p className="muted small" data-testid="calibration">
+          Estimated from this adapter&rsquo;s measured speed ({calibration.gflops < 10 ? calibration.gflops.toFixed(2) : calibration.gflops.toFixed(0)} GFLOP/s on a convolution,{' '}
+          {calibration.dispatchMs.toFixed(2)} ms per dispatch); real steps may differ by 2x.{' '}
+          <button type="button" className="link-button" disabled={calibrating || locked} onClick={() => void calibrate()} data-testid="recalibrate">
+            {calibrating ? 'measuring…' : 'measure again'}
+          </button>
+        </p>
+      )}
+      {slow && (
+        <p className="inline-warn" role="alert" data-testid="cost-warning">
+          This setup would take about {seconds(perThousand)} per 1000 training steps on this adapter
+          {fallbackNote(summary?.setup.family ?? draft.family)}.
+        </p>
+      )}
       {description && !description.ok && (
         <p className="inline-error" data-testid="setup-error">
           {description.message}
         </p>
       )}
       <button type="button" className={changed ? '' : 'secondary'} disabled={locked || !description?.ok || !changed} onClick={() => void build()} data-testid="build">
-        {model ? (changed ? 'Build this model (discards the current one)' : 'Built') : 'Build model'}
+        {model ? (changed ? `${slow ? 'Build anyway (slow here)' : 'Build this model'}${step > 0 ? '; the trained one is kept as an earlier run' : ''}` : 'Built') : slow ? 'Build anyway (slow here)' : 'Build model'}
       </button>
     </section>
   );

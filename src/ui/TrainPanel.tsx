@@ -38,7 +38,9 @@ export function TrainPanel() {
           step <strong data-testid="step">{step}</strong> / {target}
         </span>
         <span>{rate.stepsPerSecond > 0 ? `${rate.stepsPerSecond < 1 ? rate.stepsPerSecond.toFixed(2) : rate.stepsPerSecond.toFixed(1)} steps/s` : ''}</span>
-        <span>ETA {training ? seconds(rate.eta) : '—'}</span>
+        <span data-testid="eta" data-estimated={rate.estimated ? 'true' : 'false'} title={rate.estimated ? 'estimated from the adapter’s measured speed until training steps are timed' : 'from the measured rate of the last steps'}>
+          ETA {training ? `${rate.estimated && rate.eta !== null ? '≈ ' : ''}${seconds(rate.eta)}` : '—'}
+        </span>
       </div>
       {compile && (
         <div className="compile" data-testid="compile-progress">

@@ -1,6 +1,8 @@
 // Live charts: the minimised loss with the validation bound, the reconstruction and KL terms
 // (the paper's Figure 4b, live), and throughput.
+import { latestKl } from '../state/collapse';
 import { useLab } from '../state/lab';
+import { CollapseHint } from './CollapseHint';
 import { LineChart } from './LineChart';
 
 export function TrainingView() {
@@ -12,8 +14,10 @@ export function TrainingView() {
   const bits = model?.unit === 'bits/dim';
   const unit = bits ? 'bits/dim' : 'nats';
   const split = bits && train.some((p) => p.kl1 !== undefined);
+  const kl = model ? latestKl(model, history) : null;
   return (
     <div className="view" data-testid="training-view">
+      <CollapseHint consequence="the latent map, reconstructions and holding z will show nothing" />
       <div className="charts">
         <LineChart
           title={bits ? 'Loss (bits per dimension)' : 'Loss (nats per image)'}
@@ -48,6 +52,12 @@ export function TrainingView() {
           : 'Train loss is reconstruction + α·KL with the KL warm-up weight α; the validation bound uses α = 1. '}
         Data: {data?.description ?? 'loading…'}.
         {train.length > 0 && ` KL weight now ${train[train.length - 1].klWeight.toFixed(2)}.`}
+        {kl && (
+          <span data-testid="latest-kl" data-kl={kl.kl} data-step={kl.step}>
+            {' '}
+            The latent carries {kl.kl < 0.01 ? kl.kl.toExponential(1) : kl.kl.toFixed(2)} nats per image (KL at step {kl.step}, {kl.source}).
+          </span>
+        )}
       </p>
     </div>
   );

@@ -352,7 +352,8 @@ export class MnistSession implements FamilySession {
     for (const file of files.slice(0, 32)) {
       let image: RgbaImage & { originalWidth: number; originalHeight: number };
       try {
-        image = await decodeUpload(file);
+        // Fitted whole into a square (padded): a very long strip would shrink to a gray line.
+        image = await decodeUpload(file, { maxAspect: 4 });
       } catch (error) {
         errors.push({ name: file.name, message: message(error) });
         continue;
@@ -360,7 +361,12 @@ export class MnistSession implements FamilySession {
       try {
         const margin = Math.max(0, Math.round((size * 4) / 28));
         const pre = preprocessImage(image, { size, margin: 2 * margin < size ? margin : 0 });
-        inputs.push(binarize(pre.pixels, { threshold: 0.5 }));
+        const bits = binarize(pre.pixels, { threshold: 0.5 });
+        const on = bits.reduce((n, v) => n + v, 0);
+        const what = `${image.originalWidth}x${image.originalHeight} → ${size}x${size} grayscale${pre.inverted ? ' (inverted: light background)' : ''}, binarized at 0.5`;
+        if (on === 0) throw new Error(`${what}, leaves no pixel on: the strokes are too faint or too thin at this size. Use a dark, thick digit on a light background that fills most of the image`);
+        if (on === bits.length) throw new Error(`${what}, turns every pixel on: the image is nearly uniform. Use a dark digit on a light background (or a light digit on a dark one)`);
+        inputs.push(bits);
         labels.push(file.name);
         notes.push(`${image.originalWidth}x${image.originalHeight} → ${size}x${size}, grayscale${pre.inverted ? ', inverted (light background)' : ''}, binarized at 0.5`);
       } catch (error) {
