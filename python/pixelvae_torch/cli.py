@@ -72,7 +72,7 @@ COMMANDS = {
         "split": ("string", "test or valid (hier: held-out or train)", None),
         "k": ("int", "importance samples per image", 10),
         "limit": ("int", "evaluate only the first N images", None),
-        "batch": ("int", "images per batch", 100),
+        "batch": ("int", "images per batch (default 100; hier: 32, as hier-eval)", None),
         "bn-batches": ("int", "hier: re-estimate batch-norm statistics over this many training batches first (0: the checkpoint's)", 0),
         **HIER_DATA,
         **COMMON,
@@ -184,7 +184,7 @@ def eval_command(f: dict) -> None:
         bits = getattr(data, split).images
         limit = f.get("limit") if f.get("limit") is not None else len(bits)
         progress = Progress(f"eval k={k}", min(limit, len(bits)), "images")
-        r = evaluate_mnist(model, bits, k, f["batch"], f["seed"], limit, device, progress.update)
+        r = evaluate_mnist(model, bits, k, f.get("batch") or 100, f["seed"], limit, device, progress.update)
         line = {"command": "eval", "preset": model.config["preset"], "step": step, "split": split, "images": r["images"],
                 "neg_elbo_nats": round(r["neg_elbo"], 4), "is_nll_nats": round(r["nll"], 4), "importance_samples": k,
                 "reconstruction_nats": round(r["reconstruction"], 4), "kl_nats": round(r["kl"], 4),
@@ -194,14 +194,17 @@ def eval_command(f: dict) -> None:
         if split not in ("held-out", "train"):
             raise UsageError(f"eval: --split must be held-out or train for a hierarchical model, not '{split}'")
         data = load_train_data(model, f)
+        batch = f.get("batch") or 32
         if f["bn-batches"] > 0:
-            reestimate_batch_norm(model, data.train, f["bn-batches"], f["batch"], f["seed"], device)
+            reestimate_batch_norm(model, data.train, f["bn-batches"], batch, f["seed"], device)
         images = data.held_out if split == "held-out" else data.train
-        r = evaluate_hier(model, images, f["batch"], f["seed"], f.get("limit"), device)
+        r = evaluate_hier(model, images, batch, f["seed"], f.get("limit"), device)
         line = {"command": "eval", "preset": model.preset, "step": step, "split": split, "images": r["images"],
                 "bits_per_dim": round(r["bits_per_dim"], 5), "neg_elbo_nats_per_dim": round(r["nats_per_dim"], 5),
                 "reconstruction_nats_per_dim": round(r["reconstruction"], 5), "kl_nats_per_dim": round(r["kl1"] + r["kl2"], 5),
                 "kl1_nats_per_dim": round(r["kl1"], 5), "kl2_nats_per_dim": round(r["kl2"], 5),
+                "bound": "negative ELBO (one z sample per image, no importance sampling)",
+                "bn_statistics": f"re-estimated over {f['bn-batches']} training batches" if f["bn-batches"] > 0 else "from the checkpoint",
                 "seconds": round(time.perf_counter() - t0, 2), "data": data.description, "device": device, "torch": torch.__version__}
     print(json.dumps(line), flush=True)
 
