@@ -70,7 +70,7 @@ COMMANDS = {
     "eval": ("Negative ELBO and importance-sampled NLL (nats per image; hier: bits per dimension) as one JSON line.", {
         "checkpoint": ("string", "checkpoint file (.safetensors)", None),
         "split": ("string", "test or valid (hier: held-out or train)", None),
-        "k": ("int", "importance samples per image", 10),
+        "k": ("int", "importance samples per image (default 10; hier: IS-NLL only when given)", None),
         "limit": ("int", "evaluate only the first N images", None),
         "batch": ("int", "images per batch (default 100; hier: 32, as hier-eval)", None),
         "bn-batches": ("int", "hier: re-estimate batch-norm statistics over this many training batches first (0: the checkpoint's)", 0),
@@ -173,8 +173,8 @@ def eval_command(f: dict) -> None:
     model, checkpoint = load_checkpoint_model(path, device)
     step = checkpoint.config["step"]
     t0 = time.perf_counter()
-    k = f["k"]
-    if k < 1:
+    k = f.get("k") if f.get("k") is not None else (10 if model.dataset == "mnist" else 0)
+    if f.get("k") is not None and k < 1:
         raise UsageError("eval: --k must be at least 1")
     if model.dataset == "mnist":
         split = f.get("split") or "test"
@@ -198,11 +198,13 @@ def eval_command(f: dict) -> None:
         if f["bn-batches"] > 0:
             reestimate_batch_norm(model, data.train, f["bn-batches"], batch, f["seed"], device)
         images = data.held_out if split == "held-out" else data.train
-        r = evaluate_hier(model, images, batch, f["seed"], f.get("limit"), device)
+        r = evaluate_hier(model, images, batch, f["seed"], f.get("limit"), device, k=k)
         line = {"command": "eval", "preset": model.preset, "step": step, "split": split, "images": r["images"],
                 "bits_per_dim": round(r["bits_per_dim"], 5), "neg_elbo_nats_per_dim": round(r["nats_per_dim"], 5),
                 "reconstruction_nats_per_dim": round(r["reconstruction"], 5), "kl_nats_per_dim": round(r["kl1"] + r["kl2"], 5),
                 "kl1_nats_per_dim": round(r["kl1"], 5), "kl2_nats_per_dim": round(r["kl2"], 5),
+                **({"is_nll_bits_per_dim": round(r["is_nll_bits_per_dim"], 5), "is_nll_nats_per_dim": round(r["is_nll_nats_per_dim"], 5),
+                    "importance_samples": k} if k > 0 else {}),
                 "bound": "negative ELBO (one z sample per image, no importance sampling)",
                 "bn_statistics": f"re-estimated over {f['bn-batches']} training batches" if f["bn-batches"] > 0 else "from the checkpoint",
                 "seconds": round(time.perf_counter() - t0, 2), "data": data.description, "device": device, "torch": torch.__version__}

@@ -224,13 +224,14 @@ def evaluate_mnist(model: TwinModel, bits: np.ndarray, k: int, batch_size: int, 
 
 @torch.no_grad()
 def evaluate_hier(model: TwinModel, images: np.ndarray, batch_size: int, seed: int, limit: Optional[int] = None, device="cpu",
-                  progress=None) -> dict:
+                  progress=None, k: int = 0) -> dict:
     """evaluateHier: the ELBO bound on held-out images, nats and bits per dimension, one z sample,
     noise posteriorNoise(n, seed, [b, 9]), running batch-norm statistics (call reestimate first)."""
     count = min(limit if limit is not None else len(images), len(images))
     if count < 1:
         raise ValueError("held-out set: no images to evaluate")
     sums = np.zeros(3, dtype=np.float64)
+    nll_sum = 0.0
     for b in range(math.ceil(count / batch_size)):
         start = b * batch_size
         n = min(batch_size, count - start)
@@ -238,11 +239,18 @@ def evaluate_hier(model: TwinModel, images: np.ndarray, batch_size: int, seed: i
         noise = {k: v.to(device) for k, v in hier_noise(model, n, seed, [b, HIER_EVAL_STREAM]).items()}
         r = model.losses(x, None, noise)
         sums += [float(r["recon"].double().sum()), float(r["kl1"].double().sum()), float(r["kl2"].double().sum())]
+        if k > 0:
+            # IS-NLL (no Node CLI counterpart yet): k posterior samples per image, noise rows k*n of stream [b, 9].
+            is_noise = {key: v.to(device) for key, v in hier_noise(model, k * n, seed, [b, HIER_EVAL_STREAM]).items()}
+            nll_sum += float(model.is_nll(x, k, is_noise)["nll"].double().sum()) / model.dims_per_image
         if progress:
             progress(start + n, count)
     nats = sums.sum() / count
-    return {"images": count, "bits_per_dim": nats / math.log(2), "nats_per_dim": nats,
-            "reconstruction": sums[0] / count, "kl1": sums[1] / count, "kl2": sums[2] / count}
+    out = {"images": count, "bits_per_dim": nats / math.log(2), "nats_per_dim": nats,
+           "reconstruction": sums[0] / count, "kl1": sums[1] / count, "kl2": sums[2] / count}
+    if k > 0:
+        out.update(is_nll_nats_per_dim=nll_sum / count, is_nll_bits_per_dim=nll_sum / count / math.log(2), k=k)
+    return out
 
 
 BN_STREAM = 5
