@@ -96,3 +96,25 @@ test('a NaN or Inf checkpoint is refused by tensor name, the config JSON is reco
   await expect(error).toHaveCount(0);
   expect(errors).toEqual([]);
 });
+
+test('a model whose weights became NaN is not downloaded, and training on restores the last good state', async ({ page }) => {
+  await page.goto(`/?${TINY}&debug=1`);
+  await expect(page.getByTestId('start')).toBeEnabled({ timeout: 120_000 });
+  await page.getByTestId('target-steps').fill('4');
+  await page.getByTestId('start').click();
+  await expect(page.getByTestId('train-state')).toHaveText('done', { timeout: 240_000 });
+  await page.evaluate(() => (window as unknown as { __pixelvae: { fault: (k: string) => Promise<void> } }).__pixelvae.fault('nan'));
+  await page.getByTestId('download-checkpoint').click();
+  const error = page.getByTestId('notice-error');
+  await expect(error).toContainText('holds NaN or Inf values');
+  await expect(error).toContainText('it was not downloaded');
+  await expect(error).toContainText('last good state is step 4');
+  await error.getByRole('button', { name: 'Dismiss' }).click();
+  await page.getByTestId('target-steps').fill('8');
+  await page.getByTestId('start').click();
+  await expect(error).toContainText('restored to its last good state, step 4', { timeout: 120_000 });
+  await expect(page.getByTestId('step')).toHaveText('4');
+  // The restored state downloads.
+  const [file] = await Promise.all([page.waitForEvent('download'), page.getByTestId('download-checkpoint').click()]);
+  expect(file.suggestedFilename()).toContain('step4');
+});

@@ -395,6 +395,13 @@ export class Lab {
     if (s && !this.faulted && !this.gpu().isLost) {
       return this.exclusive(async () => {
         const snap = await this.snapshot(s);
+        // A download is never a diverged state (no loader would open it).
+        const bad = checkpointNonFinite(decodeCheckpoint(snap.bytes, 'snapshot', { allowNonFinite: true }));
+        if (bad.length > 0) {
+          const names = bad.slice(0, 3).map((b) => `'${b.key}'`).join(', ') + (bad.length > 3 ? ` and ${bad.length - 3} more` : '');
+          const good = this.lastGood ? ` Its last good state is step ${this.lastGood.step}: train on to restore it, or open an earlier checkpoint.` : '';
+          throw new Error(`The current model holds NaN or Inf values (in ${names}): training has diverged, so it was not downloaded.${good}`);
+        }
         return this.fileOf(snap.bytes, s.fileName(snap.step), snap.step);
       });
     }
