@@ -1,6 +1,8 @@
 // The model zoo's pieces: float16 storage (scripts/zoo-lib.mjs writes it, src/io/safetensors.ts reads
 // it, both checked against IEEE 754 by hand and exhaustively), zoo files that load into real models,
 // the manifest's validation, and fetching with size and SHA-256 checks.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { float32ToHalf, halfToFloat, readHeader, toZooFiles } from '../scripts/zoo-lib.mjs';
 import { decodeSafetensors, halfToFloat32, type SafeTensor } from '../src/io/safetensors';
@@ -252,5 +254,28 @@ describe('manifest', () => {
     expect(() => decodeZooModel({ ...entry, preset: 'mnist-pixelcnn' }, model)).toThrow(/holds preset 'mnist-conv-vae', the manifest says 'mnist-pixelcnn'/);
     const wide = encodeCheckpoint({ config, params: { w: f32([3], (i) => i) } });
     expect(() => decodeZooModel(entry, wide)).toThrow(/stored as F32/);
+  });
+});
+
+describe('the shipped zoo', () => {
+  // public/models by default; PIXELVAE_ZOO_DIR checks another build of it (e.g. npm run zoo -- --smoke's output).
+  const dir = process.env.PIXELVAE_ZOO_DIR ?? 'public/models';
+
+  it('has a valid manifest whose files exist, match their size, hash and preset, store F16, and total under 25 MB', async () => {
+    const manifest = parseManifest(readFileSync(join(dir, 'manifest.json'), 'utf8'), join(dir, 'manifest.json'));
+    let total = 0;
+    for (const entry of manifest.models) {
+      const path = join(dir, entry.file);
+      expect(existsSync(path), `${path} (listed in the manifest)`).toBe(true);
+      const bytes = new Uint8Array(readFileSync(path));
+      await checkZooBytes(entry, bytes);
+      const checkpoint = decodeZooModel(entry, bytes);
+      expect(checkpoint.config.step * entry.training.batchSize).toBe(entry.training.imagesSeen);
+      const params = [...checkpoint.params.values()].filter((t) => t.stored === 'F16').reduce((n, t) => n + t.data.length, 0);
+      expect(params).toBe(entry.params);
+      for (const f of entry.figures) if (f.name === 'IS-NLL') expect(f.k, `${entry.id}: IS-NLL needs its k`).toBeGreaterThan(0);
+      total += bytes.length;
+    }
+    expect(total).toBeLessThan(25 * 2 ** 20);
   });
 });
