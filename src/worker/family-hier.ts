@@ -187,7 +187,8 @@ export class HierDriver implements FamilyDriver {
 
   async open(checkpoint: Checkpoint, setupHint: Setup | null, history: History | null): Promise<{ session: FamilySession; note?: string }> {
     const config = hierConfigFromCheckpoint(checkpoint);
-    const wanted = setupHint?.data ?? 'demo';
+    // A checkpoint trained on colour-MNIST (the zoo's, the CLI's) reopens on it; anything else on the demo photos.
+    const wanted = setupHint?.data ?? (/colour-mnist/i.test(String(checkpoint.config.data.description ?? '')) ? 'colour-mnist' : 'demo');
     const source = wanted === 'files' && !this.store.hasFiles() ? 'demo' : wanted;
     const defaults = hierTrainDefaults(config.preset);
     const { setup, exact } = setupOfHierConfig(config, {
