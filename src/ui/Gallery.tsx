@@ -25,6 +25,21 @@ export function useZooAction(views: readonly ZooView[], ready: boolean, act: (vi
   });
 }
 
+type LabSnapshot = ReturnType<typeof useLab.getState>;
+const isSettled = (s: LabSnapshot): boolean => s.model !== null && (s.phase === 'ready' || s.phase === 'training' || s.phase === 'faulted');
+
+function labSettled(): Promise<void> {
+  if (isSettled(useLab.getState())) return Promise.resolve();
+  return new Promise((resolve) => {
+    const stop = useLab.subscribe((s) => {
+      if (isSettled(s)) {
+        stop();
+        resolve();
+      }
+    });
+  });
+}
+
 type Loaded = { state: 'loading' } | { state: 'none' } | { state: 'error'; message: string } | { state: 'ready'; manifest: ZooManifest };
 
 function useManifest(): Loaded {
@@ -104,6 +119,7 @@ function Card({ entry, busy, onOpen }: { entry: ZooEntry; busy: boolean; onOpen:
 export function Gallery({ onOpened, onLab, onEmpty }: { onOpened: (view: ZooView) => void; onLab: () => void; onEmpty: () => void }) {
   const loaded = useManifest();
   const openCheckpoint = useLab((s) => s.openCheckpoint);
+  const labPhase = useLab((s) => (s.model ? s.phase : 'starting'));
   const [opening, setOpening] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
 
@@ -115,7 +131,11 @@ export function Gallery({ onOpened, onLab, onEmpty }: { onOpened: (view: ZooView
     setOpening(entry.id);
     setError(null);
     try {
-      const bytes = await fetchZooModel(entry, import.meta.env.BASE_URL);
+      const download = fetchZooModel(entry, import.meta.env.BASE_URL);
+      // The lab's first model may still be building (or a saved run restoring): opening now would
+      // be overtaken by it, so wait for it to settle while the file downloads.
+      await labSettled();
+      const bytes = await download;
       const before = useLab.getState().modelVersion;
       await openCheckpoint(new File([bytes as Uint8Array<ArrayBuffer>], entry.file), true);
       const after = useLab.getState();
@@ -133,7 +153,7 @@ export function Gallery({ onOpened, onLab, onEmpty }: { onOpened: (view: ZooView
   };
 
   return (
-    <section className="zoo" data-testid="gallery">
+    <section className="zoo" data-testid="gallery" data-lab-phase={labPhase}>
       <div className="zoo-head">
         <div>
           <h2>Trained models</h2>
