@@ -15,7 +15,7 @@ import { MnistModel } from '../src/models/mnist-model';
 import { saveMnistCheckpoint } from '../src/models/mnist-checkpoint';
 import { useGpu } from './support/gpu';
 import { perturb } from './support/perturb';
-import { compareArrays, f32, maxAbsDiff, readTensors, runPythonModule, tempDir, writeTensors, type Difference } from './support/twin';
+import { compareArrays, f32, lastJsonLine, maxAbsDiff, readTensors, runPythonCode, runPythonModule, tempDir, writeTensors, type Difference } from './support/twin';
 
 const BATCH = 3;
 const K = 4;
@@ -294,4 +294,40 @@ describe('PyTorch twin of the MNIST family against the WebGPU engine', () => {
       }
     }, 240_000);
   });
+});
+
+describe('the twin refuses a bad MNIST configuration as the TypeScript does', () => {
+  const bad: [string, Partial<MnistModelConfig>][] = [
+    ['pixelvae', { imageSize: 10 }],
+    ['gated-pixelcnn', { filterSize: 4, inputFilterSize: 9, pixelLayers: -1 }],
+    ['conv-vae', { pixelWidth: 0, latentDim: 2.5, outputWidth: -3 }],
+    ['gated-pixelvae-cond', { encoderDims: [4, 0, 4, 4], decoderDims: [1, 2, 0] }],
+    ['gated', { imageSize: 10 }],
+    ['pixelcnn', { imageSize: 9 }],
+  ];
+  it('the same message for each, or none', async () => {
+    const expected = bad.map(([preset, overrides]) => {
+      try {
+        mnistConfig(preset as MnistPreset, overrides);
+        return null;
+      } catch (error) {
+        return (error as Error).message;
+      }
+    });
+    const code = [
+      'import json, sys',
+      'from pixelvae_torch import mnist',
+      'out = []',
+      'for preset, overrides in json.loads(sys.argv[1]):',
+      '    try:',
+      '        mnist.make_config(preset, overrides)',
+      '        out.append(None)',
+      '    except ValueError as error:',
+      '        out.append(str(error))',
+      'print(json.dumps(out))',
+    ].join('\n');
+    const got = lastJsonLine<(string | null)[]>((await runPythonCode(code, [JSON.stringify(bad)])).stdout);
+    expect(got).toEqual(expected);
+    expect(expected.filter((m) => m !== null)).toHaveLength(bad.length - 1);
+  }, 60_000);
 });
