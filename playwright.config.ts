@@ -43,8 +43,8 @@ export default defineConfig({
   webServer: {
     // The production bundle, then preview serving dist/. (Type-checking is its own step of `npm test`,
     // so a type error elsewhere reads as one, not as a server that would not start.)
-    // The colour demo set (public/colour-demo, generated) is built first when it can be (--optional).
-    command: `node scripts/build-colour-demo.mjs --optional && npx vite build && npx vite preview --host 127.0.0.1 --port ${PORT} --strictPort`,
+    // The colour demo set and colour-MNIST (public/colour-demo, public/colour-mnist, generated) are built first when they can be (--optional).
+    command: `node scripts/build-colour-demo.mjs --optional && node scripts/build-colour-mnist.mjs --optional && npx vite build && npx vite preview --host 127.0.0.1 --port ${PORT} --strictPort`,
     url: `http://127.0.0.1:${PORT}`,
     // Always test a fresh build of the current tree, never a stale server.
     reuseExistingServer: false,
