@@ -53,7 +53,14 @@ const CASES: Case[] = [
   ...MNIST_PRESETS.map((preset: MnistPreset, i): Case => ({
     name: preset,
     // The blind-spot PixelCNNs take the paper's 7x7 input filter, the gated ones 1x5 / 5x5.
-    config: mnistConfig(preset, { ...SMALL, imageSize: hasLatent(preset) ? 12 : 9, inputFilterSize: preset.startsWith('gated') ? 5 : 7, seed: 11 + i }),
+    // gated-pixelvae-cond takes Z = P, so its gates' linear maps of z are square (orthogonal init).
+    config: mnistConfig(preset, {
+      ...SMALL,
+      imageSize: hasLatent(preset) ? 12 : 9,
+      inputFilterSize: preset.startsWith('gated') ? 5 : 7,
+      latentDim: preset === 'gated-pixelvae-cond' ? SMALL.pixelWidth : SMALL.latentDim,
+      seed: 11 + i,
+    }),
     sample: true,
   })),
   // The other branches: no weight norm, no residual layers (the gated input layer without a vertical
@@ -330,4 +337,30 @@ describe('the twin refuses a bad MNIST configuration as the TypeScript does', ()
     expect(got).toEqual(expected);
     expect(expected.filter((m) => m !== null)).toHaveLength(bad.length - 1);
   }, 60_000);
+});
+
+describe('the twin initialises paper-size models as the TypeScript does', () => {
+  it('every preset at the Table-1 sizes: the same parameter names in the same order, the same values from the same seed', async () => {
+    const files: string[] = [];
+    for (const [i, preset] of MNIST_PRESETS.entries()) {
+      const model = new MnistModel(mnistConfig(preset, { seed: 21 + i }));
+      try {
+        const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
+        for (const [name, t] of model.params.entriesList()) tensors.set(name, { shape: [...t.shape], data: Float32Array.from(await t.data()) });
+        const file = tmp.file(`init-${preset}.safetensors`);
+        writeTensors(file, tensors, { config: JSON.stringify(model.config), family: 'mnist' });
+        files.push(file);
+      } finally {
+        model.dispose();
+      }
+    }
+    const { stdout } = await runPythonModule('pixelvae_torch.testing', ['init', ...files], { timeoutMs: 120_000 });
+    const lines = stdout.trim().split('\n').map((l) => JSON.parse(l) as { preset: string; sameNamesInOrder: boolean; maxAbs?: number; values?: number });
+    expect(lines.map((l) => l.preset)).toEqual(MNIST_PRESETS.map((p) => `mnist-${p}`));
+    for (const line of lines) {
+      expect(line.sameNamesInOrder, `${line.preset}: parameter names and order`).toBe(true);
+      expect(line.maxAbs, `${line.preset}: initial values`).toBeLessThanOrEqual(INIT_TOL);
+      report[`init ${line.preset} (Table-1 sizes, ${line.values} values)`] = { initMaxAbs: fmt(line.maxAbs!) };
+    }
+  }, 120_000);
 });

@@ -12,6 +12,12 @@ Each CASE_DIR holds what the TypeScript test wrote:
 and gets twin.safetensors with the twin's logits, mu, logSigma, loss terms, IS-NLL terms, gradients
 of the loss ("grad/<name>"), and samples; its metadata holds the KL weight used and the largest
 difference between the twin's own initialisation and init/<name>. One JSON line per case on stdout.
+
+    python -m pixelvae_torch.testing init FILE [FILE ...]
+
+Each FILE holds a TypeScript model's initial parameters in creation order, with metadata 'config' (the
+model config JSON) and 'family' ('mnist' or 'hier'); prints whether the twin's fresh model of that
+config has the same names in the same order and the largest absolute difference of the values.
 """
 from __future__ import annotations
 
@@ -27,7 +33,7 @@ import torch
 from . import safetensors as st
 from .api import TwinModel, expected_tensors
 from .checkpoint import check_compatible, read_checkpoint
-from .registry import model_from_checkpoint_config
+from .registry import build_model, model_from_checkpoint_config
 
 
 def load_model(path: str) -> TwinModel:
@@ -108,13 +114,36 @@ def mnist_case(case: str) -> Dict[str, object]:
     return summary
 
 
+def init_case(path: str) -> Dict[str, object]:
+    """Compares the twin's fresh model with a TypeScript model's initial parameters: a safetensors file
+    of them (in ParamSet order) whose metadata 'config' is the TypeScript model config."""
+    with open(path, 'rb') as f:
+        tensors, meta = st.decode(f.read(), os.path.basename(path))
+    config = json.loads(meta['config'])
+    preset = config['preset']
+    model = build_model(PREFIXES[meta.get('family', 'mnist')] + preset, {k: v for k, v in config.items() if k != 'preset'})
+    own = model.checkpoint_tensors()
+    summary: Dict[str, object] = {'file': os.path.basename(path), 'preset': model.preset, 'tensors': len(own),
+                                  'sameNamesInOrder': list(own) == list(tensors)}
+    if summary['sameNamesInOrder']:
+        summary['maxAbs'] = max(float(np.max(np.abs(_np(own[n]) - tensors[n]))) if tensors[n].size else 0.0 for n in own)
+        summary['values'] = int(sum(a.size for a in tensors.values()))
+    return summary
+
+
+PREFIXES = {'mnist': 'mnist-', 'hier': 'hier-'}
+USAGE = """usage: python -m pixelvae_torch.testing mnist-equivalence CASE_DIR [CASE_DIR ...]
+       python -m pixelvae_torch.testing init FILE [FILE ...]"""
+
+
 def main(argv) -> int:
-    if len(argv) < 2 or argv[0] != 'mnist-equivalence':
-        print('usage: python -m pixelvae_torch.testing mnist-equivalence CASE_DIR [CASE_DIR ...]', file=sys.stderr)
+    if len(argv) < 2 or argv[0] not in ('mnist-equivalence', 'init'):
+        print(USAGE, file=sys.stderr)
         return 2
     torch.set_num_threads(1)
+    run = mnist_case if argv[0] == 'mnist-equivalence' else init_case
     for case in argv[1:]:
-        print(json.dumps(mnist_case(case)), flush=True)
+        print(json.dumps(run(case)), flush=True)
     return 0
 
 
