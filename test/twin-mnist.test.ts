@@ -2,10 +2,11 @@
 // computes: for every preset, the same checkpoint (written here) and the same inputs and noise give the
 // same logits and encoder outputs, per-image reconstruction nats, KL and IS-NLL (the same importance
 // noise fed to both), the same gradients of one step's training loss (with a KL warm-up weight that is
-// neither 0 nor 1), the same samples from the same z and uniforms, and, from the same seed, the same
-// initial parameters. Small odd sizes (widths 5 and 7; 12x12 latent models, whose 3x3 quarter map takes the
-// reference's pad/crop path, 9x9 PixelCNNs); tensors travel as safetensors files in a temp dir, and the
-// twin runs once for all cases.
+// neither 0 nor 1), and the same samples from the same z and uniforms. Small odd sizes (widths 5 and 7,
+// Z = 3; 12x12 latent models, whose 3x3 quarter map takes the reference's pad/crop path; 9x9
+// PixelCNNs); tensors travel as safetensors files in a temp dir, one twin run per case. Also: the same
+// seed gives the same initial parameters (small and Table-1 sizes), and a bad configuration gets the
+// TypeScript's message.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
