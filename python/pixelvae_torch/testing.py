@@ -31,20 +31,15 @@ import numpy as np
 import torch
 
 from . import safetensors as st
-from .api import TwinModel, expected_tensors
-from .checkpoint import check_compatible, read_checkpoint
-from .registry import build_model, model_from_checkpoint_config
+from .api import TwinModel
+from .registry import build_model
+from .train import load_checkpoint_model
 
 
 def load_model(path: str) -> TwinModel:
-    """A model built from a checkpoint's config with its parameters loaded (refusing a mismatch)."""
-    ckpt = read_checkpoint(path)
-    model = model_from_checkpoint_config(ckpt.config)
-    check_compatible(ckpt, expected_tensors(model), model.preset)
-    with torch.no_grad():
-        for name, t in model.checkpoint_tensors().items():
-            t.copy_(torch.from_numpy(np.ascontiguousarray(ckpt.params[name])))
-    return model
+    """A model built from a checkpoint's config with its parameters loaded (the trainer's loader, which
+    refuses a mismatch before copying anything)."""
+    return load_checkpoint_model(path)[0]
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
