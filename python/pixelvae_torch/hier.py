@@ -750,22 +750,31 @@ class HierarchicalPixelVae(TwinModel):
                 z1 = torch.zeros(n, l1, h1, w1, dtype=uniforms.dtype, device=uniforms.device)
                 features = self.prior_features(z2)
                 l = self.config['latent1']
+                r = self._radius(self.config['inputFilter'], 2)
                 for p in range(h1 * w1):
                     y, xx = divmod(p, w1)
-                    raw = self.prior_raw(z1, features)[:, :, y, xx]
+                    (y0, x0, x1) = _window(y, xx, w1, r)
+                    raw = self.prior_raw(z1[:, :, y0:y + 1, x0:x1], features[:, :, y0:y + 1, x0:x1])[:, :, y - y0, xx - x0]
                     mu = 2 * F.softsign(0.5 * raw[:, :l])
                     sigma = 0.5 * (F.softsign(raw[:, l:]) + 1)
                     z1[:, :, y, xx] = mu + sigma * eps1[:, :, y, xx]
             images = torch.zeros(n, c_, h, w, dtype=torch.long, device=uniforms.device)
             features = self.pixel_features(z1)
+            r = self._radius(self.config['inputFilter'], self.config['pixelBlocks'])
             for p in range(h * w):
                 y, xx = divmod(p, w)
+                y0, x0, x1 = _window(y, xx, w, r)
                 for ch in range(c_):
-                    logits = self.pixel_logits(images, features)[:, :, ch, y, xx]
+                    logits = self.pixel_logits(images[:, :, y0:y + 1, x0:x1], features[:, :, y0:y + 1, x0:x1])[:, :, ch, y - y0, xx - x0]
                     images[:, ch, y, xx] = categorical_inverse_cdf(logits, uniforms[:, ch, y, xx])
             return dict(images=images, z1=z1, z2=z2)
         finally:
             self.bn['training'] = was
+
+    def _radius(self, input_filter: int, blocks_of_filter: int) -> int:
+        # How far up, left and right a PixelCNN output reaches: the masked input conv's half width plus
+        # two filter-wide convs (conv1a|b, then conv2) per block; the 1x1 layers reach nothing.
+        return input_filter // 2 + blocks_of_filter * 2 * (self.config['filter'] // 2)
 
     @torch.no_grad()
     def encode_levels(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
@@ -832,6 +841,16 @@ class HierarchicalPixelVae(TwinModel):
         finally:
             self.bn['momentum'] = 1.0
             self.bn['training'] = False
+
+
+def _window(y: int, x: int, width: int, r: int) -> Tuple[int, int, int]:
+    """
+    Rows y-r..y and columns x-r..x+r (clipped to the image): all a causal output at (y, x) depends on
+    through r rows and columns of masked convolutions, so a pass over this window gives the logits of
+    (y, x) that a pass over the whole image gives (the image's own borders stay zero-padded), at a
+    fraction of the cost: a sample draws one position per pass.
+    """
+    return max(0, y - r), max(0, x - r), min(width, x + r + 1)
 
 
 def split_posterior(raw: torch.Tensor):
