@@ -19,6 +19,8 @@ import { main } from '../src/cli/main';
 import { useGpu } from './support/gpu';
 
 const PYTHON = process.env.PIXELVAE_PYTHON ?? '/usr/bin/python3';
+// Each test spawns Python (torch import: seconds) and Node CLI runs; on a loaded 2-core machine that takes minutes.
+const SLOW = { timeout: 400_000 };
 const dir = mkdtempSync(join(tmpdir(), 'pixelvae-twin-train-'));
 const tinyModel = ['--preset', 'gated-pixelvae-cond', '--image-size', '8', '--width', '4', '--layers', '1', '--latent', '2', '--filter', '3',
   '--input-filter', '3', '--output-width', '4', '--encoder-dims', '4,4,6,6', '--decoder-dims', '6,6,4', '--warmup', '3'];
@@ -75,7 +77,7 @@ beforeAll(async () => {
 afterAll(() => vi.restoreAllMocks());
 const lastPrinted = (): Record<string, unknown> => JSON.parse(printed.filter((l) => l.startsWith('{')).at(-1)!);
 
-describe('PyTorch twin: files and data', () => {
+describe('PyTorch twin: files and data', SLOW, () => {
   it('re-encodes TS safetensors byte for byte, and writes bytes TS re-encodes identically', async () => {
     const rand = (n: number): Float32Array => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898) * 43758.5453 % 1);
     const tensors = new Map<string, SafeTensor>([
@@ -153,7 +155,7 @@ print(json.dumps({'valid': sha(m.valid.images), 'test8': sha(m8.test.images), 'o
   });
 });
 
-describe('PyTorch twin: training runs move between engines', () => {
+describe('PyTorch twin: training runs move between engines', SLOW, () => {
   it('a TS checkpoint trains on in PyTorch, lands where TS would, and goes back to the Node CLI', async () => {
     const tsA = join(dir, 'ts-a');
     const tsB = join(dir, 'ts-b');
@@ -228,7 +230,7 @@ describe('PyTorch twin: training runs move between engines', () => {
   });
 });
 
-describe('PyTorch twin: bad checkpoints', () => {
+describe('PyTorch twin: bad checkpoints', SLOW, () => {
   const nodeError = async (args: string[]): Promise<string> => {
     expect(await main(args)).toBe(1);
     return printed.at(-1)!.replace(/^pixelvae \w+: /, '');

@@ -341,6 +341,8 @@ def train_command(f: dict) -> int:
     from .distributed import train
     if f["nproc"] < 1:
         raise UsageError("train: --nproc must be at least 1")
+    if f.get("batch") is not None and f["batch"] % f["nproc"] != 0:
+        raise UsageError(f"train: --batch {f['batch']} must be a multiple of --nproc {f['nproc']} (each process takes an equal shard of every batch)")
     return train(f, f["nproc"], f["device"])
 
 

@@ -100,18 +100,27 @@ def train(flags: dict, nproc: int, device: str) -> int:
         summary = run_train(flags, 0, 1, dev)
         print(json.dumps(summary), flush=True)
         return 0
+    import signal
     import torch.multiprocessing as mp
     port = _free_port()
+    context = mp.spawn(_worker, args=(nproc, flags, device, port), nprocs=nproc, join=False)
     try:
-        mp.spawn(_worker, args=(nproc, flags, device, port), nprocs=nproc, join=True)
-    except mp.ProcessExitedException as error:
-        how = f"was killed by {error.signal_name}" if error.signal_name else f"exited with code {error.exit_code}"
-        sys.stderr.write(f"pixelvae_torch train: process {error.error_index} of {nproc} {how}; the other processes were stopped. "
-                         f"{_last_checkpoint_note(flags['out'])}\n")
-        return 1
-    except mp.ProcessRaisedException as error:
-        first = str(error).strip().splitlines()[-1] if str(error).strip() else "an error"
-        sys.stderr.write(f"pixelvae_torch train: process {error.error_index} of {nproc} failed: {first}\n{error}\n"
+        while not context.join():
+            pass
+    except (mp.ProcessExitedException, mp.ProcessRaisedException) as error:
+        # join() stops the others (SIGTERM) once one fails; a rank killed from outside is the cause even
+        # when its peer noticed the broken connection and exited first.
+        codes = [p.exitcode for p in context.processes]
+        killed = [(i, c) for i, c in enumerate(codes) if c is not None and c < 0 and -c != signal.SIGTERM]
+        if killed:
+            index, how = killed[0][0], f"was killed by {signal.Signals(-killed[0][1]).name}"
+        elif isinstance(error, mp.ProcessExitedException) and error.signal_name:
+            index, how = error.error_index, f"was killed by {error.signal_name}"
+        elif isinstance(error, mp.ProcessExitedException):
+            index, how = error.error_index, f"exited with code {error.exit_code}"
+        else:
+            index, how = error.error_index, "failed: " + (str(error).strip().splitlines() or ["an error"])[-1]
+        sys.stderr.write(f"pixelvae_torch train: process {index} of {nproc} {how}; the other processes were stopped. "
                          f"{_last_checkpoint_note(flags['out'])}\n")
         return 1
     return 0
