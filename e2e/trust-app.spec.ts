@@ -21,6 +21,11 @@ const FIRST_MINUTE_STEPS = 300;
 async function ready(page: Page, query = ''): Promise<void> {
   await page.goto(`/${query ? `?${query}` : ''}`);
   await expect(page.getByTestId('status')).toHaveAttribute('data-phase', 'ready', { timeout: 60_000 });
+  // Without a setup in the link, the model zoo's gallery may come first: go on to the lab behind it.
+  const lab = page.getByTestId('model-line');
+  const gallery = page.getByTestId('gallery-to-lab');
+  await expect(lab.or(gallery).first()).toBeVisible({ timeout: 120_000 });
+  if (await gallery.isVisible()) await gallery.click();
   await expect(page.getByTestId('model-line')).toContainText('params', { timeout: 120_000 });
   await expect(page.getByTestId('start')).toBeEnabled({ timeout: 60_000 });
 }
@@ -254,6 +259,7 @@ test.describe('nothing is lost by one click; messages say what to do', () => {
 });
 
 test('colour model: the Keep label follows the rows; a refused build leaves a true status line', async ({ page }) => {
+  test.setTimeout(420_000); // two sets of colour reconstructions on SwiftShader
   const errors: string[] = [];
   page.on('pageerror', (error) => errors.push(error.message));
   await ready(page, HIER);
@@ -277,6 +283,7 @@ test('colour model: the Keep label follows the rows; a refused build leaves a tr
   for (let i = 0; i < 12; i++) entries[`mine/img-${i}.png`] = new Uint8Array(colourPng(24 + i, 20, i * 20));
   await page.getByTestId('colour-files-input').setInputFiles({ name: 'mine.zip', mimeType: 'application/zip', buffer: Buffer.from(zipSync(entries)) });
   await expect(page.getByTestId('colour-files')).toContainText('12 images', { timeout: 60_000 });
+  await page.locator('summary', { hasText: 'Training run' }).click();
   await page.getByTestId('batch').fill('16');
   await page.getByTestId('build').click();
   await expect(page.getByTestId('notice-error')).toContainText('The model could not be built', { timeout: 60_000 });

@@ -46,10 +46,12 @@ export const TINY_SIZES: Record<string, number> = {
 /**
  * The first screen's sizes on a CPU (fallback) adapter, with the gated PixelVAE whose z enters every
  * gate. Chosen by the KL they reach (the paper's Figure 4: a PixelCNN with few layers and a small
- * receptive field leaves the latent work to do): measured with the Node engine on lavapipe, batch 32,
- * validation KL in nats at steps 50/250/500: these sizes 3.4/2.5/2.0 (width 2), the tiny sizes below
- * 0.00 (their PixelCNN models 8x8 digits without z), and the gated PixelVAE with upsampling 0.00 at
- * any of the sizes tried. At 12x12 the digits keep enough shape for a 2-D latent to carry.
+ * receptive field leaves the latent work to do), measured with the Node engine on lavapipe, batch 32,
+ * lr 1e-3, validation KL in nats per image at steps 50/300/500: these sizes 4.6/1.7/2.0 (lowest 1.0,
+ * near step 450); the tiny sizes below 0.001/0.000/0.000 (their PixelCNN models 8x8 digits without z);
+ * the gated PixelVAE with upsampling at these sizes 0.000 from step 250 on, with or without KL warm-up;
+ * PixelCNN width 4 instead of 2: 3.4 at 50, 1.0 at 500. SwiftShader in headless Chromium trains
+ * about 300 steps of it in the first minute (e2e/trust-app.spec.ts checks the KL there).
  */
 export const CPU_SIZES: Record<string, number> = {
   imageSize: 12,
