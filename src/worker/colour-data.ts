@@ -4,7 +4,15 @@
 // zips, CIFAR-10 .bin batches, picked or dropped in the page), built with src/data/colour.ts at the
 // model's size, split like the command line does (CIFAR-10 test_batch.bin held out, else a seeded 10%),
 // and uploaded to the GPU. Bad files are skipped and named; a set with no usable image is refused.
-import { buildColourSet, ColourDataError, decodeImageInBrowser, splitColourSet, type ColourImageSet, type NamedBytes, type Skipped } from '../data/colour';
+import { buildColourSet, ColourDataError, splitColourSet, type ColourImageSet, type ImageDecoder, type NamedBytes, type Skipped } from '../data/colour';
+import { decodeUpload } from './images';
+
+/**
+ * The user's images decode like uploads (images.ts): size read from the header and a bomb refused
+ * by it before decoding, large images scaled down while decoding, messages that say what to do.
+ */
+const decodeImageInBrowser: ImageDecoder = (bytes, name) =>
+  decodeUpload({ name, type: '', bytes: bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer });
 import { GpuColourSet } from '../data/colour-gpu';
 import type { ColourFilesInfo, ColourSource, DataInfo, UploadedFile } from './api';
 
