@@ -58,10 +58,6 @@ _PRESETS: Dict[str, Tuple[dict, dict]] = {
     ),
 }
 
-CONFIG_KEYS = ('preset', 'imageSize', 'channels', 'embedDim', 'dims', 'z1Level', 'latent1', 'latent2',
-               'encoderBlocks', 'latentBlocks', 'pixelWidth', 'pixelBlocks', 'latentPixelWidth', 'inputFilter',
-               'filter', 'alpha1Iters', 'alpha2Iters', 'betaIters', 'klPenalty', 'bnEps', 'seed')
-
 
 class HierConfigError(ValueError):
     pass
