@@ -145,7 +145,7 @@ export function SetupPanel() {
       {calibration && (
         <p className="muted small" data-testid="calibration">
           Estimated from this adapter&rsquo;s measured speed ({calibration.gflops < 10 ? calibration.gflops.toFixed(2) : calibration.gflops.toFixed(0)} GFLOP/s on a convolution,{' '}
-          {calibration.dispatchMs.toFixed(2)} ms per dispatch); real steps may differ by up to 3x (small models run slower than this estimate).{' '}
+          {calibration.dispatchMs.toFixed(2)} ms per dispatch of a small model&rsquo;s step); an estimate, within 3x of measured steps in our tests.{' '}
           <button type="button" className="link-button" disabled={calibrating || locked} onClick={() => void calibrate()} data-testid="recalibrate">
             {calibrating ? 'measuring…' : 'measure again'}
           </button>

@@ -376,7 +376,7 @@ export interface Calibration {
   adapter: string;
   /** Convolution throughput (forward and both gradients) on the engine's own kernels, GFLOP/s (compilation excluded). */
   gflops: number;
-  /** Wall time per dispatch of a tiny kernel (recording, submission, completion), ms. */
+  /** Wall time a training step spends per dispatch beyond its FLOPs, ms (from timed steps of a small model; at least a bare dispatch's cost). */
   dispatchMs: number;
   /** How long the calibration took, ms. */
   tookMs: number;
