@@ -7,11 +7,25 @@ import * as E from '../engine';
 import { runBench, type BenchOptions } from '../bench/cases';
 import { runHierSamplingBench, runSamplingBench, type HierSamplingBenchOptions, type SamplingBenchOptions } from '../bench/sampling';
 import { HIER_PRESETS, type HierPreset } from '../models/hierarchical/config';
+import { runStepBench, STEP_SETUPS, type StepBenchOptions, type StepSetup } from '../bench/steps';
 
 /** --sample: time sampling (src/bench/sampling.ts) instead of the kernel cases. */
 let sampling: SamplingBenchOptions | null = null;
 /** --sample-hier: time the hierarchical model's sampling instead. */
 let hierSampling: HierSamplingBenchOptions | null = null;
+/** --steps: time training steps of the app's setups: host ms, GPU wait, dispatches (src/bench/steps.ts). */
+let stepBench: StepBenchOptions | null = null;
+
+function stepSetups(list: string): StepSetup[] {
+  const setups = list.split(',').filter(Boolean);
+  for (const s of setups) {
+    if (!(STEP_SETUPS as readonly string[]).includes(s)) {
+      console.error(`bench: unknown setup ${s} (one of ${STEP_SETUPS.join(', ')})`);
+      process.exit(2);
+    }
+  }
+  return setups as StepSetup[];
+}
 
 function hierPresets(list: string): HierPreset[] {
   const presets = list.split(',').filter(Boolean);
@@ -39,6 +53,9 @@ function parseArgs(argv: string[]): BenchOptions {
     else if (a === '--sample-hier') hierSampling = { presets: hierPresets(argv[++i] ?? ''), batch: 16, fullTimed: ['tiny'] };
     else if (hierSampling && a === '--sample-hier-batch') hierSampling.batch = Number(argv[++i]);
     else if (hierSampling && a === '--sample-hier-full') hierSampling.fullTimed = hierPresets(argv[++i] ?? '');
+    else if (a === '--steps') stepBench = { setups: stepSetups(argv[++i] ?? ''), batch: 32, steps: 0 };
+    else if (stepBench && a === '--steps-batch') stepBench.batch = Number(argv[++i]);
+    else if (stepBench && a === '--steps-count') stepBench.steps = Number(argv[++i]);
     else if (a === '--help' || a === '-h') {
       console.log(`usage: npm run bench -- [--quick] [--filter REGEX] [--reps N]
   --quick    fewer and smaller cases (a CPU fallback adapter takes minutes for the full set)
@@ -53,7 +70,11 @@ function parseArgs(argv: string[]): BenchOptions {
   --sample-hier P  instead, time the hierarchical model's sampling for presets P (comma-separated,
              e.g. tiny,small) at batch 16 (--sample-hier-batch N): incremental vs the full-recompute
              sampler, timed for tiny and estimated from one pass per network for the others
-             (--sample-hier-full P: presets to time in full)`);
+             (--sample-hier-full P: presets to time in full)
+  --steps S  instead, time training steps of the app's setups S (comma-separated: tiny, cpu, small,
+             table1 = gated-pixelvae-cond at paper sizes) at batch 32 (--steps-batch N, --steps-count N):
+             steps/s, host ms per step (recording and submitting) apart from the GPU wait, and the
+             dispatches and buffer copies per step`);
       process.exit(0);
     } else {
       console.error(`bench: unknown argument ${a} (try --help)`);
@@ -70,7 +91,9 @@ async function main(): Promise<void> {
   const emit = (record: Record<string, unknown>): void => console.log(JSON.stringify(record));
   const s = sampling as SamplingBenchOptions | null;
   const hs = hierSampling as HierSamplingBenchOptions | null;
-  if (hs) await runHierSamplingBench(gpu, hs, emit, process.env.VK_ICD_FILENAMES ?? 'system');
+  const st = stepBench as StepBenchOptions | null;
+  if (st) await runStepBench(gpu, st, emit, process.env.VK_ICD_FILENAMES ?? 'system');
+  else if (hs) await runHierSamplingBench(gpu, hs, emit, process.env.VK_ICD_FILENAMES ?? 'system');
   else if (s) await runSamplingBench(gpu, { ...s, quick: args.quick }, emit, process.env.VK_ICD_FILENAMES ?? 'system');
   else await runBench(gpu, args, emit, process.env.VK_ICD_FILENAMES ?? 'system');
   gpu.destroy();

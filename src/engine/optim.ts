@@ -1,10 +1,19 @@
-// Adam with optional gradient clipping (shaders/adam.wgsl). A step only records dispatches: no
-// readback, and no allocation after the first step, which creates the moments (and, with global-norm
-// clipping, the buffer of partial sums) once and keeps them.
+// Adam with optional gradient clipping (shaders/adam.wgsl). A step only records GPU work: no
+// readback, and no allocation after the first step, which creates the arenas once and keeps them.
+//
+// Both moments of every tensor live in two arenas (src/engine/arena.ts: flat buffers, one slot per
+// tensor), and each dispatch (shaders/adam_multi.wgsl) serves a group of up to K tensors, K set by the
+// adapter's storage-buffer limit (6-7 on lavapipe, 2-3 at WebGPU's default of 8): a step is about
+// tensors / K update dispatches, plus tensors / (2K) sums of squares and one scale with global-norm
+// clipping, instead of one or two per tensor. Parameters and gradients stay in their own buffers, since
+// every other kernel binds whole buffers; gathering them into an arena by buffer copies was tried and
+// cost more than the dispatches it saved (docs/performance.md).
 import adamWgsl from '../../shaders/adam.wgsl?raw';
+import adamMultiWgsl from '../../shaders/adam_multi.wgsl?raw';
 import { Params, launch, threadsGrid } from './kernels';
 import { engine, keep, Tensor, ShapeError, shapeString } from './tensor';
 import { fill } from './ops/elementwise';
+import { ArenaLayout, arenaBuffer, gatherInto, scatterFrom, writeSlots } from './arena';
 import type { KernelSpec } from '../gpu/context';
 
 export interface AdamOptions {
@@ -18,19 +27,11 @@ export interface AdamOptions {
   clipGlobalNorm?: number;
 }
 
-const SUMSQ: KernelSpec = { name: 'adam.wgsl', code: adamWgsl, entry: 'sumsq', bindings: ['read', 'rw'] };
 const NORM_SCALE: KernelSpec = { name: 'adam.wgsl', code: adamWgsl, entry: 'norm_scale', bindings: ['rw'] };
 const EMA: KernelSpec = { name: 'adam.wgsl', code: adamWgsl, entry: 'ema', bindings: ['rw', 'read'] };
-const updateSpec = (global: boolean): KernelSpec => ({
-  name: 'adam.wgsl',
-  code: adamWgsl,
-  entry: 'update',
-  constants: { GLOBAL_CLIP: global ? 1 : 0 },
-  bindings: ['rw', 'read', 'rw', 'rw', 'read'],
-});
 
-/** Partial sums per gradient in the global norm: one per workgroup of 64 threads, at most this many. */
-const MAX_PARTIALS = 64;
+/** Partial sums per range in the global norm: one per workgroup of 64 threads, at most this many. */
+const MAX_PARTIALS = 256;
 const partialsFor = (n: number): number => Math.max(1, Math.min(MAX_PARTIALS, Math.ceil(n / (64 * 16))));
 
 /** In place, on the GPU: state += momentum * (x - state) (running statistics). No gradient. */
@@ -39,6 +40,105 @@ export function movingAverageInPlace(state: Tensor, x: Tensor, momentum: number)
     throw new ShapeError('movingAverage', `state ${shapeString(state.shape)} vs value ${shapeString(x.shape)}`);
   }
   launch(EMA, [state.buffer, x.buffer], new Params().u(x.size, 0, 0, 0).f(0, momentum).build(), threadsGrid(x.size));
+}
+
+/**
+ * Adam (Kingma & Ba) in the TF / Lasagne form: step size lr * sqrt(1 - beta2^t) / (1 - beta1^t) and
+ * eps added to sqrt(v). Gradients are clipped element-wise first (clipValue), then scaled by the
+ * global-norm factor (clipGlobalNorm, computed on the GPU from the element-clipped gradients).
+ */
+/** Most tensors per dispatch (the params uniform holds 20 group starts and 16 arena offsets). */
+const MAX_GROUP = 16;
+
+const [MULTI_COMMON, MULTI_SUMSQ, MULTI_UPDATE] = (() => {
+  const a = adamMultiWgsl.indexOf('// ---- sum of squares');
+  const b = adamMultiWgsl.indexOf('// ---- fused Adam update');
+  return [adamMultiWgsl.slice(0, a), adamMultiWgsl.slice(a, b), adamMultiWgsl.slice(b)];
+})();
+
+/** A function choosing buffer `name`j by tensor index: load (value) or store (in place). */
+function switchOver(k: number, fn: string, body: (j: number) => string, signature: string, result: string | null): string {
+  const cases = Array.from({ length: k }, (_, j) => `    case ${j}u: { ${body(j)} }`).join('\n');
+  if (result === null) return `fn ${fn}(${signature}) {\n  switch t {\n${cases}\n    default: {}\n  }\n}\n`;
+  return `fn ${fn}(${signature}) -> f32 {\n  var r = 0.0;\n  switch t {\n${cases}\n    default: {}\n  }\n  return ${result};\n}\n`;
+}
+
+const multiSpecs = new Map<string, KernelSpec>();
+
+/** The sum-of-squares kernel for k gradients: clip at binding 1, gradients at 2..k+1. */
+function sumsqSpec(k: number): KernelSpec {
+  const key = `s${k}`;
+  let spec = multiSpecs.get(key);
+  if (!spec) {
+    const decls = ['@group(0) @binding(1) var<storage, read_write> clip_rw: array<f32>;'];
+    for (let j = 0; j < k; j++) decls.push(`@group(0) @binding(${2 + j}) var<storage, read> g${j}: array<f32>;`);
+    const code = [MULTI_COMMON, decls.join('\n'), switchOver(k, 'load_g', (j) => `r = g${j}[i];`, 't: u32, i: u32', 'r'), MULTI_SUMSQ].join('\n');
+    spec = { name: `adam_multi.wgsl(k=${k})`, code, entry: 'sumsq_multi', bindings: ['rw', ...Array<'read'>(k).fill('read')] };
+    multiSpecs.set(key, spec);
+  }
+  return spec;
+}
+
+/** The update kernel for k tensors: m, v at 1, 2, clip at 3 with global-norm clipping, then (w, g) pairs. */
+function updateSpec(k: number, global: boolean): KernelSpec {
+  const key = `u${k}${global ? 'g' : ''}`;
+  let spec = multiSpecs.get(key);
+  if (!spec) {
+    const decls = ['@group(0) @binding(1) var<storage, read_write> m: array<f32>;', '@group(0) @binding(2) var<storage, read_write> v: array<f32>;'];
+    const first = global ? 4 : 3;
+    if (global) decls.push('@group(0) @binding(3) var<storage, read> clip: array<f32>;');
+    for (let j = 0; j < k; j++) {
+      decls.push(`@group(0) @binding(${first + 2 * j}) var<storage, read_write> w${j}: array<f32>;`);
+      decls.push(`@group(0) @binding(${first + 2 * j + 1}) var<storage, read> g${j}: array<f32>;`);
+    }
+    const code = [
+      MULTI_COMMON,
+      decls.join('\n'),
+      global ? 'fn clip_scale() -> f32 { return clip[0]; }' : 'fn clip_scale() -> f32 { return 1.0; }',
+      switchOver(k, 'load_g', (j) => `r = g${j}[i];`, 't: u32, i: u32', 'r'),
+      switchOver(k, 'load_w', (j) => `r = w${j}[i];`, 't: u32, i: u32', 'r'),
+      switchOver(k, 'store_w', (j) => `w${j}[i] = x;`, 't: u32, i: u32, x: f32', null),
+      MULTI_UPDATE,
+    ].join('\n');
+    const pairs: ('read' | 'rw')[] = [];
+    for (let j = 0; j < k; j++) pairs.push('rw', 'read');
+    spec = { name: `adam_multi.wgsl(k=${k}${global ? ', global clip' : ''})`, code, entry: 'update_multi', bindings: ['rw', 'rw', ...(global ? (['read'] as const) : []), ...pairs] };
+    multiSpecs.set(key, spec);
+  }
+  return spec;
+}
+
+/** Tensors per update and per sum-of-squares dispatch on this device. */
+function groupSizes(global: boolean): { update: number; sumsq: number } {
+  const limit = engine().gpu.device.limits.maxStorageBuffersPerShaderStage;
+  const update = Math.max(1, Math.min(MAX_GROUP, Math.floor((limit - (global ? 3 : 2)) / 2)));
+  const sumsq = Math.max(1, Math.min(MAX_GROUP, limit - 1));
+  return { update, sumsq };
+}
+
+/** A group of tensors served by one dispatch: their indices, flat starts and element count. */
+interface Group {
+  tensors: number[];
+  starts: number[];
+  n: number;
+  /** sumsq groups: first partial slot. */
+  slot: number;
+}
+
+function makeGroups(active: readonly number[], sizes: readonly number[], k: number): Group[] {
+  const groups: Group[] = [];
+  for (let at = 0; at < active.length; at += k) {
+    const tensors = active.slice(at, at + k);
+    const starts: number[] = [];
+    let n = 0;
+    for (const t of tensors) {
+      starts.push(n);
+      n += sizes[t];
+    }
+    starts.push(n);
+    groups.push({ tensors, starts, n, slot: 0 });
+  }
+  return groups;
 }
 
 /**
@@ -55,12 +155,23 @@ export class Adam {
   readonly clipGlobalNorm: number;
   /** Steps taken (t in the bias corrections). */
   t = 0;
-  private m: Tensor[] = [];
-  private v: Tensor[] = [];
-  private shapes: (readonly number[])[] = [];
-  private slots: number[] = [];
+  private layout: ArenaLayout | null = null;
+  /** Arenas of the two moments, in the layout's order. */
+  private m: Tensor | null = null;
+  private v: Tensor | null = null;
+  /** Zeros as long as the largest tensor: the gradient of a tensor whose gradient is missing, with missing: 'zero'. */
+  private zeros: Tensor | null = null;
+  /** Per-tensor copies of the moments, made by `moments` for checkpoints (see there). */
+  private mirrors: { m: Tensor[]; v: Tensor[] } | null = null;
+  /** Set when the mirrors were handed out: the next step reads them back (a caller may have written them). */
+  private mirrorsOut = false;
   /** [scale, global norm, -, -, partial sums...] when clipGlobalNorm is set. */
   private clipState: Tensor | null = null;
+  /** The groups of the last step's active pattern (reused while it is unchanged). */
+  private planKey = '';
+  private updateGroups: Group[] = [];
+  private sumsqGroups: Group[] = [];
+  private slotCount = 0;
 
   constructor(opts: AdamOptions = {}) {
     this.lr = opts.lr ?? 1e-3;
@@ -72,58 +183,85 @@ export class Adam {
     if (this.clipValue < 0 || this.clipGlobalNorm < 0) throw new RangeError('Adam: clip bounds must be positive');
   }
 
-  private init(params: readonly Tensor[]): void {
-    this.shapes = params.map((p) => [...p.shape]);
-    this.m = params.map((p) => keep(fill(p.shape, 0)));
-    this.v = params.map((p) => keep(fill(p.shape, 0)));
-    let slot = 0;
-    this.slots = params.map((p) => {
-      const s = slot;
-      slot += partialsFor(p.size);
-      return s;
-    });
-    if (this.clipGlobalNorm > 0) this.clipState = keep(fill([4 + slot], 0));
+  private init(params: readonly Tensor[]): ArenaLayout {
+    const layout = new ArenaLayout(params.map((p) => p.shape));
+    this.layout = layout;
+    this.m = arenaBuffer(layout);
+    this.v = arenaBuffer(layout);
+    this.zeros = keep(fill([Math.max(1, ...layout.sizes)], 0));
+    return layout;
   }
 
-  /** Updates every parameter in place from its gradient (null: left as is, its moments too). */
-  step(params: readonly Tensor[], grads: readonly (Tensor | null)[]): void {
-    if (params.length !== grads.length) throw new ShapeError('Adam.step', `${params.length} parameters but ${grads.length} gradients`);
-    if (this.m.length === 0) this.init(params);
-    if (params.length !== this.shapes.length) {
-      throw new ShapeError('Adam.step', `${params.length} parameters, but the optimizer was built for ${this.shapes.length}`);
+  private plan(layout: ArenaLayout, active: readonly boolean[]): void {
+    const key = active.map((a) => (a ? '1' : '0')).join('');
+    if (key === this.planKey) return;
+    this.planKey = key;
+    const global = this.clipGlobalNorm > 0;
+    const k = groupSizes(global);
+    const list = active.flatMap((a, i) => (a && layout.sizes[i] > 0 ? [i] : []));
+    this.updateGroups = makeGroups(list, layout.sizes, k.update);
+    this.sumsqGroups = global ? makeGroups(list, layout.sizes, k.sumsq) : [];
+    let slot = 0;
+    for (const g of this.sumsqGroups) {
+      g.slot = slot;
+      slot += partialsFor(g.n);
     }
-    params.forEach((p, i) => {
-      const g = grads[i];
-      const want = this.shapes[i];
-      const bad = (t: Tensor): boolean => t.dtype !== 'f32' || t.shape.length !== want.length || t.shape.some((d, j) => d !== want[j]);
-      if (bad(p) || (g && bad(g))) {
-        throw new ShapeError('Adam.step', `parameter ${i} ${shapeString(p.shape)}, gradient ${g ? shapeString(g.shape) : 'null'}, state ${shapeString(want)}`);
-      }
-    });
+    this.slotCount = slot;
+    if (global && (!this.clipState || this.clipState.size < 4 + slot)) {
+      this.clipState?.dispose();
+      this.clipState = keep(fill([4 + Math.max(slot, MAX_PARTIALS)], 0));
+    }
+  }
 
+  /**
+   * Updates every parameter in place from its gradient. A null gradient leaves its parameter and
+   * moments as they are, or with missing: 'zero' counts as a zero gradient (the moments decay).
+   */
+  step(params: readonly Tensor[], grads: readonly (Tensor | null)[], missing: 'skip' | 'zero' = 'skip'): void {
+    if (params.length !== grads.length) throw new ShapeError('Adam.step', `${params.length} parameters but ${grads.length} gradients`);
+    const layout = this.layout ?? this.init(params);
+    if (params.length !== layout.count) {
+      throw new ShapeError('Adam.step', `${params.length} parameters, but the optimizer was built for ${layout.count}`);
+    }
+    for (let i = 0; i < params.length; i++) {
+      const p = params[i];
+      const g = grads[i];
+      if (!layout.fits(i, p) || (g && !layout.fits(i, g))) {
+        throw new ShapeError('Adam.step', `parameter ${i} ${shapeString(p.shape)}, gradient ${g ? shapeString(g.shape) : 'null'}, state ${shapeString(layout.shapes[i])}`);
+      }
+    }
+    const m = this.m!;
+    const v = this.v!;
     this.t += 1;
-    const clipState = this.clipState;
+    if (this.mirrorsOut && this.mirrors) {
+      gatherInto(layout, m, this.mirrors.m);
+      gatherInto(layout, v, this.mirrors.v);
+      this.mirrorsOut = false;
+    }
+    this.plan(layout, grads.map((g) => g !== null || missing === 'zero'));
+    const gradOf = (i: number): GPUBuffer => (grads[i] ?? this.zeros!).buffer;
+    const clipState = this.clipGlobalNorm > 0 ? this.clipState : null;
     if (clipState) {
-      let slots = 0;
-      params.forEach((p, i) => {
-        const g = grads[i];
-        const count = partialsFor(p.size);
-        slots = this.slots[i] + count;
-        // A missing gradient still writes its slots (zeros: sum over an empty range).
-        const src = g ?? p;
-        const words = new Params().u(g ? p.size : 0, this.slots[i], 0, 0).f(this.clipValue).build();
-        launch(SUMSQ, [src.buffer, clipState.buffer], words, [count, 1]);
-      });
-      launch(NORM_SCALE, [clipState.buffer], new Params().u(0, slots, 0, 0).f(0, this.clipGlobalNorm).build(), [1, 1]);
+      for (const group of this.sumsqGroups) {
+        const words = new Params().u(group.n, group.slot, group.tensors.length, 0).f(this.clipValue, 0, 0, 0, 0, 0, 0, 0).array(group.starts, 20).build();
+        launch(sumsqSpec(group.tensors.length), [clipState.buffer, ...group.tensors.map(gradOf)], words, [partialsFor(group.n), 1]);
+      }
+      // With no gradient at all the norm is 0 and the scale 1 (nothing is updated anyway).
+      launch(NORM_SCALE, [clipState.buffer], new Params().u(0, this.slotCount, 0, 0).f(0, this.clipGlobalNorm).build(), [1, 1]);
     }
     const lrT = (this.lr * Math.sqrt(1 - this.beta2 ** this.t)) / (1 - this.beta1 ** this.t);
-    const spec = updateSpec(clipState !== null);
-    params.forEach((p, i) => {
-      const g = grads[i];
-      if (!g) return;
-      const words = new Params().u(p.size, 0, 0, 0).f(this.clipValue, lrT, this.beta1, this.beta2, this.eps).build();
-      launch(spec, [p.buffer, g.buffer, this.m[i].buffer, this.v[i].buffer, (clipState ?? g).buffer], words, threadsGrid(p.size));
-    });
+    for (const group of this.updateGroups) {
+      const words = new Params()
+        .u(group.n, 0, group.tensors.length, 0)
+        .f(this.clipValue, lrT, this.beta1, this.beta2, this.eps, 0, 0, 0)
+        .array(group.starts, 20)
+        .array(group.tensors.map((i) => layout.offsets[i]), 16)
+        .build();
+      const buffers: GPUBuffer[] = [m.buffer, v.buffer];
+      if (clipState) buffers.push(clipState.buffer);
+      for (const i of group.tensors) buffers.push(params[i].buffer, gradOf(i));
+      launch(updateSpec(group.tensors.length, clipState !== null), buffers, words, threadsGrid(group.n));
+    }
   }
 
   /**
@@ -139,12 +277,14 @@ export class Adam {
         throw new ShapeError('Adam.restore', `parameter ${i} ${shapeString(p.shape)} has moments of ${m[i].length} and ${v[i].length} values`);
       }
     });
-    if (this.m.length === 0) this.init(params);
-    const gpu = engine().gpu;
-    params.forEach((_, i) => {
-      gpu.write(this.m[i].buffer, m[i]);
-      gpu.write(this.v[i].buffer, v[i]);
-    });
+    if (this.layout && this.layout.count !== params.length) {
+      throw new ShapeError('Adam.restore', `${params.length} parameters, but the optimizer was built for ${this.layout.count}`);
+    }
+    const layout = this.layout ?? this.init(params);
+    writeSlots(layout, this.m!, m, 'Adam.restore');
+    writeSlots(layout, this.v!, v, 'Adam.restore');
+    // Mirrors handed out earlier are stale now: the arenas hold the restored moments.
+    this.mirrorsOut = false;
     this.t = t;
   }
 
@@ -153,9 +293,22 @@ export class Adam {
     return new Adam({ lr: this.lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, clipValue: this.clipValue, clipGlobalNorm: this.clipGlobalNorm });
   }
 
-  /** The first and second moments (for checkpoints), in parameter order. */
+  /**
+   * The first and second moments (for checkpoints), in parameter order: per-tensor copies of the
+   * arenas, current as of this call. A caller may also write them (a checkpoint restore does): the
+   * next step reads them back into the arenas. Empty before the first step or restore.
+   */
   get moments(): { m: readonly Tensor[]; v: readonly Tensor[] } {
-    return { m: this.m, v: this.v };
+    const layout = this.layout;
+    if (!layout) return { m: [], v: [] };
+    if (!this.mirrors) {
+      const make = (): Tensor[] => layout.shapes.map((s) => keep(fill(s, 0)));
+      this.mirrors = { m: make(), v: make() };
+    }
+    scatterFrom(layout, this.m!, this.mirrors.m);
+    scatterFrom(layout, this.v!, this.mirrors.v);
+    this.mirrorsOut = true;
+    return this.mirrors;
   }
 
   /** [clipping scale, global gradient norm] of the last step live in the first two words of this (global-norm clipping only). */
@@ -164,11 +317,13 @@ export class Adam {
   }
 
   dispose(): void {
-    for (const t of [...this.m, ...this.v]) t.dispose();
-    this.clipState?.dispose();
-    this.m = [];
-    this.v = [];
-    this.clipState = null;
+    for (const t of [this.m, this.v, this.zeros, this.clipState]) t?.dispose();
+    for (const t of [...(this.mirrors?.m ?? []), ...(this.mirrors?.v ?? [])]) t.dispose();
+    this.layout = null;
+    this.m = this.v = this.zeros = this.clipState = null;
+    this.mirrors = null;
+    this.mirrorsOut = false;
+    this.planKey = '';
     this.t = 0;
   }
 }

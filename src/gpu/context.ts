@@ -43,6 +43,8 @@ export class DeviceLostError extends GpuError {
 export interface ContextStats extends PoolStats {
   pipelines: number;
   dispatches: number;
+  /** Buffer-to-buffer copies recorded (readbacks included). */
+  copies: number;
   submits: number;
 }
 
@@ -61,6 +63,7 @@ export class GpuContext {
   private readonly paramsData = new Uint32Array((DISPATCHES_PER_SUBMIT * PARAM_STRIDE_BYTES) / 4);
   private dispatchesInBatch = 0;
   private dispatchCount = 0;
+  private copyCount = 0;
   private submitCount = 0;
   private readonly errors: string[] = [];
   private lostMessage: string | null = null;
@@ -268,10 +271,17 @@ export class GpuContext {
 
   /** Records a buffer-to-buffer copy in the current batch (closing the open compute pass). */
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
-    this.openPass();
-    this.pass!.end();
-    this.pass = null;
+    // Consecutive copies share the gap between two passes (no empty pass opened for each).
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    } else if (!this.encoder) {
+      this.openPass();
+      this.pass!.end();
+      this.pass = null;
+    }
     this.encoder!.copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+    this.copyCount += 1;
   }
 
   /** Submits everything recorded so far. Cheap when nothing is pending. */
@@ -349,7 +359,7 @@ export class GpuContext {
   }
 
   stats(): ContextStats {
-    return { ...this.pool.stats(), pipelines: this.pipelines.size, dispatches: this.dispatchCount, submits: this.submitCount };
+    return { ...this.pool.stats(), pipelines: this.pipelines.size, dispatches: this.dispatchCount, copies: this.copyCount, submits: this.submitCount };
   }
 
   destroy(): void {

@@ -1,4 +1,4 @@
-// Float64 references of the optimizer kernels (shaders/adam.wgsl): Adam in the TF / Lasagne form
+// Float64 references of the optimizer kernels (shaders/adam.wgsl, shaders/adam_multi.wgsl): Adam in the TF / Lasagne form
 // with element-wise and global-norm clipping, and the in-place moving average.
 
 export interface AdamReferenceOptions {

@@ -1,0 +1,116 @@
+// Training-step overhead of the app's setups (`npm run bench -- --steps tiny,small,table1`): steps/s,
+// and per step the host time (JavaScript recording and submitting the step, the trainStep() call
+// itself) apart from the time spent waiting for the GPU, with the dispatches and buffer copies a step
+// records. Small models are bound by this per-dispatch and per-step overhead, not by arithmetic.
+import type { GpuContext } from '../gpu/context';
+import { GpuImageSet } from '../data/gpu-dataset';
+import type { ImageSet } from '../data/mnist';
+import { mnistConfig, type MnistModelConfig } from '../models/config';
+import { MnistModel } from '../models/mnist-model';
+import { MnistTrainer } from '../models/trainer';
+import { FAMILIES } from '../worker/families';
+
+export const STEP_SETUPS = ['tiny', 'cpu', 'small', 'table1'] as const;
+export type StepSetup = (typeof STEP_SETUPS)[number];
+
+/** The app's MNIST setup of that name (its default preset, gated-pixelvae-cond, with the quick sizes); table1: paper sizes. */
+export function stepSetupConfig(setup: StepSetup): MnistModelConfig {
+  if (setup === 'table1') return mnistConfig('gated-pixelvae-cond');
+  const family = FAMILIES.find((f) => f.id === 'mnist');
+  const sizes = family?.quickSizes?.find((q) => q.id === setup)?.sizes;
+  if (!sizes) throw new Error(`bench: the app has no MNIST quick size "${setup}"`);
+  const w = sizes.encoderWidth;
+  return mnistConfig('gated-pixelvae-cond', {
+    imageSize: sizes.imageSize,
+    latentDim: sizes.latentDim,
+    pixelLayers: sizes.pixelLayers,
+    pixelWidth: sizes.pixelWidth,
+    filterSize: sizes.filterSize,
+    inputFilterSize: sizes.inputFilterSize,
+    outputWidth: sizes.outputWidth,
+    encoderDims: [w, w, 2 * w, 2 * w],
+    decoderDims: [2 * w, 2 * w, w],
+    klWarmupSteps: sizes.klWarmupSteps,
+  });
+}
+
+function syntheticDigits(count: number, size: number): ImageSet {
+  const images = new Uint8Array(count * size * size);
+  let s = 54321;
+  for (let i = 0; i < images.length; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    images[i] = s >>> 24;
+  }
+  return { name: 'synthetic', count, height: size, width: size, images, labels: new Uint8Array(count) };
+}
+
+export interface StepBenchOptions {
+  setups: StepSetup[];
+  batch: number;
+  /** Timed steps per setup (0: chosen from the first step, at least 3, about 10 s). */
+  steps: number;
+}
+
+/**
+ * For each setup: a warm-up step, then `steps` steps each recorded and then waited for (a full sync per
+ * step, so host and GPU time of one step are apart: host = the trainStep() call, which records every
+ * dispatch and submits full batches; wait = the rest until the GPU is done).
+ */
+export async function runStepBench(gpu: GpuContext, opts: StepBenchOptions, emit: (record: Record<string, unknown>) => void, driver = 'system'): Promise<void> {
+  const adapter = `${gpu.adapter.vendor || '?'} ${gpu.adapter.architecture || gpu.adapter.description || '?'}${gpu.adapter.isFallbackAdapter ? ' (fallback)' : ''}`;
+  for (const setup of opts.setups) {
+    const config = stepSetupConfig(setup);
+    const model = new MnistModel(config);
+    const data = GpuImageSet.upload(syntheticDigits(256, config.imageSize), 'intensity');
+    const trainer = new MnistTrainer(model, data, { batchSize: opts.batch, seed: 1 });
+    try {
+      await trainer.prewarm();
+      const s0 = gpu.stats();
+      let t = performance.now();
+      trainer.trainStep();
+      const firstHost = performance.now() - t;
+      await gpu.sync();
+      const first = performance.now() - t;
+      const s1 = gpu.stats();
+      const steps = opts.steps > 0 ? opts.steps : Math.max(3, Math.min(200, Math.floor(10000 / Math.max(first, 1))));
+      const host: number[] = [];
+      const total: number[] = [];
+      const c0 = gpu.stats();
+      for (let i = 0; i < steps; i++) {
+        t = performance.now();
+        trainer.trainStep();
+        const h = performance.now() - t;
+        await gpu.sync();
+        host.push(h);
+        total.push(performance.now() - t);
+      }
+      const c1 = gpu.stats();
+      // Pipelined, as the app trains: keep one step queued while the next is recorded.
+      const pipelined = Math.max(3, Math.min(steps, 50));
+      t = performance.now();
+      for (let i = 0; i < pipelined; i++) {
+        trainer.trainStep();
+        await gpu.throttle();
+      }
+      await gpu.sync();
+      const pipelinedMs = (performance.now() - t) / pipelined;
+      const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+      const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+      emit({
+        adapter, driver, case: `train step ${setup} b${opts.batch}`, preset: config.preset, image_size: config.imageSize, params: model.params.count(),
+        param_tensors: model.params.names().length,
+        dispatches_per_step: (c1.dispatches - c0.dispatches) / steps, copies_per_step: (c1.copies - c0.copies) / steps,
+        submits_per_step: +((c1.submits - c0.submits) / steps).toFixed(2),
+        first_step_dispatches: s1.dispatches - s0.dispatches, first_step_host_ms: +firstHost.toFixed(2),
+        steps, host_ms_per_step: +mean(host).toFixed(3), host_ms_median: +median(host).toFixed(3),
+        gpu_wait_ms_per_step: +(mean(total) - mean(host)).toFixed(3), ms_per_step_synced: +mean(total).toFixed(3),
+        ms_per_step_pipelined: +pipelinedMs.toFixed(3), steps_per_s: +(1000 / pipelinedMs).toFixed(2),
+      });
+    } finally {
+      trainer.dispose();
+      trainer.optimizer.dispose();
+      data.dispose();
+      model.dispose();
+    }
+  }
+}
