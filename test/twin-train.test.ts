@@ -235,11 +235,22 @@ describe('PyTorch twin: bad checkpoints', SLOW, () => {
     expect(await main(args)).toBe(1);
     return printed.at(-1)!.replace(/^pixelvae \w+: /, '');
   };
-  const pyError = async (args: string[]): Promise<string> => {
-    const r = await twin(args);
-    expect(r.code, r.stderr).toBe(1);
-    return r.stderr.trim().split('\n').filter((l) => !l.startsWith('Traceback')).join('\n').replace(/^pixelvae_torch \w+: /, '');
+  /** Runs the twin's CLI on each argument list in one Python process (one torch import); exit codes and stderr. */
+  const pyErrors = async (runs: string[][]): Promise<{ code: number; stderr: string }[]> => {
+    const script = `
+import io, json, sys, contextlib
+from pixelvae_torch.cli import main
+out = []
+for args in json.loads(sys.argv[1]):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(args)
+    out.append({'code': code, 'stderr': err.getvalue()})
+print(json.dumps(out))
+`;
+    return JSON.parse(ok(await python(['-c', script, JSON.stringify(runs)])).stdout.trim().split('\n').at(-1)!) as { code: number; stderr: string }[];
   };
+  const message = (stderr: string): string => stderr.trim().split('\n').filter((l) => !/^eval k=/.test(l)).join('\n').replace(/^pixelvae_torch \w+: /, '');
 
   it('refuses corrupt, mismatched, non-finite and wrong files with the Node CLI\'s message', async () => {
     const good = join(dir, 'ddp-1', 'last.safetensors');
@@ -271,17 +282,18 @@ describe('PyTorch twin: bad checkpoints', SLOW, () => {
     const other = join(dir, 'other-tool.safetensors');
     writeFileSync(other, encodeSafetensors({ w: { dtype: 'F32', shape: [1], data: new Float32Array([1]) } }, { format: 'pt' }));
     cases.push([other, null, /not a PixelVAE Lab checkpoint: its safetensors metadata has no 'pixelvae_config'/]);
-    for (const [path, , pattern] of cases) {
+    const out = join(dir, 'never');
+    const results = await pyErrors([...cases.map(([path]) => ['eval', '--checkpoint', path, '--limit', '8']), ['train', '--resume', nan, '--steps', '1', '--out', out]]);
+    for (const [i, [path, , pattern]] of cases.entries()) {
       const fromNode = await nodeError(['eval', '--checkpoint', path, '--limit', '8']);
-      const fromPy = await pyError(['eval', '--checkpoint', path, '--limit', '8']);
       expect(fromNode, path).toMatch(pattern);
-      expect(fromPy, path).toBe(fromNode);
+      expect(results[i].code, path).toBe(1);
+      expect(message(results[i].stderr), path).toBe(fromNode);
     }
     // Resuming training from a bad file refuses too, and writes nothing.
-    const out = join(dir, 'never');
-    const r = await twin(['train', '--resume', nan, '--steps', '1', '--out', out]);
-    expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/non-finite values \(NaN or Inf\).*nothing was loaded/);
+    const resumed = results.at(-1)!;
+    expect(resumed.code).toBe(1);
+    expect(resumed.stderr).toMatch(/non-finite values \(NaN or Inf\).*nothing was loaded/);
     expect(existsSync(join(out, 'last.safetensors'))).toBe(false);
     // The good file is untouched by all this and still loads.
     copyFileSync(good, join(dir, 'copy.safetensors'));

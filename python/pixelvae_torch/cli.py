@@ -263,8 +263,10 @@ def sample_command(f: dict) -> None:
             images, probs = model.sample_with(z, uniforms)
             pixels = (probs if f.get("probs") else images).cpu().numpy()
         else:
-            g = torch.Generator(device=device if device != "cpu" else "cpu").manual_seed(seed)
-            pixels = model.sample(n, g).cpu().numpy().astype(np.float32) / 255.0
+            # hier-sample's draws for --rows 1 --cols n --grid none: levelNoise(1, n, seed, null).
+            noise = {k: v.to(device) for k, v in model.level_noise(1, n, seed, None).items()}
+            images = model.generate(noise["eps1"], noise["uniforms"], z2=noise["z2"])["images"]
+            pixels = images.cpu().numpy().astype(np.float32) / 255.0
     seconds = time.perf_counter() - t0
     write_png(f["out"], image_grid(pixels, f["scale"]))
     print(json.dumps({"command": "sample", "preset": model.preset, "n": n, "seed": seed, "seconds": round(seconds, 2),
