@@ -194,6 +194,26 @@ describe('PyTorch twin: training runs move between engines', SLOW, () => {
     expect(readFileSync(pyPng).subarray(1, 4).toString()).toBe('PNG');
   });
 
+  it('a hierarchical TS checkpoint (parameters, batch-norm statistics, Adam) trains on in PyTorch where TS would land', async () => {
+    const hierRun = ['--preset', 'tiny', '--eval-every', '0', '--eval-limit', '16', '--bn-batches', '2', '--log-every', '1', '--seed', '3'];
+    const a = join(dir, 'hier-ts-2');
+    const b = join(dir, 'hier-ts-3');
+    const c = join(dir, 'hier-py-3');
+    expect(await main(['hier-train', ...hierRun, '--steps', '2', '--out', a])).toBe(0);
+    expect(await main(['hier-train', ...hierRun, '--steps', '3', '--out', b])).toBe(0);
+    const r = ok(await twin(['train', '--resume', join(a, 'last.safetensors'), '--steps', '1', '--eval-every', '0', '--eval-limit', '16',
+      '--bn-batches', '2', '--log-every', '1', '--seed', '3', '--out', c]));
+    expect(jsonLine(r.stdout).steps).toBe(3);
+    const fromPy = read(join(c, 'last.safetensors'));
+    const straight = read(join(b, 'last.safetensors'));
+    expect([...fromPy.params.keys()]).toEqual([...straight.params.keys()]); // buffer/... statistics included
+    expect([...fromPy.params.keys()].some((k) => k.startsWith('buffer/'))).toBe(true);
+    expect(maxDiff(fromPy, straight)).toBeLessThan(1e-4); // measured 1.9e-6
+    expect(maxDiff(read(join(a, 'last.safetensors')), straight)).toBeGreaterThan(1e-2); // the step did change them
+    const held = (dirName: string): number => JSON.parse(readFileSync(join(dirName, 'log.jsonl'), 'utf8').trim().split('\n').at(-1)!).held_out_bits_per_dim;
+    expect(Math.abs(held(c) - held(b))).toBeLessThan(1e-3 * Math.abs(held(b)));
+  });
+
   it('2 processes (gloo) give the parameters 1 process gives over the same global batches', async () => {
     const one = join(dir, 'ddp-1');
     const two = join(dir, 'ddp-2');
