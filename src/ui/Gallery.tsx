@@ -95,7 +95,7 @@ function Card({ entry, busy, onOpen }: { entry: ZooEntry; busy: boolean; onOpen:
       )}
       <p className="muted small">
         {count(entry.params)} params · {count(t.imagesSeen)} images seen ({t.steps.toLocaleString('en-US')} steps of {t.batchSize}) in {duration(t.wallSeconds)} on {t.hardware} ·{' '}
-        {entry.data.name === 'mnist' ? 'MNIST' : entry.data.name === 'demo' ? 'demo photos' : 'colour-MNIST'} · {(entry.bytes / 2 ** 20).toFixed(1)} MB (float16)
+        {entry.data.name === 'mnist' ? 'MNIST' : entry.data.name === 'demo' ? 'demo photos' : 'colour-MNIST'} · {entry.bytes < 2 ** 20 ? `${Math.round(entry.bytes / 1024)} KB` : `${(entry.bytes / 2 ** 20).toFixed(1)} MB`} (float16)
       </p>
       <div className="buttons">
         {entry.views.map((v) => (
