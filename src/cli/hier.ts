@@ -21,7 +21,7 @@ import { Progress, formatSeconds } from './progress';
 type Command = { summary: string; flags: Flags; run: (f: Parsed) => Promise<void> };
 
 const DATA_FLAGS: Flags = {
-  data: { type: 'strings', help: 'image folder, zip, CIFAR-10 .bin batch (or folder of them), or "demo" (repeatable)' },
+  data: { type: 'strings', help: 'image folder, zip, CIFAR-10 .bin batch (or folder of them), or "demo" / "colour-mnist" (repeatable)' },
   'held-out': { type: 'number', help: 'held-out fraction when the data has no split of its own', default: 0.1 },
   'split-seed': { type: 'int', help: 'seed of the train / held-out split', default: 2017 },
 };
