@@ -64,6 +64,7 @@ COMMANDS = {
         "nproc": ("int", "processes on this machine (gloo on CPU, NCCL with --device cuda, one GPU each)", 1),
         "save-minutes": ("number", "also write last.safetensors every this many minutes (0: off)", 5),
         "save-every": ("int", "also write last.safetensors every this many steps (0: off)", 0),
+        "max-seconds": ("number", "stop after this many seconds of training, at a step boundary, and save as at the end (0: no limit)", 0),
         **HIER_DATA,
         **COMMON,
     }),
@@ -343,6 +344,8 @@ def train_command(f: dict) -> int:
     from .distributed import train
     if f["nproc"] < 1:
         raise UsageError("train: --nproc must be at least 1")
+    if (f.get("max-seconds") or 0) < 0:
+        raise UsageError(f"train: --max-seconds must be 0 (no limit) or positive, not {f['max-seconds']}")
     if f.get("batch") is not None and f["batch"] % f["nproc"] != 0:
         raise UsageError(f"train: --batch {f['batch']} must be a multiple of --nproc {f['nproc']} (each process takes an equal shard of every batch)")
     return train(f, f["nproc"], f["device"])

@@ -480,7 +480,12 @@ def run_train(f: dict, rank: int = 0, world: int = 1, device: str = "cpu") -> di
     end = step + steps
     start_step = step
     progress = Progress("train", steps, "steps", extra_rate=(batch, "images")) if rank == 0 else None
-    sums = torch.zeros(5, dtype=torch.float64)
+    # The running sums stay on the device: reading each term with float() would wait for the GPU every
+    # step, and NCCL's all_reduce only takes CUDA tensors.
+    sums = torch.zeros(5, dtype=torch.float64, device=device)
+    no_term = torch.zeros((), dtype=torch.float64, device=device)
+    max_seconds = float(f.get("max-seconds") or 0)
+    stop_flag = torch.zeros(1, dtype=torch.int32, device=device)
     n_sums = 0
     t_train = time.perf_counter()
     model.train()
@@ -493,9 +498,10 @@ def run_train(f: dict, rank: int = 0, world: int = 1, device: str = "cpu") -> di
         terms["loss"].backward()
         optimizer.step()
         step += 1
-        sums += torch.tensor([float(terms["loss"]), float(terms["recon"].double().mean()), float(terms["kl"].double().mean()),
-                              float(terms["kl1"].double().mean()) if "kl1" in terms else 0.0,
-                              float(terms["kl2"].double().mean()) if "kl2" in terms else 0.0], dtype=torch.float64)
+        with torch.no_grad():
+            sums += torch.stack([terms["loss"].double(), terms["recon"].double().mean(), terms["kl"].double().mean(),
+                                 terms["kl1"].double().mean() if "kl1" in terms else no_term,
+                                 terms["kl2"].double().mean() if "kl2" in terms else no_term])
         n_sums += 1
         if step % log_every == 0 or step == end:
             if world > 1:
@@ -522,6 +528,15 @@ def run_train(f: dict, rank: int = 0, world: int = 1, device: str = "cpu") -> di
             last_save = time.perf_counter()
         if valid_every > 0 and step % valid_every == 0 and step < end:
             validate()
+        if max_seconds > 0 and step < end and (world == 1 or step % log_every == 0):
+            # A wall-clock budget (a lent GPU's time slice): every process stops at the same step, so with
+            # several processes they agree at the log steps, where they synchronise anyway.
+            stop_flag.fill_(1 if time.perf_counter() - t_train >= max_seconds else 0)
+            if world > 1:
+                dist.all_reduce(stop_flag, op=dist.ReduceOp.MAX)
+            if int(stop_flag.item()):
+                _log(rank, f"\nstopping at step {step}: --max-seconds {max_seconds:g} reached\n")
+                break
     seconds = time.perf_counter() - t_train
     validate()
     save("last.safetensors", {"validNegElbo": best} if is_mnist else {"heldOutBitsPerDim": best})
@@ -530,7 +545,7 @@ def run_train(f: dict, rank: int = 0, world: int = 1, device: str = "cpu") -> di
             fh.write("\n".join(log) + "\n")
     summary = {"command": "train", "preset": model.preset, "params": count, "steps": step,
                ("best_valid_neg_elbo_nats" if is_mnist else "best_held_out_bits_per_dim"): best,
-               "seconds": round(seconds, 1), "images_per_s": round(steps * batch / max(seconds, 1e-9), 1),
+               "seconds": round(seconds, 1), "images_per_s": round((step - start_step) * batch / max(seconds, 1e-9), 1),
                "processes": world, "device": device, "torch": torch.__version__, "data": data.description, "out": out}
     _log(rank, f"done in {format_seconds(seconds)}; checkpoints in {out}\n")
     return summary
