@@ -538,6 +538,8 @@ def run_train(f: dict, rank: int = 0, world: int = 1, device: str = "cpu") -> di
                 _log(rank, f"\nstopping at step {step}: --max-seconds {max_seconds:g} reached\n")
                 break
     seconds = time.perf_counter() - t_train
+    # Saved before the final validation too, so a run killed during it (a time slice running out) keeps its steps.
+    save("last.safetensors", {"validNegElbo": best} if is_mnist else {"heldOutBitsPerDim": best})
     validate()
     save("last.safetensors", {"validNegElbo": best} if is_mnist else {"heldOutBitsPerDim": best})
     if rank == 0:
