@@ -154,6 +154,11 @@ test('the 2-D model opens on its latent map; the hierarchical one on its level g
   const top = ((await grid.getAttribute('data-noise-top')) ?? '').split(',');
   expect(new Set(top).size).toBe(top.length);
   await expect(page.getByTestId('step')).toHaveText('4');
+  // It trains on: opening did not prepare its data (src/worker/family-hier.ts), so starting does.
+  await page.getByTestId('target-steps').fill('6');
+  await page.getByTestId('start').click();
+  await page.waitForFunction(() => document.querySelector('[data-testid="train-state"]')?.textContent === 'done', undefined, { timeout: 200_000, polling: 1000 });
+  await expect(page.getByTestId('step')).toHaveText('6');
 });
 
 test('without a zoo (no manifest, or an empty one) the app starts in the lab as before, and the gallery says so', async ({ page }) => {

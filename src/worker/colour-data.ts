@@ -26,6 +26,11 @@ const BUNDLED: Record<BundledSource, { url: string; name: string; label: string;
   demo: { url: DEMO_URL, name: 'demo photos', label: 'demo colour set', build: 'npm run demo-data' },
   'colour-mnist': { url: COLOUR_MNIST_URL, name: 'colour-MNIST', label: 'colour-MNIST set', build: 'node scripts/build-colour-mnist.mjs' },
 };
+/** A bundled set's name as descriptions give it. */
+export function bundledName(source: BundledSource): string {
+  return BUNDLED[source].name;
+}
+
 const HELD_OUT = 0.1;
 const SPLIT_SEED = 2017;
 /** Total bytes of files the page accepts for one data set. */
@@ -86,6 +91,8 @@ export class ColourDataStore {
   /** Built sets by `${source}:${size}` (the user's files are decoded once per size). */
   private readonly built = new Map<string, Built>();
   private current: ColourData | null = null;
+  /** The last requested preparation: requests run one after another, so the last one asked for ends up current. */
+  private queue: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly sync: () => Promise<void>) {}
 
@@ -151,8 +158,17 @@ export class ColourDataStore {
     return this.files !== null;
   }
 
-  /** The data at `size`, on the GPU (the previous set is released when another is made). */
-  async ensure(source: ColourSource, size: number, onStatus?: (m: string) => void): Promise<ColourData> {
+  /**
+   * The data at `size`, on the GPU (the previous set is released when another is made). Calls are
+   * served in order (an opened model prepares its data when first needed, so requests can overlap).
+   */
+  ensure(source: ColourSource, size: number, onStatus?: (m: string) => void): Promise<ColourData> {
+    const run = this.queue.then(() => this.ensureNow(source, size, onStatus));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async ensureNow(source: ColourSource, size: number, onStatus?: (m: string) => void): Promise<ColourData> {
     const key = `${source}:${size}`;
     if (this.current && this.current.key === key) return this.current;
     const t0 = performance.now();

@@ -10,8 +10,8 @@ import { hierConfigFromCheckpoint, loadHierInto, saveHierCheckpoint } from '../m
 import { hierTrainDefaults, latentGrids, schedule, type HierConfig } from '../models/hierarchical/config';
 import { HierarchicalPixelVae } from '../models/hierarchical/model';
 import { HierTrainer, evaluateHier } from '../models/hierarchical/trainer';
-import type { DataInfo, EvalOptions, EvalResult, History, ModelSummary, ReconstructionRow, SampleRequest, SampleResult, Setup, UploadResult, UploadedFile, ValidPoint } from './api';
-import type { ColourData, ColourDataStore } from './colour-data';
+import type { ColourSource, DataInfo, EvalOptions, EvalResult, History, ModelSummary, ReconstructionRow, SampleRequest, SampleResult, Setup, UploadResult, UploadedFile, ValidPoint } from './api';
+import { bundledName, type ColourData, type ColourDataStore } from './colour-data';
 import { HIERARCHICAL_LEVELS, fullSizes, hierConfigOf, setupOfHierConfig } from './families';
 import { decodeUpload } from './images';
 import { batchOf, hashValues, message, savedHistory, type FamilyDriver, type FamilySession, type Progress, type Reading } from './session';
@@ -135,20 +135,67 @@ export class HierDriver implements FamilyDriver {
     }
   }
 
+  /** The trainer on `data`, with the checkpoint's optimizer state and step when one is given (the model already holds its parameters when `loaded`). */
+  private trainerOn(setup: Setup, model: HierarchicalPixelVae, data: ColourData, checkpoint: Checkpoint | null, loaded: boolean): HierTrainer {
+    if (setup.batchSize > data.train.count) throw new Error(`batch size ${setup.batchSize} exceeds the ${data.train.count} training images; choose a smaller batch or more images`);
+    const trainer = new HierTrainer(model, data.train, { batchSize: setup.batchSize, lr: setup.lr, seed: setup.seed });
+    try {
+      if (checkpoint && (!loaded || checkpoint.optim.size > 0)) loadHierInto(model, checkpoint, trainer);
+      else if (checkpoint) trainer.resumeAt(checkpoint.config.step);
+    } catch (error) {
+      trainer.dispose();
+      throw error;
+    }
+    return trainer;
+  }
+
   private build(setup: Setup, config: HierConfig, data: ColourData, checkpoint: Checkpoint | null): HierSession {
     const model = new HierarchicalPixelVae(config);
     try {
-      if (setup.batchSize > data.train.count) throw new Error(`batch size ${setup.batchSize} exceeds the ${data.train.count} training images; choose a smaller batch or more images`);
-      const trainer = new HierTrainer(model, data.train, { batchSize: setup.batchSize, lr: setup.lr, seed: setup.seed });
-      if (checkpoint) {
-        try {
-          loadHierInto(model, checkpoint, trainer);
-        } catch (error) {
-          trainer.dispose();
-          throw error;
-        }
-      }
-      return new HierSession(this, setup, config, model, trainer, data);
+      const trainer = this.trainerOn(setup, model, data, checkpoint, false);
+      return new HierSession(this, setup, config, model, { data, trainer });
+    } catch (error) {
+      model.dispose();
+      throw error;
+    }
+  }
+
+  /**
+   * A session on a checkpoint whose data is not prepared yet: the model and its samples need no
+   * training data, so opening does not wait for the set to be fetched, split and uploaded. The data
+   * and the trainer are made before the first thing that needs them (training, held-out images,
+   * batch-norm re-estimation).
+   */
+  private buildPending(setup: Setup, config: HierConfig, source: Exclude<ColourSource, 'files'>, checkpoint: Checkpoint): HierSession {
+    const model = new HierarchicalPixelVae(config);
+    try {
+      loadHierInto(model, checkpoint);
+      const split = checkpoint.config.data.split;
+      const train = Number(split.train ?? 0);
+      const heldOut = Number(split.heldOut ?? split.test ?? 0);
+      const pending: PendingData = {
+        info: {
+          description: `${bundledName(source)} (prepared when first needed; the checkpoint was trained on ${train} train / ${heldOut} held-out images)`,
+          imageSize: config.imageSize,
+          train,
+          valid: heldOut,
+          test: heldOut,
+          loadMs: 0,
+        },
+        step: checkpoint.config.step,
+        // A trained checkpoint without optimizer state is a zoo file (src/zoo/load.ts), which the twin
+        // saves right after re-estimating its batch-norm statistics, or that model saved again
+        // unchanged: its statistics are current for its step (a run the lab trained keeps its moments).
+        bnCurrent: checkpoint.optim.size === 0 && checkpoint.config.step > 0,
+        keepsOptimizer: checkpoint.optim.size > 0,
+        prepare: async () => {
+          const data = await this.store.ensure(source, config.imageSize);
+          return { data, trainer: this.trainerOn(setup, model, data, checkpoint, true) };
+        },
+      };
+      // Prepared when first needed, not in the background: preparing shares the worker's thread
+      // with the rest of the opening (the autosave) and the first samples, and would slow both.
+      return new HierSession(this, setup, config, model, pending);
     } catch (error) {
       model.dispose();
       throw error;
@@ -198,8 +245,8 @@ export class HierDriver implements FamilyDriver {
       data: source,
     });
     const chosen = setupHint ? { ...setupHint, data: source } : setup;
-    const data = await this.store.ensure(source, config.imageSize);
-    const session = this.build(chosen, config, data, checkpoint);
+    // The bundled sets are prepared when first needed; the user's own files were decoded already.
+    const session = source === 'files' ? this.build(chosen, config, await this.store.ensure(source, config.imageSize), checkpoint) : this.buildPending(chosen, config, source, checkpoint);
     session.history = savedHistory(checkpoint, history, checkpoint.config.step);
     const notes = [
       source !== wanted ? 'Your own images are not kept across page loads, so the model is shown with the demo photos; choose your images again to train on them.' : '',
@@ -209,34 +256,85 @@ export class HierDriver implements FamilyDriver {
   }
 }
 
+interface Prepared {
+  data: ColourData;
+  trainer: HierTrainer;
+}
+
+/** What a session knows before its data is ready, and how to get it. */
+interface PendingData {
+  info: DataInfo;
+  step: number;
+  /** The model's batch-norm statistics are current for `step` (no re-estimation needed before sampling). */
+  bnCurrent: boolean;
+  /** The checkpoint holds optimizer state, which only the trainer keeps: saving waits for it. */
+  keepsOptimizer: boolean;
+  prepare: () => Promise<Prepared>;
+}
+
 export class HierSession implements FamilySession {
   readonly family = 'hierarchical' as const;
   summary: ModelSummary;
   history: History = { train: [], valid: [] };
   /** The step at which the batch-norm statistics were last re-estimated (-1: never). */
   private bnStep = -1;
+  private prepared: Prepared | null;
+  private preparing: Promise<Prepared> | null = null;
+  private disposed = false;
 
   constructor(
     readonly driver: HierDriver,
     public setup: Setup,
     readonly config: HierConfig,
     readonly model: HierarchicalPixelVae,
-    readonly trainer: HierTrainer,
-    private readonly d: ColourData,
+    private readonly source: Prepared | PendingData,
   ) {
     this.summary = driver.summarize(setup, config, model);
+    this.prepared = 'trainer' in source ? source : null;
+    if (!('trainer' in source) && source.bnCurrent) this.bnStep = source.step;
+  }
+
+  /** The data and trainer, prepared once (again after a failure, so a fixed build can be retried). */
+  ready(): Promise<Prepared> {
+    if (this.prepared) return Promise.resolve(this.prepared);
+    const source = this.source as PendingData;
+    this.preparing ??= source.prepare().then(
+      (p) => {
+        if (this.disposed) {
+          p.trainer.dispose();
+          throw new Error('the model was closed while its data was being prepared');
+        }
+        this.prepared = p;
+        return p;
+      },
+      (error: unknown) => {
+        this.preparing = null;
+        throw error;
+      },
+    );
+    return this.preparing;
+  }
+
+  private get trainer(): HierTrainer {
+    if (!this.prepared) throw new Error('The training data is still being prepared; try again in a moment.');
+    return this.prepared.trainer;
+  }
+
+  private get d(): ColourData {
+    if (!this.prepared) throw new Error('The training data is still being prepared; try again in a moment.');
+    return this.prepared.data;
   }
 
   get data(): DataInfo {
-    return this.d.info;
+    return this.prepared ? this.prepared.data.info : (this.source as PendingData).info;
   }
 
   get step(): number {
-    return this.trainer.step;
+    return this.prepared ? this.prepared.trainer.step : (this.source as PendingData).step;
   }
 
   async prewarmTraining(onProgress: Progress): Promise<void> {
-    await this.trainer.prewarm(onProgress);
+    await (await this.ready()).trainer.prewarm(onProgress);
   }
 
   async prewarmValidation(): Promise<void> {
@@ -244,12 +342,13 @@ export class HierSession implements FamilySession {
   }
 
   trainStep(): void {
+    // prewarmTraining (which waits for the data) runs before every training run.
     this.trainer.trainStep();
     this.bnStep = -1;
   }
 
   async readMetrics(): Promise<Reading> {
-    const m = await this.trainer.readMetrics();
+    const m = await (await this.ready()).trainer.readMetrics();
     return {
       steps: m.steps,
       values: {
@@ -265,23 +364,28 @@ export class HierSession implements FamilySession {
 
   /** Re-estimates the batch-norm running statistics unless they are current for this step. */
   private async ensureBatchNorm(onProgress?: Progress): Promise<void> {
-    if (this.bnStep === this.trainer.step) return;
+    if (this.bnStep === this.step) return;
+    await this.ready();
     await this.trainer.reestimateBatchNorm(this.driver.bnBatches(this.config), onProgress);
     this.bnStep = this.trainer.step;
   }
 
   async validate(limit: number, batch: number): Promise<ValidPoint> {
+    await this.ready();
     await this.ensureBatchNorm();
     const r = await evaluateHier(this.model, this.d.heldOut, { batchSize: batch, seed: this.setup.seed, limit });
     return { step: this.trainer.step, negElbo: r.bitsPerDim, reconstruction: r.reconstruction / LN2, kl: (r.kl1 + r.kl2) / LN2, kl1: r.kl1 / LN2, kl2: r.kl2 / LN2, images: r.images };
   }
 
   async save(extra: { [key: string]: JsonValue }): Promise<Uint8Array> {
-    const info = this.d.info;
+    // Without the trainer the model is the checkpoint's as opened (nothing trains before the data is
+    // ready), unless the checkpoint's optimizer state must be kept.
+    if (!this.prepared && (this.source as PendingData).keepsOptimizer) await this.ready();
+    const info = this.data;
     return saveHierCheckpoint(
       this.model,
-      { step: this.trainer.step, seed: this.setup.seed, batchSize: this.setup.batchSize, lr: this.setup.lr, data: info.description, trainImages: info.train, heldOutImages: info.valid, extra },
-      this.trainer,
+      { step: this.step, seed: this.setup.seed, batchSize: this.setup.batchSize, lr: this.setup.lr, data: info.description, trainImages: info.train, heldOutImages: info.valid, extra },
+      this.prepared?.trainer,
     );
   }
 
@@ -294,7 +398,8 @@ export class HierSession implements FamilySession {
   }
 
   dispose(): void {
-    this.trainer.dispose();
+    this.disposed = true;
+    this.prepared?.trainer.dispose();
     this.model.dispose();
   }
 
@@ -402,6 +507,7 @@ export class HierSession implements FamilySession {
   }
 
   async reconstructTest(options: { count: number; samples: number; seed: number; offset: number; level?: 'top' | 'middle' }): Promise<ReconstructionRow[]> {
+    await this.ready();
     const set: ColourImageSet = this.d.heldOutImages;
     const level = options.level ?? 'middle';
     const count = Math.max(1, Math.min(options.count, 16, set.count));
@@ -445,6 +551,7 @@ export class HierSession implements FamilySession {
   }
 
   async evaluate(options: EvalOptions, onProgress: Progress): Promise<EvalResult> {
+    await this.ready();
     const set = this.d.heldOut;
     const limit = Math.max(1, Math.min(options.limit, set.count));
     await this.ensureBatchNorm();

@@ -122,20 +122,58 @@ export class MnistDriver implements FamilyDriver {
     }
   }
 
+  /** The trainer on `data`, with the checkpoint's optimizer state and step when one is given (the model already holds its parameters when `loaded`). */
+  private trainerOn(setup: Setup, model: MnistModel, data: Data, checkpoint: Checkpoint | null, loaded: boolean): MnistTrainer {
+    if (setup.batchSize > data.gpu.train.count) throw new Error(`batch size ${setup.batchSize} exceeds the ${data.gpu.train.count} training images`);
+    const trainer = new MnistTrainer(model, data.gpu.train, { batchSize: setup.batchSize, lr: setup.lr, clipValue: CLIP_VALUE, seed: setup.seed });
+    try {
+      if (checkpoint && (!loaded || checkpoint.optim.size > 0)) loadInto(model, checkpoint, trainer);
+      else if (checkpoint) trainer.resumeAt(checkpoint.config.step);
+    } catch (error) {
+      trainer.dispose();
+      throw error;
+    }
+    return trainer;
+  }
+
   private build(setup: Setup, config: MnistModelConfig, data: Data, checkpoint: Checkpoint | null): MnistSession {
     const model = new MnistModel(config);
     try {
-      if (setup.batchSize > data.gpu.train.count) throw new Error(`batch size ${setup.batchSize} exceeds the ${data.gpu.train.count} training images`);
-      const trainer = new MnistTrainer(model, data.gpu.train, { batchSize: setup.batchSize, lr: setup.lr, clipValue: CLIP_VALUE, seed: setup.seed });
-      if (checkpoint) {
-        try {
-          loadInto(model, checkpoint, trainer);
-        } catch (error) {
-          trainer.dispose();
-          throw error;
-        }
-      }
-      return new MnistSession(this, setup, config, model, trainer, data);
+      return new MnistSession(this, setup, config, model, { data, trainer: this.trainerOn(setup, model, data, checkpoint, false) });
+    } catch (error) {
+      model.dispose();
+      throw error;
+    }
+  }
+
+  /**
+   * A session on a checkpoint before MNIST is loaded at its size: the model and its samples need no
+   * data, so opening does not wait for the download, resizing and upload. Data and trainer are made
+   * before the first thing that needs them (training, validation, test images, the latent map).
+   */
+  private buildPending(setup: Setup, config: MnistModelConfig, checkpoint: Checkpoint): MnistSession {
+    const model = new MnistModel(config);
+    try {
+      loadInto(model, checkpoint);
+      const split = checkpoint.config.data.split;
+      const size = config.imageSize;
+      const pending: PendingData = {
+        info: {
+          description: describeMnistData(DEFAULT_BINARIZATION_SEED) + (size !== 28 ? `; images area-averaged to ${size}x${size}` : '') + ' (loaded when first needed)',
+          imageSize: size,
+          train: Number(split.train ?? 0),
+          valid: Number(split.valid ?? 0),
+          test: Number(split.test ?? 0),
+          loadMs: 0,
+        },
+        step: checkpoint.config.step,
+        keepsOptimizer: checkpoint.optim.size > 0,
+        prepare: async () => {
+          const data = await this.ensureData(size);
+          return { data, trainer: this.trainerOn(setup, model, data, checkpoint, true) };
+        },
+      };
+      return new MnistSession(this, setup, config, model, pending);
     } catch (error) {
       model.dispose();
       throw error;
@@ -180,39 +218,88 @@ export class MnistDriver implements FamilyDriver {
       lr: Number(checkpoint.config.optimizer.lr ?? 1e-3),
     };
     const { setup, exact } = setupOfMnistConfig(config, run);
-    const data = await this.ensureData(config.imageSize);
-    const session = this.build(setupHint ?? setup, config, data, checkpoint);
+    const chosen = setupHint ?? setup;
+    // Loaded data at this size is used at once; otherwise it is loaded when first needed.
+    const session = this.data?.size === config.imageSize ? this.build(chosen, config, this.data, checkpoint) : this.buildPending(chosen, config, checkpoint);
     session.history = savedHistory(checkpoint, history, checkpoint.config.step);
     return { session, note: exact ? undefined : 'The checkpoint’s encoder widths do not follow the w, w, 2w, 2w pattern the page edits; its sizes are shown approximately.' };
   }
+}
+
+interface Prepared {
+  data: Data;
+  trainer: MnistTrainer;
+}
+
+/** What a session knows before its data is loaded, and how to load it. */
+interface PendingData {
+  info: DataInfo;
+  step: number;
+  /** The checkpoint holds optimizer state, which only the trainer keeps: saving waits for it. */
+  keepsOptimizer: boolean;
+  prepare: () => Promise<Prepared>;
 }
 
 export class MnistSession implements FamilySession {
   readonly family = 'mnist' as const;
   summary: ModelSummary;
   history: History = { train: [], valid: [] };
+  private prepared: Prepared | null;
+  private preparing: Promise<Prepared> | null = null;
+  private disposed = false;
 
   constructor(
     readonly driver: MnistDriver,
     public setup: Setup,
     readonly config: MnistModelConfig,
     readonly model: MnistModel,
-    readonly trainer: MnistTrainer,
-    private readonly d: Data,
+    private readonly source: Prepared | PendingData,
   ) {
     this.summary = summarize(setup, config, model);
+    this.prepared = 'trainer' in source ? source : null;
+  }
+
+  /** The data and trainer, made once (again after a failure, so a failed download can be retried). */
+  ready(): Promise<Prepared> {
+    if (this.prepared) return Promise.resolve(this.prepared);
+    const source = this.source as PendingData;
+    this.preparing ??= source.prepare().then(
+      (p) => {
+        if (this.disposed) {
+          p.trainer.dispose();
+          throw new Error('the model was closed while its data was loading');
+        }
+        this.prepared = p;
+        return p;
+      },
+      (error: unknown) => {
+        this.preparing = null;
+        throw error;
+      },
+    );
+    return this.preparing;
+  }
+
+  get trainer(): MnistTrainer {
+    if (!this.prepared) throw new Error('MNIST is still loading; try again in a moment.');
+    return this.prepared.trainer;
+  }
+
+  private get d(): Data {
+    if (!this.prepared) throw new Error('MNIST is still loading; try again in a moment.');
+    return this.prepared.data;
   }
 
   get data(): DataInfo {
-    return this.d.info;
+    return this.prepared ? this.prepared.data.info : (this.source as PendingData).info;
   }
 
   get step(): number {
-    return this.trainer.step;
+    return this.prepared ? this.prepared.trainer.step : (this.source as PendingData).step;
   }
 
   async prewarmTraining(onProgress: Progress): Promise<void> {
-    await this.trainer.prewarm(onProgress);
+    await (await this.ready()).trainer.prewarm(onProgress);
   }
 
   async prewarmValidation(batch: number, onProgress: Progress): Promise<void> {
@@ -220,22 +307,27 @@ export class MnistSession implements FamilySession {
   }
 
   trainStep(): void {
+    // prewarmTraining (which waits for the data) runs before every training run.
     this.trainer.trainStep();
   }
 
   async readMetrics(): Promise<Reading> {
-    const m = await this.trainer.readMetrics();
+    const m = await (await this.ready()).trainer.readMetrics();
     return { steps: m.steps, values: { loss: m.loss, reconstruction: m.reconstruction, kl: m.kl, klWeight: this.model.klWeight(this.trainer.step) } };
   }
 
   async validate(limit: number, batch: number): Promise<ValidPoint> {
+    await this.ready();
     const result = await evaluate(this.model, this.d.gpu.valid, { k: 1, batchSize: batch, seed: this.setup.seed, limit });
     return { step: this.trainer.step, negElbo: result.negElbo, reconstruction: result.reconstruction, kl: result.kl, images: result.images };
   }
 
   async save(extra: { [key: string]: JsonValue }): Promise<Uint8Array> {
-    const run = { step: this.trainer.step, seed: this.setup.seed, batchSize: this.setup.batchSize, lr: this.setup.lr, clipValue: CLIP_VALUE, binarizationSeed: DEFAULT_BINARIZATION_SEED };
-    return saveMnistCheckpoint(this.model, { ...run, extra }, this.trainer);
+    // Without the trainer the model is the checkpoint's as opened (nothing trains before the data is
+    // loaded), unless the checkpoint's optimizer state must be kept.
+    if (!this.prepared && (this.source as PendingData).keepsOptimizer) await this.ready();
+    const run = { step: this.step, seed: this.setup.seed, batchSize: this.setup.batchSize, lr: this.setup.lr, clipValue: CLIP_VALUE, binarizationSeed: DEFAULT_BINARIZATION_SEED };
+    return saveMnistCheckpoint(this.model, { ...run, extra }, this.prepared?.trainer);
   }
 
   fileName(step: number): string {
@@ -247,7 +339,8 @@ export class MnistSession implements FamilySession {
   }
 
   dispose(): void {
-    this.trainer.dispose();
+    this.disposed = true;
+    this.prepared?.trainer.dispose();
     this.model.dispose();
   }
 
@@ -307,6 +400,7 @@ export class MnistSession implements FamilySession {
   }
 
   async reconstructTest(options: { count: number; samples: number; seed: number; offset: number }): Promise<ReconstructionRow[]> {
+    await this.ready();
     const s = this;
     const data = this.d;
     const size = s.config.imageSize;
@@ -372,6 +466,7 @@ export class MnistSession implements FamilySession {
   async latent(options: { limit: number; trainLimit: number; k: number }, onProgress?: (m: string) => void): Promise<LatentResult> {
     const s = this;
     if (!s.model.hasLatent) throw new Error('This model has no latent space.');
+    await this.ready();
     const data = this.d;
     return (async () => {
       onProgress?.(`Encoding ${options.limit} test images…`);
@@ -427,6 +522,7 @@ export class MnistSession implements FamilySession {
   }
 
   async evaluate(options: EvalOptions, onProgress: Progress): Promise<EvalResult> {
+    await this.ready();
     const s = this;
     const data = this.d;
     if (!Number.isInteger(options.k) || options.k < 1 || options.k > 1000) throw new Error(`k must be 1 to 1000 (got ${options.k})`);
