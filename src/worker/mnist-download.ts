@@ -15,6 +15,26 @@ type Key = keyof MnistFiles;
 
 const mb = (bytes: number): string => (bytes / 1e6).toFixed(1);
 
+/** The whole size of an IDX file from its first bytes (null until the header is in, or if not IDX). */
+function idxSizeFromHead(chunks: readonly Uint8Array[]): number | null {
+  const head = new Uint8Array(64);
+  let n = 0;
+  for (const c of chunks) {
+    const take = Math.min(c.length, head.length - n);
+    head.set(c.subarray(0, take), n);
+    n += take;
+    if (n === head.length) break;
+  }
+  if (n < 4 || head[0] !== 0 || head[1] !== 0 || head[2] !== 0x08) return null;
+  const rank = head[3];
+  const headerBytes = 4 + 4 * rank;
+  if (rank === 0 || headerBytes > n) return null;
+  const view = new DataView(head.buffer);
+  let count = 1;
+  for (let i = 0; i < rank; i++) count *= view.getUint32(4 + 4 * i, false);
+  return headerBytes + count;
+}
+
 /** Cache Storage where the browser offers it (not in insecure contexts or some private modes). */
 async function openCache(): Promise<Cache | null> {
   if (typeof caches === 'undefined') return null;
@@ -69,7 +89,6 @@ export async function loadMnistFiles(base: URL, onStatus?: (m: string) => void):
       const known = sizes.length === missing.length && sizes.every((s) => s !== null);
       const total = known ? sizes.reduce<number>((a, b) => a + (b ?? 0), 0) : 0;
       const of = missing.length === keys.length ? 'MNIST' : `MNIST (${missing.length} of ${keys.length} files)`;
-      // With Content-Encoding the body can outgrow Content-Length, hence the clamp.
       onStatus(known && total > 0 ? `Downloading ${of}: ${mb(got)} of ${mb(total)} MB (${Math.min(100, Math.floor((100 * got) / total))}%)` : `Downloading ${of}: ${mb(got)} MB`);
     };
     report(true);
@@ -86,9 +105,11 @@ export async function loadMnistFiles(base: URL, onStatus?: (m: string) => void):
         }
         if (!response.ok) throw new Error(`MNIST file ${name} could not be fetched: HTTP ${response.status}`);
         const length = Number(response.headers.get('Content-Length'));
-        // Content-Length is the size on the wire; with Content-Encoding the body arrives decoded.
+        // A host may send the .gz with `Content-Encoding: gzip` (vite preview's sirv does): then
+        // Content-Length counts the bytes on the wire but the body arrives decoded, as the raw IDX
+        // file, whose size its header tells once the first bytes are in.
         const encoded = (response.headers.get('Content-Encoding') ?? 'identity') !== 'identity';
-        totals.set(k, Number.isFinite(length) && length > 0 ? length : null);
+        totals.set(k, !encoded && Number.isFinite(length) && length > 0 ? length : null);
         const chunks: Uint8Array[] = [];
         let received = 0;
         if (response.body) {
@@ -104,9 +125,12 @@ export async function loadMnistFiles(base: URL, onStatus?: (m: string) => void):
             chunks.push(part.value);
             received += part.value.length;
             loaded.set(k, received);
+            if (encoded && totals.get(k) === null) totals.set(k, idxSizeFromHead(chunks));
             report();
           }
         }
+        // A line per finished file, however fast the connection (the throttle may have hidden the rest).
+        report(true);
         const declared = totals.get(k);
         if (!encoded && declared && received !== declared) {
           throw new Error(`MNIST file ${name}: received ${received} of ${declared} bytes; nothing was cached, build again to retry`);
@@ -119,8 +143,10 @@ export async function loadMnistFiles(base: URL, onStatus?: (m: string) => void):
         }
         files[k] = await decodeMnistFile(k, bytes);
         if (cache) {
+          // The cache holds gzip either way (11 MB rather than 55); decodeMnistFile reads both.
+          const body = bytes[0] === 0x1f ? bytes : new Blob([bytes]).stream().pipeThrough(new CompressionStream('gzip'));
           // Best effort: a full quota only means the next visit downloads again.
-          await cache.put(urls[k], new Response(bytes, { headers: { 'Content-Type': 'application/gzip' } })).catch(() => undefined);
+          await cache.put(urls[k], new Response(body, { headers: { 'Content-Type': 'application/gzip' } })).catch(() => undefined);
         }
       }),
     );
