@@ -1,4 +1,4 @@
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, test } from '@playwright/test';
 
@@ -58,4 +58,20 @@ test('MNIST arrives gzipped with progress, and a second visit reads it from the 
   const again = await page.evaluate(() => (window as unknown as { __statusLines: string[] }).__statusLines);
   expect(again.some((l) => l.startsWith('Downloading MNIST'))).toBe(false);
   expect(await page.evaluate(async () => (await (await caches.open('pixelvae-mnist-v1')).keys()).length)).toBe(4);
+});
+
+test('a truncated MNIST download is refused with a clear message and not cached', async ({ page }) => {
+  const file = readFileSync(join('dist', 'data', 'mnist', 'train-labels-idx1-ubyte.gz'));
+  let served = 0;
+  // Context-level, so the worker's fetch is intercepted too.
+  await page.context().route('**/data/mnist/train-labels-idx1-ubyte.gz', async (route) => {
+    served += 1;
+    await route.fulfill({ status: 200, contentType: 'application/gzip', body: file.subarray(0, file.length - 100) });
+  });
+  await page.goto(`/?${TINY}`);
+  await expect(page.getByText(/train-labels-idx1-ubyte\.gz: the download is damaged or incomplete/).first()).toBeVisible({ timeout: 180_000 });
+  expect(served).toBe(1);
+  // The three good files are kept; the damaged one is not.
+  const cached = await page.evaluate(async () => (await (await caches.open('pixelvae-mnist-v1')).keys()).map((r) => new URL(r.url).pathname).sort());
+  expect(cached).toEqual(['/data/mnist/t10k-images-idx3-ubyte.gz', '/data/mnist/t10k-labels-idx1-ubyte.gz', '/data/mnist/train-images-idx3-ubyte.gz']);
 });
