@@ -28,7 +28,9 @@ test('MNIST arrives gzipped with progress, and a second visit reads it from the 
     (window as unknown as { __statusLines: string[] }).__statusLines = seen;
     new MutationObserver(() => {
       const text = document.querySelector('[data-testid="train-status"]')?.textContent ?? '';
-      if (text && seen[seen.length - 1] !== text) seen.push(text);
+      const bar = document.querySelector('[data-testid="download-progress"]')?.getAttribute('aria-valuenow');
+      const line = bar ? `${text} [bar ${bar}]` : text;
+      if (text && seen[seen.length - 1] !== line) seen.push(line);
     }).observe(document, { subtree: true, childList: true, characterData: true });
   });
 
@@ -47,7 +49,10 @@ test('MNIST arrives gzipped with progress, and a second visit reads it from the 
   const lines = await page.evaluate(() => (window as unknown as { __statusLines: string[] }).__statusLines);
   const progress = lines.filter((l) => l.startsWith('Downloading MNIST'));
   expect(progress.length, `status lines: ${JSON.stringify(lines)}`).toBeGreaterThan(0);
-  expect(progress.some((l) => new RegExp(`^Downloading MNIST: \\d+\\.\\d of ${totalMb.replace('.', '\\.')} MB \\(\\d+%\\)$`).test(l)), JSON.stringify(progress)).toBe(true);
+  expect(progress.some((l) => new RegExp(`^Downloading MNIST: \\d+\\.\\d of ${totalMb.replace('.', '\\.')} MB \\(\\d+%\\)$`).test(l.replace(/ \[bar \d+\]$/, ''))), JSON.stringify(progress)).toBe(true);
+  // Lines with a percentage come with the bar at that percentage.
+  expect(progress.some((l) => / \((\d+)%\) \[bar \1\]$/.test(l)), JSON.stringify(progress)).toBe(true);
+  console.log(`MNIST download status lines: ${JSON.stringify(progress)}`);
 
   // Second visit: a new build (another seed, so the app builds afresh instead of resuming the run it
   // saved) reads every file from Cache Storage.

@@ -16,6 +16,8 @@ export function TrainPanel() {
   const pause = useLab((s) => s.pause);
   const reset = useLab((s) => s.reset);
   const training = phase === 'training';
+  // The MNIST download's percentage, from its status line (src/worker/mnist-download.ts ends it "(N%)").
+  const download = /^Downloading .*\((\d+)%\)$/.exec(status);
   const fraction = target > 0 ? Math.min(1, step / target) : 0;
   const startLabel = step === 0 ? 'Start' : step >= target ? `Train ${target} more` : 'Resume';
   return (
@@ -56,6 +58,11 @@ export function TrainPanel() {
         {status}
         {savedStep !== null ? ` · saved in this browser at step ${savedStep}` : ''}
       </p>
+      {download && (
+        <div className="progress thin" data-testid="download-progress" role="progressbar" aria-valuemin={0} aria-valuemax={100} aria-valuenow={Number(download[1])}>
+          <div className="progress-fill" style={{ width: `${download[1]}%` }} />
+        </div>
+      )}
       <div className="buttons">
         {training ? (
           <button type="button" onClick={() => void pause()} data-testid="pause">
