@@ -245,8 +245,14 @@ export class HierDriver implements FamilyDriver {
       data: source,
     });
     const chosen = setupHint ? { ...setupHint, data: source } : setup;
-    // The bundled sets are prepared when first needed; the user's own files were decoded already.
-    const session = source === 'files' ? this.build(chosen, config, await this.store.ensure(source, config.imageSize), checkpoint) : this.buildPending(chosen, config, source, checkpoint);
+    // A file the user opens (a zoo model, a checkpoint) does not wait for a bundled set: it is prepared
+    // when first needed. A saved run restored on page load (setupHint) loads its data first, as a
+    // new model does, before the lab is ready: left for later, it would hold up the user's first
+    // action. The user's own files were decoded already.
+    const session =
+      source === 'files' || setupHint
+        ? this.build(chosen, config, await this.store.ensure(source, config.imageSize), checkpoint)
+        : this.buildPending(chosen, config, source, checkpoint);
     session.history = savedHistory(checkpoint, history, checkpoint.config.step);
     const notes = [
       source !== wanted ? 'Your own images are not kept across page loads, so the model is shown with the demo photos; choose your images again to train on them.' : '',

@@ -219,8 +219,14 @@ export class MnistDriver implements FamilyDriver {
     };
     const { setup, exact } = setupOfMnistConfig(config, run);
     const chosen = setupHint ?? setup;
-    // Loaded data at this size is used at once; otherwise it is loaded when first needed.
-    const session = this.data?.size === config.imageSize ? this.build(chosen, config, this.data, checkpoint) : this.buildPending(chosen, config, checkpoint);
+    // A file the user opens (a zoo model, a checkpoint) does not wait for MNIST at a size not loaded
+    // yet: it is loaded when first needed. A saved run restored on page load (setupHint) loads it
+    // first, as a new model does, before the lab is ready: left for later, it would hold up the
+    // user's first action.
+    const session =
+      setupHint || this.data?.size === config.imageSize
+        ? this.build(chosen, config, await this.ensureData(config.imageSize), checkpoint)
+        : this.buildPending(chosen, config, checkpoint);
     session.history = savedHistory(checkpoint, history, checkpoint.config.step);
     return { session, note: exact ? undefined : 'The checkpoint’s encoder widths do not follow the w, w, 2w, 2w pattern the page edits; its sizes are shown approximately.' };
   }
