@@ -38,7 +38,11 @@ def _device_for(device: str, local_rank: int) -> str:
 
 
 def _threads(world: int) -> None:
-    # Processes share the cores: without this each one starts a thread per core and they thrash.
+    # Processes share the cores: without this each one starts a thread per core and they thrash. A
+    # lone process takes every core (some builds, Debian's among them, start with one thread).
+    # OMP_NUM_THREADS, when set, is the user's choice and is kept.
+    if os.environ.get("OMP_NUM_THREADS"):
+        return
     cores = os.cpu_count() or 1
     torch.set_num_threads(max(1, cores // max(1, world)))
 
@@ -97,6 +101,7 @@ def train(flags: dict, nproc: int, device: str) -> int:
         return 0
     if nproc <= 1:
         dev = _device_for(device, 0)
+        _threads(1)
         summary = run_train(flags, 0, 1, dev)
         print(json.dumps(summary), flush=True)
         return 0
