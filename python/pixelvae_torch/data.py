@@ -50,16 +50,9 @@ def describe_mnist_data(seed: int = DEFAULT_BINARIZATION_SEED) -> str:
 # ---- the counter-based hash of src/data/mnist.ts ---------------------------------------------------
 
 def hash32(x):
-    """hash32 of mnist.ts, on Python ints or uint32 numpy arrays."""
-    if isinstance(x, np.ndarray):
-        h = x.astype(np.uint64) & M32
-        h ^= h >> 16
-        h = (h * 0x7FEB352D) & M32
-        h ^= h >> 15
-        h = (h * 0x846CA68B) & M32
-        h ^= h >> 16
-        return h
-    h = x & M32
+    """hash32 of mnist.ts, on Python ints or uint32 numpy arrays (widened to uint64 so products wrap
+    only past 2^64 and the & M32 masks give the 32-bit result, as for Python ints)."""
+    h = (x.astype(np.uint64) if isinstance(x, np.ndarray) else x) & M32
     h ^= h >> 16
     h = (h * 0x7FEB352D) & M32
     h ^= h >> 15
