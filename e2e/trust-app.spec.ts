@@ -25,7 +25,12 @@ async function ready(page: Page, query = ''): Promise<void> {
   const lab = page.getByTestId('model-line');
   const gallery = page.getByTestId('gallery-to-lab');
   await expect(lab.or(gallery).first()).toBeVisible({ timeout: 120_000 });
-  if (await gallery.isVisible()) await gallery.click();
+  // The gallery may close by itself (an empty zoo) between a look and a click: retry until the lab shows.
+  await expect(async () => {
+    if (await lab.isVisible()) return;
+    await gallery.click({ timeout: 2_000 });
+    await expect(lab).toBeVisible({ timeout: 2_000 });
+  }).toPass({ timeout: 120_000 });
   await expect(page.getByTestId('model-line')).toContainText('params', { timeout: 120_000 });
   await expect(page.getByTestId('start')).toBeEnabled({ timeout: 60_000 });
 }
