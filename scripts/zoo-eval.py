@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 
@@ -47,10 +48,17 @@ def mnist(model, a) -> dict:
         noise = None
         if model.has_latent:
             noise = torch.from_numpy(D.random_normal((a.k * n, model.latent_dim), a.seed, [b, T.MNIST_EVAL_STREAM])).to(a.device)
-        r = model.is_nll(x, a.k, noise)
-        nll.append(r["nll"].double().cpu().numpy())
-        elbo.append(r["neg_elbo"].double().cpu().numpy())
-        kl.append(r["kl"].double().cpu().numpy())
+        # The noise is drawn per batch (as `eval` draws it); the k * n decoder passes run in chunks of
+        # --chunk images, which keeps the activations in cache (several times faster on a CPU).
+        # Each image's value depends only on its own noise, so the chunking changes no number.
+        eps = noise.reshape(a.k, n, -1) if noise is not None else None
+        for c0 in range(0, n, a.chunk):
+            c1 = min(n, c0 + a.chunk)
+            sub = eps[:, c0:c1].reshape(-1, eps.shape[2]) if eps is not None else None
+            r = model.is_nll(x[c0:c1], a.k, sub)
+            nll.append(r["nll"].double().cpu().numpy())
+            elbo.append(r["neg_elbo"].double().cpu().numpy())
+            kl.append(r["kl"].double().cpu().numpy())
         sys.stderr.write(f"zoo-eval: {start + n}/{count} images, {(start + n) / (time.perf_counter() - t0):.1f} images/s\n")
     nll, elbo, kl = np.concatenate(nll), np.concatenate(elbo), np.concatenate(kl)
     return {"family": "mnist", "split": "test", "k": a.k, "images": count, "unit": "nats",
@@ -88,7 +96,10 @@ def main() -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--data", default=None)
     p.add_argument("--bn-batches", type=int, default=0)
+    p.add_argument("--chunk", type=int, default=10, help="images per decoder call (MNIST IS-NLL); changes no number")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads (default: every core)")
     a = p.parse_args()
+    torch.set_num_threads(max(1, a.threads))
     model, checkpoint = T.load_checkpoint_model(a.checkpoint, a.device)
     t0 = time.perf_counter()
     out = mnist(model, a) if model.dataset == "mnist" else hier(model, a)
