@@ -21,7 +21,7 @@
 // the weights are regrouped by block) serves 4 channels x IB images; on a CPU adapter loads, not
 // multiply-adds, bound this kernel.
 //
-// Float order: each output is summed as conv.wgsl's conv_forward sums it (input channel, then kernel
+// Float order: each output is summed as conv_forward.wgsl's conv_forward sums it (input channel, then kernel
 // rows above, the centre row left of the centre, the centre tap), then the bias, then the residual;
 // ELU, sigmoid and tanh are elementwise.wgsl's. So the draws equal the full-recompute sampler's up to
 // the compiler's contraction choices (on lavapipe, bit for bit).
@@ -149,7 +149,7 @@ var<private> acc_b: array<vec4<f32>, IB_MAX>;
 /**
  * The masked k x k conv of op `op` at (y, x) into acc_a (and acc_b), without bias, for channels
  * `co` (all of colour group `go`, so one centre mask for the four) of the IB images from b0.
- * Sums run in conv.wgsl's order: input channel, rows above, the centre row left of the centre, the
+ * Sums run in conv_forward.wgsl's order: input channel, rows above, the centre row left of the centre, the
  * centre tap. The source has two segments, each a map with its own strides: the ring map (channels
  * < split; rows wrap at p.ring) and the features (a full map; rows never wrap).
  */

@@ -14,7 +14,7 @@
 //                above (rings of the last c+1 rows per layer), the head and the draw
 // The draw is the full sampler's rule (shaders/sample.wgsl): pixel = uniform < sigmoid(logit).
 //
-// Float order: every sum runs in the order of the generic kernels (conv.wgsl: input channel, kernel
+// Float order: every sum runs in the order of the generic kernels (conv_forward.wgsl: input channel, kernel
 // row, kernel column; bias, then residual; the z term added before the gate), so the probabilities
 // match the full-recompute sampler up to the compiler's contraction choices.
 //
@@ -88,7 +88,7 @@ fn relu(x: f32) -> f32 {
   return select(max(x, 0.0), x, is_nan(x));
 }
 
-// conv.wgsl's sigmoid4 for one lane (the gate).
+// conv_common.wgsl's sigmoid4 for one lane (the gate).
 fn gate_sigmoid(x: f32) -> f32 {
   let e = exp(-abs(x));
   return select(e / (1.0 + e), 1.0 / (1.0 + e), x >= 0.0);
@@ -130,7 +130,7 @@ fn zterm(off: u32, b: u32, width: u32, c: u32) -> f32 {
 }
 
 // ---- gated: once per row ------------------------------------------------------------------------
-// A thread owns 4 pre-gate channels (two gate pairs) x 4 columns of one image, as conv.wgsl; grid
+// A thread owns 4 pre-gate channels (two gate pairs) x 4 columns of one image, as conv_forward.wgsl; grid
 // [images x column blocks (x, y), channel blocks (z)].
 
 @compute @workgroup_size(64)

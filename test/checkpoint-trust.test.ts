@@ -276,7 +276,7 @@ describe('a NaN is passed on, not turned into a number', () => {
     zero.dispose();
   });
 
-  it('the fused gate of a convolution and the stand-alone gate: a NaN in the tanh half (shaders/conv.wgsl)', async () => {
+  it('the fused gate of a convolution and the stand-alone gate: a NaN in the tanh half (shaders/conv_forward.wgsl)', async () => {
     // Channels interleave (tanh, sigmoid); NaN only in the tanh half's weights.
     const w = new Float32Array(2 * 1 * 3 * 3).map((_, i) => ((i % 5) - 2) * 0.1);
     w[4] = Number.NaN; // output channel 0 (tanh), centre tap

@@ -7,7 +7,7 @@ import { BUFFER_USAGE, BufferPool, type PoolStats } from './pool';
 
 /** A compute kernel variant. Storage buffers sit at @binding(1..n) of @group(0); @binding(0) is the params uniform. */
 export interface KernelSpec {
-  /** Shader family and entry, for messages and the cache key (e.g. "conv.wgsl:forward"). */
+  /** Shader family and entry, for messages and the cache key (e.g. "conv_forward.wgsl:conv_forward"). */
   name: string;
   /** WGSL source of the module. */
   code: string;

@@ -8,7 +8,7 @@
 // computes every layer's horizontal stack (gated) or masked conv (blind-spot) at the new pixel, the
 // head and the Bernoulli draw from the pre-drawn uniforms. The whole loop is encoded with no readback.
 //
-// Effective weights (weight norm applied; the masks are the kernels' loop bounds, as in conv.wgsl) and
+// Effective weights (weight norm applied; the masks are the kernels' loop bounds, as in conv_forward.wgsl) and
 // the z terms (computed by the same ops the full decoder uses) are packed once per call into one u32
 // buffer behind a table of offsets. The draws equal the full-recompute sampler's: same uniforms, same
 // rule (pixel = uniform < sigmoid(logit)), sums in the same order (test/incremental.test.ts).

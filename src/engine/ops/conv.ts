@@ -1,13 +1,17 @@
-// Convolutions (shaders/conv.wgsl): conv2d with masks (A/B with colour groups, vstack; a 1xk kernel
+// Convolutions (shaders/conv_*.wgsl): conv2d with masks (A/B with colour groups, vstack; a 1xk kernel
 // with A/B is the gated PixelCNN's horizontal stack), stride 1|2, asymmetric padding (negative
 // crops) and a fused epilogue (bias, pre-residual, z's per-image gate terms, interleaved gate,
 // residual); convTranspose2d; the stand-alone gate (optionally on a band of rows, with z's terms).
 // Layout NCHW, weights [Cout, Cin, kh, kw], cross-correlation.
 //
-// One kernel family serves all of them: conv_forward, conv_backward_data (the transposed
-// convolution, which is also convTranspose2d's forward) and conv_backward_weight (split-K partial
-// sums over chunks of N*Ho rows, then conv_sum_splits adds the chunks).
-import convWgsl from '../../../shaders/conv.wgsl?raw';
+// One kernel family serves all of them, one file per direction: conv_forward, conv_backward_input
+// (the transposed convolution, which is also convTranspose2d's forward) and conv_backward_weight
+// (split-K partial sums over chunks of N*Ho rows, then conv_sum_splits adds the chunks; the
+// per-channel sums for bias and cond gradients). Each file gets conv_common.wgsl in front.
+import convCommonWgsl from '../../../shaders/conv_common.wgsl?raw';
+import convForwardWgsl from '../../../shaders/conv_forward.wgsl?raw';
+import convBackwardInputWgsl from '../../../shaders/conv_backward_input.wgsl?raw';
+import convBackwardWeightWgsl from '../../../shaders/conv_backward_weight.wgsl?raw';
 import { record } from '../autograd';
 import { Params, launch, threadsGrid } from '../kernels';
 import { empty, engine, Tensor, ShapeError, shapeString } from '../tensor';
@@ -66,8 +70,20 @@ interface Geometry {
   groups: number;
 }
 
-function spec(entry: string, constants: Record<string, number>, bindings: readonly ('read' | 'rw')[]): KernelSpec {
-  return { name: 'conv.wgsl', code: convWgsl, entry, constants, bindings };
+/** The shader files by direction; WGSL has no includes, so each is compiled with the shared part in front. */
+const CONV_SHADERS = {
+  forward: { name: 'conv_forward.wgsl', code: `${convCommonWgsl}\n${convForwardWgsl}` },
+  backwardInput: { name: 'conv_backward_input.wgsl', code: `${convCommonWgsl}\n${convBackwardInputWgsl}` },
+  backwardWeight: { name: 'conv_backward_weight.wgsl', code: `${convCommonWgsl}\n${convBackwardWeightWgsl}` },
+} as const;
+
+function spec(
+  shader: keyof typeof CONV_SHADERS,
+  entry: string,
+  constants: Record<string, number>,
+  bindings: readonly ('read' | 'rw')[],
+): KernelSpec {
+  return { ...CONV_SHADERS[shader], entry, constants, bindings };
 }
 
 function geometryConstants(g: Geometry, cb: number): Record<string, number> {
@@ -136,7 +152,7 @@ function runForward(x: Tensor, w: Tensor, g: Geometry, extras: ForwardExtras = {
     XP: xp,
   };
   launch(
-    spec('conv_forward', constants, ['read', 'read', 'read', 'read', 'rw', 'rw', 'read']),
+    spec('forward', 'conv_forward', constants, ['read', 'read', 'read', 'read', 'rw', 'rw', 'read']),
     [x.buffer, w.buffer, (extras.bias ?? w).buffer, (addend ?? x).buffer, y.buffer, (extras.pre ?? dummy!).buffer, (extras.cond ?? w).buffer],
     params(g, threads, cblocks, xblocks),
     threadsGrid(threads, WG),
@@ -146,7 +162,7 @@ function runForward(x: Tensor, w: Tensor, g: Geometry, extras: ForwardExtras = {
 }
 
 /** The transposed convolution of gy ([n, cout, ho, wo]) with w [cout, cin, kh, kw]: [n, cin, h, w] (+ bias[cin]). */
-function runBackwardData(gy: Tensor, w: Tensor, g: Geometry, bias?: Tensor): Tensor {
+function runBackwardInput(gy: Tensor, w: Tensor, g: Geometry, bias?: Tensor): Tensor {
   const d = empty([g.n, g.cin, g.h, g.w]);
   const cb = channelBlock(g.cin, false);
   const cblocks = Math.ceil(g.cin / cb);
@@ -155,7 +171,7 @@ function runBackwardData(gy: Tensor, w: Tensor, g: Geometry, bias?: Tensor): Ten
   const xblocks = g.stride * Math.ceil(perPhase / xp);
   const threads = g.n * cblocks * g.h * xblocks;
   launch(
-    spec('conv_backward_data', { ...geometryConstants(g, cb), HAS_BIAS: bias ? 1 : 0, XP: xp }, ['read', 'read', 'read', 'rw']),
+    spec('backwardInput', 'conv_backward_input', { ...geometryConstants(g, cb), HAS_BIAS: bias ? 1 : 0, XP: xp }, ['read', 'read', 'read', 'rw']),
     [gy.buffer, w.buffer, (bias ?? w).buffer, d.buffer],
     params(g, threads, cblocks, xblocks),
     threadsGrid(threads, WG),
@@ -198,7 +214,7 @@ function runBackwardWeight(x: Tensor, gy: Tensor, g: Geometry, forceSplits?: num
   const part = empty([splits, g.cout, g.cin, g.kh, g.kw]);
   const threads = splits * base;
   launch(
-    spec(pointwise ? 'conv_backward_weight_1x1' : 'conv_backward_weight', { ...geometryConstants(g, cb), ...(pointwise ? {} : { WCI: wci }) }, ['read', 'read', 'rw']),
+    spec('backwardWeight', pointwise ? 'conv_backward_weight_1x1' : 'conv_backward_weight', { ...geometryConstants(g, cb), ...(pointwise ? {} : { WCI: wci }) }, ['read', 'read', 'rw']),
     [x.buffer, gy.buffer, part.buffer],
     params(g, threads, cblocks, ciBlocks, rows, chunkRows),
     threadsGrid(threads, WG),
@@ -213,7 +229,7 @@ function runBackwardWeight(x: Tensor, gy: Tensor, g: Geometry, forceSplits?: num
   const dw = empty(shape);
   const count = dw.size;
   launch(
-    spec('conv_sum_splits', {}, ['read', 'rw']),
+    spec('backwardWeight', 'conv_sum_splits', {}, ['read', 'rw']),
     [part.buffer, dw.buffer],
     new Params().u(0, 0, 0, 0).u(0, 0, 0, count).u(0, 0, 0, 0).u(splits, 0, 0, 0).build(),
     threadsGrid(count, WG),
@@ -252,7 +268,7 @@ function planeGrid(positions: number, planes: number): [number, number, number] 
 function runGate(x: Tensor, l: GateLayout, cond?: Tensor): Tensor {
   const y = empty([l.n, l.half, ...(x.rank > 2 ? [l.rowsOut, ...x.shape.slice(3)] : [])]);
   launch(
-    spec('gate_forward', { HAS_COND: cond ? 1 : 0 }, ['read', 'rw', 'read']),
+    spec('forward', 'gate_forward', { HAS_COND: cond ? 1 : 0 }, ['read', 'rw', 'read']),
     [x.buffer, y.buffer, (cond ?? x).buffer],
     gateParams(l),
     planeGrid(l.rowsOut * l.rowLength, l.n * l.half),
@@ -264,7 +280,7 @@ function runGate(x: Tensor, l: GateLayout, cond?: Tensor): Tensor {
 function runGateBackward(gy: Tensor, x: Tensor, l: GateLayout, cond?: Tensor): Tensor {
   const dx = empty(x.shape);
   launch(
-    spec('gate_backward', { HAS_COND: cond ? 1 : 0 }, ['read', 'read', 'rw', 'read']),
+    spec('backwardInput', 'gate_backward', { HAS_COND: cond ? 1 : 0 }, ['read', 'read', 'rw', 'read']),
     [gy.buffer, x.buffer, dx.buffer, (cond ?? x).buffer],
     gateParams(l),
     planeGrid(l.rowsIn * l.rowLength, l.n * l.half),
@@ -290,7 +306,7 @@ function channelSums(g: Tensor, perImage: boolean): Tensor {
   const plane = g.size / (n * c);
   const planes = empty([n, c]);
   launch(
-    spec('conv_plane_sums', {}, ['read', 'rw']),
+    spec('backwardWeight', 'conv_plane_sums', {}, ['read', 'rw']),
     [g.buffer, planes.buffer],
     new Params().u(n, c, plane, 0).u(0, 0, 0, n * c).u(0, 0, 0, 0).u(0, 0, 0, 0).build(),
     threadsGrid(n * c, WG),
@@ -306,7 +322,7 @@ function batchSums(planes: Tensor): Tensor {
   const [n, c] = planes.shape;
   const sums = empty([c]);
   launch(
-    spec('conv_batch_sums', {}, ['read', 'rw']),
+    spec('backwardWeight', 'conv_batch_sums', {}, ['read', 'rw']),
     [planes.buffer, sums.buffer],
     new Params().u(n, c, 0, 0).u(0, 0, 0, c).u(0, 0, 0, 0).u(0, 0, 0, 0).build(),
     threadsGrid(c, WG),
@@ -441,7 +457,7 @@ export function conv2d(x: Tensor, w: Tensor, opts: Conv2dOptions = {}): Tensor {
   return record(op, y, inputs, (gy) => {
     const dpre = pre ? runGateBackward(gy, pre, fullGate(pre)) : gy;
     const grads: (Tensor | null)[] = [
-      x.requiresGrad ? runBackwardData(dpre, w, g) : null,
+      x.requiresGrad ? runBackwardInput(dpre, w, g) : null,
       w.requiresGrad ? runBackwardWeight(x, dpre, g) : null,
     ];
     // d cond = sums over (h, w) per image; d bias sums those over the batch when both are wanted.
@@ -492,7 +508,7 @@ export function convTranspose2d(x: Tensor, w: Tensor, opts: ConvTranspose2dOptio
   // The equivalent forward convolution maps the output [n, cout, ho, wo] to x [n, cin, h, w] with
   // weight [cin, cout, kh, kw]: this op is its backward-data kernel, its backward is that convolution.
   const g: Geometry = { n, cin: cout, h: ho, w: wo, cout: cin, ho: h, wo: wd, kh, kw, stride, padT: padding, padL: padding, mask: 0, groups: 1 };
-  const y = runBackwardData(x, w, g, bias);
+  const y = runBackwardInput(x, w, g, bias);
   const inputs: Tensor[] = bias ? [x, w, bias] : [x, w];
   return record(op, y, inputs, (gy) => {
     const grads: (Tensor | null)[] = [

@@ -1,0 +1,235 @@
+// The gradient w.r.t. the input (conv_common.wgsl goes in front).
+//   conv_backward_input  grad_input = grad_out (*)^T weight: the transposed convolution (gathers over
+//                        output positions; stride 2 by the divisibility test), masks included. Also
+//                        convTranspose2d's forward, with its bias.
+//   gate_backward        the gated activation's gradient w.r.t. its pre-activation (cond's terms, if
+//                        any, added to it first); also the backward of conv_forward's fused gate.
+//
+// Register blocking as in conv_forward: a thread owns CB (1, 2 or 4) input channels x XP (4 or 8)
+// input positions, so every weight load feeds XP FMAs.
+
+/** Adds bias[ci] to grad_input (convTranspose2d's bias). */
+override HAS_BIAS: bool = false;
+/** gate_backward: adds cond[n, c] to the pre-activation, as gate_forward does. */
+override HAS_COND: bool = false;
+/** Input positions per thread along x (4 or 8). */
+override XP: u32 = 4u;
+
+// Accumulators of the calling thread: acc_j is input channel j of the block, lanes are positions 0..3.
+var<private> acc0: vec4<f32>;
+var<private> acc1: vec4<f32>;
+var<private> acc2: vec4<f32>;
+var<private> acc3: vec4<f32>;
+// Positions 4..7 when a thread owns 8 (XP = 8): each weight load then feeds 8 FMAs.
+var<private> acc_hi0: vec4<f32>;
+var<private> acc_hi1: vec4<f32>;
+var<private> acc_hi2: vec4<f32>;
+var<private> acc_hi3: vec4<f32>;
+// Offsets of the block's weight filters (per channel of the block).
+var<private> filter0: u32;
+var<private> filter1: u32;
+var<private> filter2: u32;
+var<private> filter3: u32;
+
+// ---- grad_input[n, ci, iy, ix] = sum grad_out[n, co, oy, ox] weight[co, ci, ky, kx], iy = oy*S + ky - pad_t
+// A thread owns CB input channels and the 4 positions ix = ph + S*(4*b + j) of one phase ph, so that
+// the divisibility test (ix + pad_l - kx) % S == 0 is the same for its 4 lanes and they read 4
+// consecutive ox.
+
+@group(0) @binding(1) var<storage, read> grad_out: array<f32>;
+@group(0) @binding(2) var<storage, read> weight: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> grad_input: array<f32>;
+
+fn grad_out_at(row: u32, ox: i32) -> f32 {
+  let ok = ox >= 0 && ox < i32(params.wo);
+  return select(0.0, grad_out[row + u32(select(0, ox, ok))], ok);
+}
+
+fn grad_out4(row: u32, ox0: i32) -> vec4<f32> {
+  return vec4<f32>(grad_out_at(row, ox0), grad_out_at(row, ox0 + 1), grad_out_at(row, ox0 + 2), grad_out_at(row, ox0 + 3));
+}
+
+// Positions 4..7 (XP = 8), else zeros.
+fn grad_out4_hi(row: u32, ox0: i32) -> vec4<f32> {
+  if (XP > 4u) { return grad_out4(row, ox0 + 4); }
+  return vec4<f32>(0.0);
+}
+
+fn bwd_tap(row: u32, ox0: i32, wk: u32) {
+  let grad4 = grad_out4(row, ox0);
+  let grad4_hi = grad_out4_hi(row, ox0);
+  let w0 = weight[filter0 + wk];
+  acc0 += w0 * grad4;
+  if (XP > 4u) { acc_hi0 += w0 * grad4_hi; }
+  if (CB > 1u) {
+    let w1 = weight[filter1 + wk];
+    acc1 += w1 * grad4;
+    if (XP > 4u) { acc_hi1 += w1 * grad4_hi; }
+  }
+  if (CB > 2u) {
+    let w2 = weight[filter2 + wk];
+    let w3 = weight[filter3 + wk];
+    acc2 += w2 * grad4;
+    acc3 += w3 * grad4;
+    if (XP > 4u) {
+      acc_hi2 += w2 * grad4_hi;
+      acc_hi3 += w3 * grad4_hi;
+    }
+  }
+}
+
+fn bwd_centre(row: u32, ox0: i32, wk: u32, ci0: u32, co: u32) {
+  let grad4 = grad_out4(row, ox0);
+  let grad4_hi = grad_out4_hi(row, ox0);
+  if (centre_kept(ci0, co)) {
+    acc0 += weight[filter0 + wk] * grad4;
+    if (XP > 4u) { acc_hi0 += weight[filter0 + wk] * grad4_hi; }
+  }
+  if (CB > 1u && centre_kept(ci0 + 1u, co)) {
+    acc1 += weight[filter1 + wk] * grad4;
+    if (XP > 4u) { acc_hi1 += weight[filter1 + wk] * grad4_hi; }
+  }
+  if (CB > 2u) {
+    if (centre_kept(ci0 + 2u, co)) {
+      acc2 += weight[filter2 + wk] * grad4;
+      if (XP > 4u) { acc_hi2 += weight[filter2 + wk] * grad4_hi; }
+    }
+    if (centre_kept(ci0 + 3u, co)) {
+      acc3 += weight[filter3 + wk] * grad4;
+      if (XP > 4u) { acc_hi3 += weight[filter3 + wk] * grad4_hi; }
+    }
+  }
+}
+
+// The output row oy that input row iy meets through kernel row ky, or -1.
+fn source_row(iy: u32, ky: u32) -> i32 {
+  let t = i32(iy) + params.pad_t - i32(ky);
+  if (t < 0 || t % i32(STRIDE) != 0) { return -1; }
+  let oy = t / i32(STRIDE);
+  return select(-1, oy, oy < i32(params.ho));
+}
+
+// Stores positions j0 + j, j < 4, of the thread's block.
+fn store_grad_input(n: u32, c: u32, iy: u32, ph: u32, xb: u32, j0: u32, v: vec4<f32>) {
+  let base = ((n * params.cin + c) * params.h + iy) * params.w;
+  for (var j = 0u; j < 4u; j++) {
+    let ix = ph + STRIDE * (XP * xb + j0 + j);
+    if (ix < params.w) { grad_input[base + ix] = v[j]; }
+  }
+}
+
+@compute @workgroup_size(64)
+fn conv_backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let t = linear_id(gid, nwg);
+  if (t >= params.threads) { return; }
+  let xi = t % params.xblocks;
+  var r = t / params.xblocks;
+  let iy = r % params.h;
+  r = r / params.h;
+  let cb = r % params.cblocks;
+  let n = r / params.cblocks;
+  let ph = xi % STRIDE;
+  let xb = xi / STRIDE;
+
+  let ci0 = cb * CB;
+  let last = params.cin - 1u;
+  let taps = KH * KW;
+  filter0 = ci0 * taps;
+  filter1 = min(ci0 + 1u, last) * taps;
+  filter2 = min(ci0 + 2u, last) * taps;
+  filter3 = min(ci0 + 3u, last) * taps;
+  acc0 = vec4<f32>(0.0);
+  acc1 = vec4<f32>(0.0);
+  acc2 = vec4<f32>(0.0);
+  acc3 = vec4<f32>(0.0);
+  acc_hi0 = vec4<f32>(0.0);
+  acc_hi1 = vec4<f32>(0.0);
+  acc_hi2 = vec4<f32>(0.0);
+  acc_hi3 = vec4<f32>(0.0);
+
+  let s = i32(STRIDE);
+  // With stride 1 tap kx reads ox = obase - kx + j: one base plus constants, so the loads that taps
+  // share are recognised as the same load (stride 2 divides by S per tap instead).
+  let obase = i32(XP * xb) + params.pad_l;
+  for (var co = 0u; co < params.cout; co++) {
+    let plane = (n * params.cout + co) * params.ho;
+    let wco = co * params.cin * taps;
+    for (var ky = 0u; ky < FULL_ROWS; ky++) {
+      let oy = source_row(iy, ky);
+      if (oy < 0) { continue; }
+      let row = (plane + u32(oy)) * params.wo;
+      for (var kx = 0u; kx < KW; kx++) {
+        let tx = i32(ph) + params.pad_l - i32(kx);
+        if (tx % s != 0) { continue; }
+        bwd_tap(row, select(tx / s + i32(XP * xb), obase - i32(kx), STRIDE == 1u), wco + ky * KW + kx);
+      }
+    }
+    if (MASK_AB) {
+      let oy = source_row(iy, CY);
+      if (oy >= 0) {
+        let row = (plane + u32(oy)) * params.wo;
+        for (var kx = 0u; kx < CX; kx++) {
+          let tx = i32(ph) + params.pad_l - i32(kx);
+          if (tx % s != 0) { continue; }
+          bwd_tap(row, select(tx / s + i32(XP * xb), obase - i32(kx), STRIDE == 1u), wco + CY * KW + kx);
+        }
+        if (HAS_CENTRE) {
+          let tx = i32(ph) + params.pad_l - i32(CX);
+          if (tx % s == 0) { bwd_centre(row, select(tx / s + i32(XP * xb), obase - i32(CX), STRIDE == 1u), wco + CY * KW + CX, ci0, co); }
+        }
+      }
+    }
+  }
+
+  var b = vec4<f32>(0.0);
+  if (HAS_BIAS) {
+    b = vec4<f32>(bias[ci0], bias[min(ci0 + 1u, last)], bias[min(ci0 + 2u, last)], bias[min(ci0 + 3u, last)]);
+  }
+  store_grad_input(n, ci0, iy, ph, xb, 0u, acc0 + b.x);
+  if (CB > 1u && ci0 + 1u < params.cin) { store_grad_input(n, ci0 + 1u, iy, ph, xb, 0u, acc1 + b.y); }
+  if (CB > 2u && ci0 + 2u < params.cin) { store_grad_input(n, ci0 + 2u, iy, ph, xb, 0u, acc2 + b.z); }
+  if (CB > 3u && ci0 + 3u < params.cin) { store_grad_input(n, ci0 + 3u, iy, ph, xb, 0u, acc3 + b.w); }
+  if (XP > 4u) {
+    store_grad_input(n, ci0, iy, ph, xb, 4u, acc_hi0 + b.x);
+    if (CB > 1u && ci0 + 1u < params.cin) { store_grad_input(n, ci0 + 1u, iy, ph, xb, 4u, acc_hi1 + b.y); }
+    if (CB > 2u && ci0 + 2u < params.cin) { store_grad_input(n, ci0 + 2u, iy, ph, xb, 4u, acc_hi2 + b.z); }
+    if (CB > 3u && ci0 + 3u < params.cin) { store_grad_input(n, ci0 + 3u, iy, ph, xb, 4u, acc_hi3 + b.w); }
+  }
+}
+
+// ---- the gate's gradient: gate_grad_input over all rows of the pre-activation gate_input (zero outside
+// the band), from gate_grad_out and gate_input (and gate_cond). Params and workgroups as gate_forward,
+// x over all of a plane.
+@group(0) @binding(1) var<storage, read> gate_grad_out: array<f32>;
+@group(0) @binding(2) var<storage, read> gate_input: array<f32>;
+@group(0) @binding(3) var<storage, read_write> gate_grad_input: array<f32>;
+@group(0) @binding(4) var<storage, read> gate_cond: array<f32>;
+
+@compute @workgroup_size(64)
+fn gate_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let k = gid.x; // position in the plane
+  let r = gid.y + gid.z * nwg.y; // n * C + c
+  let plane = params.h * params.w;
+  if (k >= plane || r >= params.threads) { return; }
+  let c2 = 2u * r; // n * 2C + 2c
+  let a = c2 * plane + k;
+  let lo = u32(params.pad_t) * params.w;
+  let band = params.ho * params.w;
+  if (k < lo || k >= lo + band) {
+    gate_grad_input[a] = 0.0;
+    gate_grad_input[a + plane] = 0.0;
+    return;
+  }
+  var t = gate_input[a];
+  var s = gate_input[a + plane];
+  if (HAS_COND) {
+    t += gate_cond[c2];
+    s += gate_cond[c2 + 1u];
+  }
+  let th = safe_tanh(vec4<f32>(t)).x;
+  let sg = sigmoid4(vec4<f32>(s)).x;
+  let g = gate_grad_out[r * band + k - lo];
+  gate_grad_input[a] = g * sg * (1.0 - th * th);
+  gate_grad_input[a + plane] = g * th * sg * (1.0 - sg);
+}

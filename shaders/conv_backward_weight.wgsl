@@ -1,0 +1,355 @@
+// The gradients w.r.t. the weight and the bias (conv_common.wgsl goes in front).
+//   conv_backward_weight      partial weight gradients over chunks of N*Ho rows (split-K),
+//                             [S, Cout, Cin, KH, KW], masked taps as exact zeros
+//   conv_backward_weight_1x1  the same for 1x1 kernels
+//   conv_sum_splits           the second pass of split-K: adds the S partials
+//   conv_plane_sums, conv_batch_sums
+//                             per-channel sums: the bias gradient, and per image the cond gradient
+//                             (also the stand-alone gate's cond and convTranspose2d's bias)
+// convTranspose2d's weight gradient is conv_backward_weight with the roles of input and grad_out swapped.
+
+/** Input channels per thread in conv_backward_weight (1 or 2). */
+override WCI: u32 = 1u;
+
+// ---- weight gradient (split-K): grad_weight_partials[s, co, ci, ky, kx] = sum over rows (n, oy) of
+// chunk s and all ox of grad_out[n, co, oy, ox] * input[n, ci, oy*S + ky - pad_t, ox*S + kx - pad_l].
+// A thread owns CB output channels (vec4 lanes) x all KW columns (acc_k0..acc_k6, and acc2_k0..acc2_k6
+// for a second input channel) of one kernel row ky of WCI (1 or 2) input channels and one chunk; along
+// a row the KW inputs slide (in_k0..in_k6, in2_k0..in2_k6), so each output column costs
+// CB + WCI * STRIDE loads for CB * KW * WCI FMAs. Params: xblocks = input-channel blocks.
+
+@group(0) @binding(1) var<storage, read> input: array<f32>;
+@group(0) @binding(2) var<storage, read> grad_out: array<f32>;
+@group(0) @binding(3) var<storage, read_write> grad_weight_partials: array<f32>;
+
+// The accumulators of kernel columns 0..6 (the first input channel).
+var<private> acc_k0: vec4<f32>;
+var<private> acc_k1: vec4<f32>;
+var<private> acc_k2: vec4<f32>;
+var<private> acc_k3: vec4<f32>;
+var<private> acc_k4: vec4<f32>;
+var<private> acc_k5: vec4<f32>;
+var<private> acc_k6: vec4<f32>;
+
+fn input_at(row: u32, ix: i32) -> f32 {
+  let ok = ix >= 0 && ix < i32(params.w);
+  return select(0.0, input[row + u32(select(0, ix, ok))], ok);
+}
+
+// The inputs input[row + ix + k], k < KW, under the current output column (a sliding window), and
+// in2_k0..in2_k6 the same for the thread's second input channel (WCI = 2).
+var<private> in_k0: f32;
+var<private> in_k1: f32;
+var<private> in_k2: f32;
+var<private> in_k3: f32;
+var<private> in_k4: f32;
+var<private> in_k5: f32;
+var<private> in_k6: f32;
+var<private> in2_k0: f32;
+var<private> in2_k1: f32;
+var<private> in2_k2: f32;
+var<private> in2_k3: f32;
+var<private> in2_k4: f32;
+var<private> in2_k5: f32;
+var<private> in2_k6: f32;
+// The second input channel's accumulators (WCI = 2).
+var<private> acc2_k0: vec4<f32>;
+var<private> acc2_k1: vec4<f32>;
+var<private> acc2_k2: vec4<f32>;
+var<private> acc2_k3: vec4<f32>;
+var<private> acc2_k4: vec4<f32>;
+var<private> acc2_k5: vec4<f32>;
+var<private> acc2_k6: vec4<f32>;
+
+// Loads column k of both windows from rows row and row1 at ix + k.
+fn load_window(k: u32, row: u32, row1: u32, ix: i32) {
+  let v = input_at(row, ix + i32(k));
+  var v1 = 0.0;
+  if (WCI > 1u) { v1 = input_at(row1, ix + i32(k)); }
+  switch k {
+    case 0u: { in_k0 = v; in2_k0 = v1; }
+    case 1u: { in_k1 = v; in2_k1 = v1; }
+    case 2u: { in_k2 = v; in2_k2 = v1; }
+    case 3u: { in_k3 = v; in2_k3 = v1; }
+    case 4u: { in_k4 = v; in2_k4 = v1; }
+    case 5u: { in_k5 = v; in2_k5 = v1; }
+    default: { in_k6 = v; in2_k6 = v1; }
+  }
+}
+
+// Moves the windows to start at ix (STRIDE past the last start): shift, then load the STRIDE new ends.
+fn slide_window(row: u32, row1: u32, ix: i32) {
+  if (STRIDE == 1u) {
+    in_k0 = in_k1; in_k1 = in_k2; in_k2 = in_k3; in_k3 = in_k4; in_k4 = in_k5; in_k5 = in_k6;
+    in2_k0 = in2_k1; in2_k1 = in2_k2; in2_k2 = in2_k3; in2_k3 = in2_k4; in2_k4 = in2_k5; in2_k5 = in2_k6;
+  } else {
+    in_k0 = in_k2; in_k1 = in_k3; in_k2 = in_k4; in_k3 = in_k5; in_k4 = in_k6;
+    in2_k0 = in2_k2; in2_k1 = in2_k3; in2_k2 = in2_k4; in2_k3 = in2_k5; in2_k4 = in2_k6;
+  }
+  for (var i = 0u; i < STRIDE; i++) {
+    if (KW > i) { load_window(KW - 1u - i, row, row1, ix); }
+  }
+}
+
+fn acc2_k(kx: u32) -> vec4<f32> {
+  switch kx {
+    case 0u: { return acc2_k0; }
+    case 1u: { return acc2_k1; }
+    case 2u: { return acc2_k2; }
+    case 3u: { return acc2_k3; }
+    case 4u: { return acc2_k4; }
+    case 5u: { return acc2_k5; }
+    default: { return acc2_k6; }
+  }
+}
+
+// Writes one filter row (ci, ky) of the block's partial weight gradient: masked taps and disallowed centre pairs
+// as exact zeros; from row 0 also the rows no thread visits.
+fn store_weight_row(split: u32, co0: u32, ci: u32, ky: u32, ncols: u32, second: bool) {
+  let taps = KH * KW;
+  for (var j = 0u; j < CB; j++) {
+    let co = co0 + j;
+    if (co >= params.cout) { break; }
+    let fbase = ((split * params.cout + co) * params.cin + ci) * taps;
+    let base = fbase + ky * KW;
+    for (var kx = 0u; kx < KW; kx++) {
+      var keep = kx < ncols;
+      if (MASK_AB && ky == CY && kx == CX) { keep = keep && centre_kept(ci, co); }
+      let v = select(acc_k(kx)[j], acc2_k(kx)[j], second);
+      grad_weight_partials[base + kx] = select(0.0, v, keep);
+    }
+    if (ky == 0u) {
+      for (var i = KV * KW; i < taps; i++) { grad_weight_partials[fbase + i] = 0.0; }
+    }
+  }
+}
+
+fn acc_k(kx: u32) -> vec4<f32> {
+  switch kx {
+    case 0u: { return acc_k0; }
+    case 1u: { return acc_k1; }
+    case 2u: { return acc_k2; }
+    case 3u: { return acc_k3; }
+    case 4u: { return acc_k4; }
+    case 5u: { return acc_k5; }
+    default: { return acc_k6; }
+  }
+}
+
+@compute @workgroup_size(64)
+fn conv_backward_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let t = linear_id(gid, nwg);
+  if (t >= params.threads) { return; }
+  // Threads only for the kernel rows a mask keeps (KV of KH), so no SIMD lane idles on a masked row.
+  let ky = t % KV;
+  var r = t / KV;
+  // WCI input channels per thread (xblocks = their blocks): each gradient load then feeds WCI * KW FMAs.
+  let ci = (r % params.xblocks) * WCI;
+  let ci1 = min(ci + 1u, params.cin - 1u);
+  r = r / params.xblocks;
+  let cb = r % params.cblocks;
+  let split = r / params.cblocks;
+
+  let co0 = cb * CB;
+  let last = params.cout - 1u;
+  let c1 = min(co0 + 1u, last);
+  let c2 = min(co0 + 2u, last);
+  let c3 = min(co0 + 3u, last);
+  acc_k0 = vec4<f32>(0.0);
+  acc_k1 = vec4<f32>(0.0);
+  acc_k2 = vec4<f32>(0.0);
+  acc_k3 = vec4<f32>(0.0);
+  acc_k4 = vec4<f32>(0.0);
+  acc_k5 = vec4<f32>(0.0);
+  acc_k6 = vec4<f32>(0.0);
+  acc2_k0 = vec4<f32>(0.0);
+  acc2_k1 = vec4<f32>(0.0);
+  acc2_k2 = vec4<f32>(0.0);
+  acc2_k3 = vec4<f32>(0.0);
+  acc2_k4 = vec4<f32>(0.0);
+  acc2_k5 = vec4<f32>(0.0);
+  acc2_k6 = vec4<f32>(0.0);
+
+  // Columns of this kernel row that the mask keeps (0: the row is masked out, never visited).
+  var ncols = select(0u, KW, ky < FULL_ROWS);
+  if (MASK_AB && ky == CY) { ncols = CX + select(0u, 1u, HAS_CENTRE); }
+
+  let s = i32(STRIDE);
+  let r0 = split * params.chunk_rows;
+  let r1 = min(params.rows, r0 + params.chunk_rows);
+  if (ncols > 0u) {
+    for (var rr = r0; rr < r1; rr++) {
+      let n = rr / params.ho;
+      let oy = rr % params.ho;
+      let iy = i32(oy * STRIDE + ky) - params.pad_t;
+      if (iy < 0 || iy >= i32(params.h)) { continue; }
+      let in_row = ((n * params.cin + ci) * params.h + u32(iy)) * params.w;
+      let in_row1 = in_row + (ci1 - ci) * params.h * params.w;
+      let gplane = n * params.cout;
+      let grad_row0 = ((gplane + co0) * params.ho + oy) * params.wo;
+      let grad_row1 = ((gplane + c1) * params.ho + oy) * params.wo;
+      let grad_row2 = ((gplane + c2) * params.ho + oy) * params.wo;
+      let grad_row3 = ((gplane + c3) * params.ho + oy) * params.wo;
+      // The KW inputs of output ox slide along the row: load them once, then STRIDE new ones per ox.
+      var ix = -params.pad_l;
+      for (var k = 0u; k < KW; k++) { load_window(k, in_row, in_row1, ix); }
+      for (var ox = 0u; ox < params.wo; ox++) {
+        var grad4 = vec4<f32>(grad_out[grad_row0 + ox], 0.0, 0.0, 0.0);
+        if (CB > 1u) { grad4.y = grad_out[grad_row1 + ox]; }
+        if (CB > 2u) {
+          grad4.z = grad_out[grad_row2 + ox];
+          grad4.w = grad_out[grad_row3 + ox];
+        }
+        // All KW columns, also past ncols on a mask's centre row: those sums are dropped at the
+        // store, and the loop body stays free of per-lane conditions.
+        acc_k0 += grad4 * in_k0;
+        if (KW > 1u) { acc_k1 += grad4 * in_k1; }
+        if (KW > 2u) { acc_k2 += grad4 * in_k2; }
+        if (KW > 3u) { acc_k3 += grad4 * in_k3; }
+        if (KW > 4u) { acc_k4 += grad4 * in_k4; }
+        if (KW > 5u) { acc_k5 += grad4 * in_k5; }
+        if (KW > 6u) { acc_k6 += grad4 * in_k6; }
+        if (WCI > 1u) {
+          acc2_k0 += grad4 * in2_k0;
+          if (KW > 1u) { acc2_k1 += grad4 * in2_k1; }
+          if (KW > 2u) { acc2_k2 += grad4 * in2_k2; }
+          if (KW > 3u) { acc2_k3 += grad4 * in2_k3; }
+          if (KW > 4u) { acc2_k4 += grad4 * in2_k4; }
+          if (KW > 5u) { acc2_k5 += grad4 * in2_k5; }
+          if (KW > 6u) { acc2_k6 += grad4 * in2_k6; }
+        }
+        ix += s;
+        slide_window(in_row, in_row1, ix);
+      }
+    }
+  }
+
+  store_weight_row(split, co0, ci, ky, ncols, false);
+  if (WCI > 1u && ci + 1u < params.cin) { store_weight_row(split, co0, ci + 1u, ky, ncols, true); }
+}
+
+// ---- backward weight for 1x1 kernels: one tap, so a thread owns CB output channels (vec4 lanes)
+// x 4 input channels (acc_k0..acc_k3 hold input channels here) instead, and each loaded gradient feeds
+// 4 input channels.
+// Params as conv_backward_weight, with xblocks = input-channel blocks of 4.
+
+@compute @workgroup_size(64)
+fn conv_backward_weight_1x1(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let t = linear_id(gid, nwg);
+  if (t >= params.threads) { return; }
+  let cib = t % params.xblocks;
+  let r = t / params.xblocks;
+  let cb = r % params.cblocks;
+  let split = r / params.cblocks;
+
+  let co0 = cb * CB;
+  let last = params.cout - 1u;
+  let c1 = min(co0 + 1u, last);
+  let c2 = min(co0 + 2u, last);
+  let c3 = min(co0 + 3u, last);
+  let ci0 = cib * 4u;
+  let lastci = params.cin - 1u;
+  let i1 = min(ci0 + 1u, lastci);
+  let i2 = min(ci0 + 2u, lastci);
+  let i3 = min(ci0 + 3u, lastci);
+  acc_k0 = vec4<f32>(0.0);
+  acc_k1 = vec4<f32>(0.0);
+  acc_k2 = vec4<f32>(0.0);
+  acc_k3 = vec4<f32>(0.0);
+
+  // Mask A without colour groups drops the only tap: nothing to visit.
+  let visits = !MASK_AB || HAS_CENTRE;
+  let s = i32(STRIDE);
+  let r0 = split * params.chunk_rows;
+  let r1 = min(params.rows, r0 + params.chunk_rows);
+  let plane = params.h * params.w;
+  if (visits) {
+    for (var rr = r0; rr < r1; rr++) {
+      let n = rr / params.ho;
+      let oy = rr % params.ho;
+      let iy = i32(oy * STRIDE) - params.pad_t;
+      if (iy < 0 || iy >= i32(params.h)) { continue; }
+      let in_row0 = ((n * params.cin + ci0) * params.h + u32(iy)) * params.w;
+      let in_row1 = in_row0 + (i1 - ci0) * plane;
+      let in_row2 = in_row0 + (i2 - ci0) * plane;
+      let in_row3 = in_row0 + (i3 - ci0) * plane;
+      let gplane = n * params.cout;
+      let grad_row0 = ((gplane + co0) * params.ho + oy) * params.wo;
+      let grad_row1 = ((gplane + c1) * params.ho + oy) * params.wo;
+      let grad_row2 = ((gplane + c2) * params.ho + oy) * params.wo;
+      let grad_row3 = ((gplane + c3) * params.ho + oy) * params.wo;
+      for (var ox = 0u; ox < params.wo; ox++) {
+        let ix = i32(ox) * s - params.pad_l;
+        if (ix < 0 || ix >= i32(params.w)) { continue; }
+        var grad4 = vec4<f32>(grad_out[grad_row0 + ox], 0.0, 0.0, 0.0);
+        if (CB > 1u) { grad4.y = grad_out[grad_row1 + ox]; }
+        if (CB > 2u) {
+          grad4.z = grad_out[grad_row2 + ox];
+          grad4.w = grad_out[grad_row3 + ox];
+        }
+        let u = u32(ix);
+        acc_k0 += grad4 * input[in_row0 + u];
+        acc_k1 += grad4 * input[in_row1 + u];
+        acc_k2 += grad4 * input[in_row2 + u];
+        acc_k3 += grad4 * input[in_row3 + u];
+      }
+    }
+  }
+
+  for (var j = 0u; j < CB; j++) {
+    let co = co0 + j;
+    if (co >= params.cout) { break; }
+    for (var c = 0u; c < 4u; c++) {
+      let ci = ci0 + c;
+      if (ci >= params.cin) { break; }
+      let keep = visits && (!MASK_AB || centre_kept(ci, co));
+      grad_weight_partials[(split * params.cout + co) * params.cin + ci] = select(0.0, acc_k(c)[j], keep);
+    }
+  }
+}
+
+// ---- per-channel sums for bias and cond gradients, without workgroup barriers:
+// conv_plane_sums: sums[i] = sum over s < h of summands[i * h + s] (one thread per (n, c) plane;
+// threads = n * C); conv_batch_sums: sums[c] = sum over n of summands[n * cin + c] (threads = cin).
+
+@group(0) @binding(1) var<storage, read> summands: array<f32>;
+@group(0) @binding(2) var<storage, read_write> sums: array<f32>;
+
+@compute @workgroup_size(64)
+fn conv_plane_sums(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = linear_id(gid, nwg);
+  if (i >= params.threads) { return; }
+  let base = i * params.h;
+  // Four partial sums: independent adds, and a shorter rounding chain.
+  var acc = vec4<f32>(0.0);
+  let full = params.h / 4u * 4u;
+  for (var s = 0u; s < full; s += 4u) {
+    acc += vec4<f32>(summands[base + s], summands[base + s + 1u], summands[base + s + 2u], summands[base + s + 3u]);
+  }
+  for (var s = full; s < params.h; s++) { acc.x += summands[base + s]; }
+  sums[i] = (acc.x + acc.y) + (acc.z + acc.w);
+}
+
+@compute @workgroup_size(64)
+fn conv_batch_sums(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let c = linear_id(gid, nwg);
+  if (c >= params.threads) { return; }
+  var total = 0.0;
+  for (var n = 0u; n < params.n; n++) { total += summands[n * params.cin + c]; }
+  sums[c] = total;
+}
+
+// ---- the second pass of split-K: grad_weight[i] = sum over s < splits of partials[s * count + i]
+// Params: threads = count (elements of the weight), rows = splits. One thread per element, no barriers.
+
+@group(0) @binding(1) var<storage, read> partials: array<f32>;
+@group(0) @binding(2) var<storage, read_write> grad_weight: array<f32>;
+
+@compute @workgroup_size(64)
+fn conv_sum_splits(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = linear_id(gid, nwg);
+  if (i >= params.threads) { return; }
+  var total = 0.0;
+  for (var s = 0u; s < params.rows; s++) { total += partials[s * params.threads + i]; }
+  grad_weight[i] = total;
+}

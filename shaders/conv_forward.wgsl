@@ -1,0 +1,272 @@
+// The forward convolution and the stand-alone gate's forward (conv_common.wgsl goes in front).
+//   conv_forward  output = input (*) weight, with masks, stride, padding and a fused epilogue (+bias,
+//                 +pre-residual, +per-(image, channel) cond, gated activation over interleaved
+//                 channels, +residual). Also convTranspose2d's gradient w.r.t. its input.
+//   gate_forward  the gated activation alone, optionally on a band of rows and with z's terms.
+//
+// Register blocking: a thread owns CB (1, 2 or 4) output channels x XP (4 or 8) positions along x, so
+// every input load feeds CB FMAs and every weight load feeds XP.
+
+override HAS_BIAS: bool = false;
+/** The `addend` binding: 0 none, 1 added after the gate (residual), 2 before it (pre-residual). */
+override RES_MODE: u32 = 0u;
+/** Adds cond[n, co] (z's gate terms, constant over the image) to the pre-activation. */
+override HAS_COND: bool = false;
+override GATE: bool = false;
+/** Also writes the pre-activation (before the gate) to `pre_activation`, for the gate's gradient. */
+override WRITE_PRE: bool = false;
+/** Output positions per thread along x (4 or 8). */
+override XP: u32 = 4u;
+
+// Accumulators of the calling thread: acc_j is output channel j of the block, lanes are positions 0..3.
+var<private> acc0: vec4<f32>;
+var<private> acc1: vec4<f32>;
+var<private> acc2: vec4<f32>;
+var<private> acc3: vec4<f32>;
+// Positions 4..7 when a thread owns 8 (XP = 8): each weight load then feeds 8 FMAs.
+var<private> acc_hi0: vec4<f32>;
+var<private> acc_hi1: vec4<f32>;
+var<private> acc_hi2: vec4<f32>;
+var<private> acc_hi3: vec4<f32>;
+// Offsets of the block's weight filters (per channel of the block).
+var<private> filter0: u32;
+var<private> filter1: u32;
+var<private> filter2: u32;
+var<private> filter3: u32;
+
+@group(0) @binding(1) var<storage, read> input: array<f32>;
+@group(0) @binding(2) var<storage, read> weight: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read> addend: array<f32>;
+@group(0) @binding(5) var<storage, read_write> output: array<f32>;
+@group(0) @binding(6) var<storage, read_write> pre_activation: array<f32>;
+@group(0) @binding(7) var<storage, read> cond: array<f32>;
+
+fn input_at(row: u32, ix: i32) -> f32 {
+  let ok = ix >= 0 && ix < i32(params.w);
+  return select(0.0, input[row + u32(select(0, ix, ok))], ok);
+}
+
+fn input4(row: u32, ix: i32) -> vec4<f32> {
+  let s = i32(STRIDE);
+  return vec4<f32>(input_at(row, ix), input_at(row, ix + s), input_at(row, ix + 2 * s), input_at(row, ix + 3 * s));
+}
+
+// One tap for the thread's XP positions: in_lo holds positions 0..3, in_hi positions 4..7 (XP = 8).
+fn fwd_tap(in_lo: vec4<f32>, in_hi: vec4<f32>, wk: u32) {
+  let w0 = weight[filter0 + wk];
+  acc0 += w0 * in_lo;
+  if (XP > 4u) { acc_hi0 += w0 * in_hi; }
+  if (CB > 1u) {
+    let w1 = weight[filter1 + wk];
+    acc1 += w1 * in_lo;
+    if (XP > 4u) { acc_hi1 += w1 * in_hi; }
+  }
+  if (CB > 2u) {
+    let w2 = weight[filter2 + wk];
+    let w3 = weight[filter3 + wk];
+    acc2 += w2 * in_lo;
+    acc3 += w3 * in_lo;
+    if (XP > 4u) {
+      acc_hi2 += w2 * in_hi;
+      acc_hi3 += w3 * in_hi;
+    }
+  }
+}
+
+// The input values of positions 4..7 of a tap (zeros when the thread has 4 positions).
+fn input4_hi(row: u32, ix: i32) -> vec4<f32> {
+  if (XP > 4u) { return input4(row, ix + 4 * i32(STRIDE)); }
+  return vec4<f32>(0.0);
+}
+
+fn fwd_centre(in_lo: vec4<f32>, in_hi: vec4<f32>, wk: u32, ci: u32, co0: u32) {
+  if (centre_kept(ci, co0)) {
+    acc0 += weight[filter0 + wk] * in_lo;
+    if (XP > 4u) { acc_hi0 += weight[filter0 + wk] * in_hi; }
+  }
+  if (CB > 1u && centre_kept(ci, co0 + 1u)) {
+    acc1 += weight[filter1 + wk] * in_lo;
+    if (XP > 4u) { acc_hi1 += weight[filter1 + wk] * in_hi; }
+  }
+  if (CB > 2u) {
+    if (centre_kept(ci, co0 + 2u)) {
+      acc2 += weight[filter2 + wk] * in_lo;
+      if (XP > 4u) { acc_hi2 += weight[filter2 + wk] * in_hi; }
+    }
+    if (centre_kept(ci, co0 + 3u)) {
+      acc3 += weight[filter3 + wk] * in_lo;
+      if (XP > 4u) { acc_hi3 += weight[filter3 + wk] * in_hi; }
+    }
+  }
+}
+
+// Writes lanes [0, lanes) of v to channel c of an output with `channels` channels (+ residual).
+fn store_output(n: u32, c: u32, channels: u32, oy: u32, ox0: u32, lanes: u32, v: vec4<f32>) {
+  let base = ((n * channels + c) * params.ho + oy) * params.wo + ox0;
+  for (var j = 0u; j < lanes; j++) {
+    var out = v[j];
+    if (RES_MODE == 1u) { out += addend[base + j]; }
+    output[base + j] = out;
+  }
+}
+
+// Lanes [0, lanes) of channel c of the pre-residual (which has the pre-activation's cout channels); 0 past them.
+fn pre_residual4(n: u32, c: u32, oy: u32, ox0: u32, lanes: u32) -> vec4<f32> {
+  let base = ((n * params.cout + c) * params.ho + oy) * params.wo + ox0;
+  var v = vec4<f32>(0.0);
+  for (var j = 0u; j < lanes; j++) { v[j] = addend[base + j]; }
+  return v;
+}
+
+fn store_pre_activation(n: u32, c: u32, oy: u32, ox0: u32, lanes: u32, v: vec4<f32>) {
+  let base = ((n * params.cout + c) * params.ho + oy) * params.wo + ox0;
+  for (var j = 0u; j < lanes; j++) { pre_activation[base + j] = v[j]; }
+}
+
+// The epilogue of 4 output positions from ox0 (lanes past wo are not written): bias, pre-residual,
+// cond, pre-activation, gate, residual, in the incremental sampler's order of additions, so both
+// give the same sums.
+fn fwd_epilogue(n: u32, co0: u32, oy: u32, ox0: u32, a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>) {
+  let last = params.cout - 1u;
+  var b = vec4<f32>(0.0);
+  if (HAS_BIAS) {
+    b = vec4<f32>(bias[co0], bias[min(co0 + 1u, last)], bias[min(co0 + 2u, last)], bias[min(co0 + 3u, last)]);
+  }
+  let lanes = min(4u, params.wo - ox0);
+  var v0 = a0 + b.x;
+  var v1 = a1 + b.y;
+  var v2 = a2 + b.z;
+  var v3 = a3 + b.w;
+  if (RES_MODE == 2u) {
+    v0 += pre_residual4(n, co0, oy, ox0, lanes);
+    if (CB > 1u) { v1 += pre_residual4(n, min(co0 + 1u, last), oy, ox0, lanes); }
+    if (CB > 2u) {
+      v2 += pre_residual4(n, min(co0 + 2u, last), oy, ox0, lanes);
+      v3 += pre_residual4(n, min(co0 + 3u, last), oy, ox0, lanes);
+    }
+  }
+  if (HAS_COND) {
+    let cn = n * params.cout;
+    v0 += cond[cn + co0];
+    if (CB > 1u) { v1 += cond[cn + min(co0 + 1u, last)]; }
+    if (CB > 2u) {
+      v2 += cond[cn + min(co0 + 2u, last)];
+      v3 += cond[cn + min(co0 + 3u, last)];
+    }
+  }
+  if (WRITE_PRE) {
+    store_pre_activation(n, co0, oy, ox0, lanes, v0);
+    if (CB > 1u && co0 + 1u < params.cout) { store_pre_activation(n, co0 + 1u, oy, ox0, lanes, v1); }
+    if (CB > 2u && co0 + 2u < params.cout) { store_pre_activation(n, co0 + 2u, oy, ox0, lanes, v2); }
+    if (CB > 3u && co0 + 3u < params.cout) { store_pre_activation(n, co0 + 3u, oy, ox0, lanes, v3); }
+  }
+  if (GATE) {
+    // Interleaved: channel 2c goes through tanh, 2c+1 through sigmoid (CB is even here).
+    let half = params.cout / 2u;
+    store_output(n, co0 / 2u, half, oy, ox0, lanes, safe_tanh(v0) * sigmoid4(v1));
+    if (CB > 2u && co0 + 2u < params.cout) {
+      store_output(n, co0 / 2u + 1u, half, oy, ox0, lanes, safe_tanh(v2) * sigmoid4(v3));
+    }
+  } else {
+    store_output(n, co0, params.cout, oy, ox0, lanes, v0);
+    if (CB > 1u && co0 + 1u < params.cout) { store_output(n, co0 + 1u, params.cout, oy, ox0, lanes, v1); }
+    if (CB > 2u && co0 + 2u < params.cout) { store_output(n, co0 + 2u, params.cout, oy, ox0, lanes, v2); }
+    if (CB > 3u && co0 + 3u < params.cout) { store_output(n, co0 + 3u, params.cout, oy, ox0, lanes, v3); }
+  }
+}
+
+@compute @workgroup_size(64)
+fn conv_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let t = linear_id(gid, nwg);
+  if (t >= params.threads) { return; }
+  let xb = t % params.xblocks;
+  var r = t / params.xblocks;
+  let oy = r % params.ho;
+  r = r / params.ho;
+  let cb = r % params.cblocks;
+  let n = r / params.cblocks;
+
+  let co0 = cb * CB;
+  let last = params.cout - 1u;
+  let fsize = params.cin * KH * KW;
+  // Channels past cout (a partial last block) read a valid filter and are never written.
+  filter0 = co0 * fsize;
+  filter1 = min(co0 + 1u, last) * fsize;
+  filter2 = min(co0 + 2u, last) * fsize;
+  filter3 = min(co0 + 3u, last) * fsize;
+  acc0 = vec4<f32>(0.0);
+  acc1 = vec4<f32>(0.0);
+  acc2 = vec4<f32>(0.0);
+  acc3 = vec4<f32>(0.0);
+  acc_hi0 = vec4<f32>(0.0);
+  acc_hi1 = vec4<f32>(0.0);
+  acc_hi2 = vec4<f32>(0.0);
+  acc_hi3 = vec4<f32>(0.0);
+
+  let ox0 = xb * XP;
+  let ix0 = i32(ox0 * STRIDE) - params.pad_l;
+  let iy0 = i32(oy * STRIDE) - params.pad_t;
+  for (var ci = 0u; ci < params.cin; ci++) {
+    let plane = (n * params.cin + ci) * params.h;
+    let wci = ci * KH * KW;
+    for (var ky = 0u; ky < FULL_ROWS; ky++) {
+      let iy = iy0 + i32(ky);
+      if (iy < 0 || iy >= i32(params.h)) { continue; }
+      let row = (plane + u32(iy)) * params.w;
+      for (var kx = 0u; kx < KW; kx++) {
+        let ix = ix0 + i32(kx);
+        fwd_tap(input4(row, ix), input4_hi(row, ix), wci + ky * KW + kx);
+      }
+    }
+    if (MASK_AB) {
+      let iy = iy0 + i32(CY);
+      if (iy >= 0 && iy < i32(params.h)) {
+        let row = (plane + u32(iy)) * params.w;
+        for (var kx = 0u; kx < CX; kx++) {
+          let ix = ix0 + i32(kx);
+          fwd_tap(input4(row, ix), input4_hi(row, ix), wci + CY * KW + kx);
+        }
+        if (HAS_CENTRE) {
+          let ix = ix0 + i32(CX);
+          fwd_centre(input4(row, ix), input4_hi(row, ix), wci + CY * KW + CX, ci, co0);
+        }
+      }
+    }
+  }
+
+  fwd_epilogue(n, co0, oy, ox0, acc0, acc1, acc2, acc3);
+  if (XP > 4u && ox0 + 4u < params.wo) { fwd_epilogue(n, co0, oy, ox0 + 4u, acc_hi0, acc_hi1, acc_hi2, acc_hi3); }
+}
+
+// ---- gated activation over interleaved channels, optionally on a band of rows and with z's terms:
+// gate_output[n, c, r, i] = tanh(gate_input[n, 2c, r0 + r, i] + gate_cond[n, 2c])
+//                           * sigmoid(gate_input[n, 2c+1, r0 + r, i] + gate_cond[n, 2c+1])
+// Params: n, cin = C (output channels), h = rows of the input, w = row length (trailing axes
+// flattened), ho = rows of the output, pad_t = r0, threads = planes (n * C). Workgroups: x over a
+// plane's positions, y (z past the limit) over planes; a band of rows is contiguous in its plane, so no
+// index needs a division.
+
+@group(0) @binding(1) var<storage, read> gate_input: array<f32>;
+@group(0) @binding(2) var<storage, read_write> gate_output: array<f32>;
+@group(0) @binding(3) var<storage, read> gate_cond: array<f32>;
+
+@compute @workgroup_size(64)
+fn gate_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let k = gid.x; // position in the band
+  let r = gid.y + gid.z * nwg.y; // n * C + c
+  let band = params.ho * params.w;
+  if (k >= band || r >= params.threads) { return; }
+  let c2 = 2u * r; // n * 2C + 2c
+  let plane = params.h * params.w;
+  let a = c2 * plane + u32(params.pad_t) * params.w + k;
+  var t = gate_input[a];
+  var s = gate_input[a + plane];
+  if (HAS_COND) {
+    t += gate_cond[c2];
+    s += gate_cond[c2 + 1u];
+  }
+  let v = safe_tanh(vec4<f32>(t)) * sigmoid4(vec4<f32>(s));
+  gate_output[r * band + k] = v.x;
+}
+
