@@ -12,6 +12,7 @@ import { HierarchicalPixelVae } from '../models/hierarchical/model';
 import { HierTrainer, evaluateHier } from '../models/hierarchical/trainer';
 import type { ColourSource, DataInfo, EvalOptions, EvalResult, History, ModelSummary, ReconstructionRow, SampleRequest, SampleResult, Setup, UploadResult, UploadedFile, ValidPoint } from './api';
 import { bundledName, type ColourData, type ColourDataStore } from './colour-data';
+import { LazyDriver, LazySession, type PendingData, type Prepared } from './family-base';
 import { HIERARCHICAL_LEVELS, fullSizes, hierConfigOf, setupOfHierConfig } from './families';
 import { decodeUpload } from './images';
 import { batchOf, hashValues, message, savedHistory, type FamilyDriver, type FamilySession, type Progress, type Reading } from './session';
@@ -55,11 +56,6 @@ function estimateMacs(model: HierarchicalPixelVae, c: HierConfig): number {
   return macs;
 }
 
-function checkRun(setup: Setup): void {
-  if (!Number.isInteger(setup.batchSize) || setup.batchSize < 1 || setup.batchSize > 512) throw new Error(`batch size must be 1 to 512 (got ${setup.batchSize})`);
-  if (!(setup.lr > 0 && setup.lr < 1)) throw new Error(`learning rate must be in (0, 1) (got ${setup.lr})`);
-}
-
 /** u32 sub-pixel values -> intensities in [0, 1]. */
 function toUnit(values: ArrayLike<number>): Float32Array {
   const out = new Float32Array(values.length);
@@ -84,12 +80,18 @@ export function hierDispatchesPerStep(paramTensors: number): number {
   return Math.max(1, Math.round(7.1 * paramTensors - 60));
 }
 
-export class HierDriver implements FamilyDriver {
+type HierPrepared = Prepared<ColourData, HierTrainer>;
+
+export class HierDriver extends LazyDriver<HierConfig, HierarchicalPixelVae, ColourData, HierTrainer, HierSession> implements FamilyDriver {
   readonly id = 'hierarchical' as const;
   /** Set from the adapter: CPU fallback adapters get the cheap batch-norm re-estimation. */
   fallbackAdapter = false;
+  protected readonly presetPrefix = 'hier-';
+  protected readonly maxBatch = 512;
 
-  constructor(readonly store: ColourDataStore) {}
+  constructor(readonly store: ColourDataStore) {
+    super();
+  }
 
   bnBatches(c: HierConfig): number {
     const reference = hierTrainDefaults(c.preset).bnBatches;
@@ -120,116 +122,59 @@ export class HierDriver implements FamilyDriver {
     };
   }
 
-  check(setup: Setup): void {
-    hierConfigOf(setup);
-    checkRun(setup);
+  protected configOf(setup: Setup): HierConfig {
+    return hierConfigOf(setup);
   }
 
-  describe(setup: Setup): ModelSummary {
-    const config = hierConfigOf(setup);
-    const model = new HierarchicalPixelVae(config);
-    try {
-      return this.summarize(setup, config, model);
-    } finally {
-      model.dispose();
-    }
+  protected configFromCheckpoint(checkpoint: Checkpoint): HierConfig {
+    return hierConfigFromCheckpoint(checkpoint);
   }
 
-  /** The trainer on `data`, with the checkpoint's optimizer state and step when one is given (the model already holds its parameters when `loaded`). */
-  private trainerOn(setup: Setup, model: HierarchicalPixelVae, data: ColourData, checkpoint: Checkpoint | null, loaded: boolean): HierTrainer {
-    if (setup.batchSize > data.train.count) throw new Error(`batch size ${setup.batchSize} exceeds the ${data.train.count} training images; choose a smaller batch or more images`);
-    const trainer = new HierTrainer(model, data.train, { batchSize: setup.batchSize, lr: setup.lr, seed: setup.seed });
-    try {
-      if (checkpoint && (!loaded || checkpoint.optim.size > 0)) loadHierInto(model, checkpoint, trainer);
-      else if (checkpoint) trainer.resumeAt(checkpoint.config.step);
-    } catch (error) {
-      trainer.dispose();
-      throw error;
-    }
-    return trainer;
+  protected newModel(config: HierConfig): HierarchicalPixelVae {
+    return new HierarchicalPixelVae(config);
   }
 
-  private build(setup: Setup, config: HierConfig, data: ColourData, checkpoint: Checkpoint | null): HierSession {
-    const model = new HierarchicalPixelVae(config);
-    try {
-      const trainer = this.trainerOn(setup, model, data, checkpoint, false);
-      return new HierSession(this, setup, config, model, { data, trainer });
-    } catch (error) {
-      model.dispose();
-      throw error;
-    }
-  }
-
-  /**
-   * A session on a checkpoint whose data is not prepared yet: the model and its samples need no
-   * training data, so opening does not wait for the set to be fetched, split and uploaded. The data
-   * and the trainer are made before the first thing that needs them (training, held-out images,
-   * batch-norm re-estimation).
-   */
-  private buildPending(setup: Setup, config: HierConfig, source: Exclude<ColourSource, 'files'>, checkpoint: Checkpoint): HierSession {
-    const model = new HierarchicalPixelVae(config);
-    try {
-      loadHierInto(model, checkpoint);
-      const split = checkpoint.config.data.split;
-      const train = Number(split.train ?? 0);
-      const heldOut = Number(split.heldOut ?? split.test ?? 0);
-      const pending: PendingData = {
-        info: {
-          description: `${bundledName(source)} (prepared when first needed; the checkpoint was trained on ${train} train / ${heldOut} held-out images)`,
-          imageSize: config.imageSize,
-          train,
-          valid: heldOut,
-          test: heldOut,
-          loadMs: 0,
-        },
-        step: checkpoint.config.step,
-        // A trained checkpoint without optimizer state is a zoo file (src/zoo/load.ts), which the twin
-        // saves right after re-estimating its batch-norm statistics, or that model saved again
-        // unchanged: its statistics are current for its step (a run the lab trained keeps its moments).
-        bnCurrent: checkpoint.optim.size === 0 && checkpoint.config.step > 0,
-        keepsOptimizer: checkpoint.optim.size > 0,
-        prepare: async () => {
-          const data = await this.store.ensure(source, config.imageSize);
-          return { data, trainer: this.trainerOn(setup, model, data, checkpoint, true) };
-        },
-      };
-      // Prepared when first needed, not in the background: preparing shares the worker's thread
-      // with the rest of the opening (the autosave) and the first samples, and would slow both.
-      return new HierSession(this, setup, config, model, pending);
-    } catch (error) {
-      model.dispose();
-      throw error;
-    }
-  }
-
-  async create(setup: Setup, onStatus?: (m: string) => void): Promise<FamilySession> {
-    const config = hierConfigOf(setup);
-    checkRun(setup);
-    const data = await this.store.ensure(setup.data ?? 'demo', config.imageSize, onStatus);
-    onStatus?.('Building the model…');
-    return this.build(setup, config, data, null);
-  }
-
-  owns(checkpoint: Checkpoint): boolean {
-    return checkpoint.config.preset.startsWith('hier-');
-  }
-
-  private words(c: HierConfig): string {
+  protected words(c: HierConfig): string {
     const g = latentGrids(c).z1;
     return `a hierarchical colour ${c.preset} model (${c.imageSize}x${c.imageSize}, z1 ${c.latent1}x${g}x${g}, z2 ${c.latent2})`;
   }
 
-  describeCheckpoint(checkpoint: Checkpoint): string {
-    return this.words(hierConfigFromCheckpoint(checkpoint));
+  protected dataFor(setup: Setup, config: HierConfig, onStatus?: (m: string) => void): Promise<ColourData> {
+    return this.store.ensure(setup.data ?? 'demo', config.imageSize, onStatus);
   }
 
-  describeSession(session: FamilySession): string {
-    return this.words((session as HierSession).config);
+  protected newTrainer(setup: Setup, model: HierarchicalPixelVae, data: ColourData): HierTrainer {
+    if (setup.batchSize > data.train.count) throw new Error(`batch size ${setup.batchSize} exceeds the ${data.train.count} training images; choose a smaller batch or more images`);
+    return new HierTrainer(model, data.train, { batchSize: setup.batchSize, lr: setup.lr, seed: setup.seed });
   }
 
-  sameModel(checkpoint: Checkpoint, session: FamilySession): boolean {
-    const config = hierConfigFromCheckpoint(checkpoint);
-    return JSON.stringify({ ...config, seed: 0 }) === JSON.stringify({ ...(session as HierSession).config, seed: 0 });
+  protected loadCheckpoint(model: HierarchicalPixelVae, checkpoint: Checkpoint, trainer?: HierTrainer): void {
+    loadHierInto(model, checkpoint, trainer);
+  }
+
+  protected newSession(setup: Setup, config: HierConfig, model: HierarchicalPixelVae, source: HierPrepared | PendingData<HierPrepared>): HierSession {
+    return new HierSession(this, setup, config, model, source);
+  }
+
+  /**
+   * Before the bundled set is fetched, split and uploaded: the data and the trainer are made before
+   * the first thing that needs them (training, held-out images, batch-norm re-estimation).
+   */
+  private pendingSession(setup: Setup, config: HierConfig, source: Exclude<ColourSource, 'files'>, checkpoint: Checkpoint): HierSession {
+    const split = checkpoint.config.data.split;
+    const train = Number(split.train ?? 0);
+    const heldOut = Number(split.heldOut ?? split.test ?? 0);
+    const info: DataInfo = {
+      description: `${bundledName(source)} (prepared when first needed; the checkpoint was trained on ${train} train / ${heldOut} held-out images)`,
+      imageSize: config.imageSize,
+      train,
+      valid: heldOut,
+      test: heldOut,
+      loadMs: 0,
+    };
+    // Prepared when first needed, not in the background: preparing shares the worker's thread
+    // with the rest of the opening (the autosave) and the first samples, and would slow both.
+    return this.buildPending(setup, config, checkpoint, info, () => this.store.ensure(source, config.imageSize));
   }
 
   async open(checkpoint: Checkpoint, setupHint: Setup | null, history: History | null): Promise<{ session: FamilySession; note?: string }> {
@@ -252,7 +197,7 @@ export class HierDriver implements FamilyDriver {
     const session =
       source === 'files' || setupHint
         ? this.build(chosen, config, await this.store.ensure(source, config.imageSize), checkpoint)
-        : this.buildPending(chosen, config, source, checkpoint);
+        : this.pendingSession(chosen, config, source, checkpoint);
     session.history = savedHistory(checkpoint, history, checkpoint.config.step);
     const notes = [
       source !== wanted ? 'Your own images are not kept across page loads, so the model is shown with the demo photos; choose your images again to train on them.' : '',
@@ -262,94 +207,35 @@ export class HierDriver implements FamilyDriver {
   }
 }
 
-interface Prepared {
-  data: ColourData;
-  trainer: HierTrainer;
-}
+const HIER_WORDS = { notReady: 'The training data is still being prepared; try again in a moment.', closed: 'the model was closed while its data was being prepared' };
 
-/** What a session knows before its data is ready, and how to get it. */
-interface PendingData {
-  info: DataInfo;
-  step: number;
-  /** The model's batch-norm statistics are current for `step` (no re-estimation needed before sampling). */
-  bnCurrent: boolean;
-  /** The checkpoint holds optimizer state, which only the trainer keeps: saving waits for it. */
-  keepsOptimizer: boolean;
-  prepare: () => Promise<Prepared>;
-}
-
-export class HierSession implements FamilySession {
+export class HierSession extends LazySession<HierarchicalPixelVae, ColourData, HierTrainer> implements FamilySession {
   readonly family = 'hierarchical' as const;
   summary: ModelSummary;
-  history: History = { train: [], valid: [] };
   /** The step at which the batch-norm statistics were last re-estimated (-1: never). */
   private bnStep = -1;
-  private prepared: Prepared | null;
-  private preparing: Promise<Prepared> | null = null;
-  private disposed = false;
 
   constructor(
     readonly driver: HierDriver,
-    public setup: Setup,
+    setup: Setup,
     readonly config: HierConfig,
-    readonly model: HierarchicalPixelVae,
-    private readonly source: Prepared | PendingData,
+    model: HierarchicalPixelVae,
+    source: HierPrepared | PendingData<HierPrepared>,
   ) {
+    super(setup, model, source, HIER_WORDS);
     this.summary = driver.summarize(setup, config, model);
-    this.prepared = 'trainer' in source ? source : null;
-    if (!('trainer' in source) && source.bnCurrent) this.bnStep = source.step;
-  }
-
-  /** The data and trainer, prepared once (again after a failure, so a fixed build can be retried). */
-  ready(): Promise<Prepared> {
-    if (this.prepared) return Promise.resolve(this.prepared);
-    const source = this.source as PendingData;
-    this.preparing ??= source.prepare().then(
-      (p) => {
-        if (this.disposed) {
-          p.trainer.dispose();
-          throw new Error('the model was closed while its data was being prepared');
-        }
-        this.prepared = p;
-        return p;
-      },
-      (error: unknown) => {
-        this.preparing = null;
-        throw error;
-      },
-    );
-    return this.preparing;
-  }
-
-  private get trainer(): HierTrainer {
-    if (!this.prepared) throw new Error('The training data is still being prepared; try again in a moment.');
-    return this.prepared.trainer;
-  }
-
-  private get d(): ColourData {
-    if (!this.prepared) throw new Error('The training data is still being prepared; try again in a moment.');
-    return this.prepared.data;
-  }
-
-  get data(): DataInfo {
-    return this.prepared ? this.prepared.data.info : (this.source as PendingData).info;
-  }
-
-  get step(): number {
-    return this.prepared ? this.prepared.trainer.step : (this.source as PendingData).step;
-  }
-
-  async prewarmTraining(onProgress: Progress): Promise<void> {
-    await (await this.ready()).trainer.prewarm(onProgress);
+    // A trained checkpoint without optimizer state is a zoo file (src/zoo/load.ts), which the twin
+    // saves right after re-estimating its batch-norm statistics, or that model saved again
+    // unchanged: its statistics are current for its step (a run the lab trained keeps its moments).
+    if (!('trainer' in source) && !source.keepsOptimizer && source.step > 0) this.bnStep = source.step;
   }
 
   async prewarmValidation(): Promise<void> {
     // Evaluation reuses the training step's forward kernels.
   }
 
-  trainStep(): void {
-    // prewarmTraining (which waits for the data) runs before every training run.
-    this.trainer.trainStep();
+  override trainStep(): void {
+    super.trainStep();
     this.bnStep = -1;
   }
 
@@ -384,9 +270,7 @@ export class HierSession implements FamilySession {
   }
 
   async save(extra: { [key: string]: JsonValue }): Promise<Uint8Array> {
-    // Without the trainer the model is the checkpoint's as opened (nothing trains before the data is
-    // ready), unless the checkpoint's optimizer state must be kept.
-    if (!this.prepared && (this.source as PendingData).keepsOptimizer) await this.ready();
+    if (this.saveNeedsTrainer()) await this.ready();
     const info = this.data;
     return saveHierCheckpoint(
       this.model,
@@ -397,16 +281,6 @@ export class HierSession implements FamilySession {
 
   fileName(step: number): string {
     return `pixelvae-hier-${this.config.preset}-${this.config.imageSize}px-step${step}.safetensors`;
-  }
-
-  firstParameter(): E.Tensor {
-    return this.model.params.entriesList()[0][1];
-  }
-
-  dispose(): void {
-    this.disposed = true;
-    this.prepared?.trainer.dispose();
-    this.model.dispose();
   }
 
   private throttled(onProgress: Progress | undefined): Progress | undefined {

@@ -12,6 +12,7 @@ import { configFromCheckpoint, loadInto, saveMnistCheckpoint } from '../models/m
 import { MnistTrainer, evaluate } from '../models/trainer';
 import { embed, knnError } from '../models/latent';
 import type { DataInfo, EvalOptions, EvalResult, History, LatentResult, ModelSummary, ReconstructionRow, SampleRequest, SampleResult, Setup, UploadResult, UploadedFile, ValidPoint } from './api';
+import { LazyDriver, LazySession, type PendingData, type Prepared } from './family-base';
 import { findPreset, fullSizes, mnistConfigOf, setupOfMnistConfig } from './families';
 import { loadMnistFiles } from './mnist-download';
 import { decodeUpload } from './images';
@@ -28,6 +29,8 @@ interface Data {
   testBits: ImageSet;
   info: DataInfo;
 }
+
+type MnistPrepared = Prepared<Data, MnistTrainer>;
 
 /**
  * Dispatches of one MNIST training step from its parameter-tensor count P (each layer's forward,
@@ -57,19 +60,18 @@ function summarize(setup: Setup, config: MnistModelConfig, model: MnistModel): M
   };
 }
 
-function checkRun(setup: Setup): void {
-  if (!Number.isInteger(setup.batchSize) || setup.batchSize < 1 || setup.batchSize > 1000) throw new Error(`batch size must be 1 to 1000 (got ${setup.batchSize})`);
-  if (!(setup.lr > 0 && setup.lr < 1)) throw new Error(`learning rate must be in (0, 1) (got ${setup.lr})`);
-}
-
-export class MnistDriver implements FamilyDriver {
+export class MnistDriver extends LazyDriver<MnistModelConfig, MnistModel, Data, MnistTrainer, MnistSession> implements FamilyDriver {
   readonly id = 'mnist' as const;
   readonly prewarmed = new Set<string>();
+  protected readonly presetPrefix = 'mnist-';
+  protected readonly maxBatch = 1000;
   private raw: MnistSplit | null = null;
   private rawLoading: Promise<MnistSplit> | null = null;
   private data: Data | null = null;
 
-  constructor(private readonly sync: () => Promise<void>) {}
+  constructor(private readonly sync: () => Promise<void>) {
+    super();
+  }
 
   private async rawMnist(onStatus?: (m: string) => void): Promise<MnistSplit> {
     if (this.raw) return this.raw;
@@ -107,107 +109,56 @@ export class MnistDriver implements FamilyDriver {
     return this.data;
   }
 
-  check(setup: Setup): void {
-    mnistConfigOf(setup);
-    checkRun(setup);
+  protected configOf(setup: Setup): MnistModelConfig {
+    return mnistConfigOf(setup);
   }
 
-  describe(setup: Setup): ModelSummary {
-    const config = mnistConfigOf(setup);
-    const model = new MnistModel(config);
-    try {
-      return summarize(setup, config, model);
-    } finally {
-      model.dispose();
-    }
+  protected configFromCheckpoint(checkpoint: Checkpoint): MnistModelConfig {
+    return configFromCheckpoint(checkpoint);
   }
 
-  /** The trainer on `data`, with the checkpoint's optimizer state and step when one is given (the model already holds its parameters when `loaded`). */
-  private trainerOn(setup: Setup, model: MnistModel, data: Data, checkpoint: Checkpoint | null, loaded: boolean): MnistTrainer {
-    if (setup.batchSize > data.gpu.train.count) throw new Error(`batch size ${setup.batchSize} exceeds the ${data.gpu.train.count} training images`);
-    const trainer = new MnistTrainer(model, data.gpu.train, { batchSize: setup.batchSize, lr: setup.lr, clipValue: CLIP_VALUE, seed: setup.seed });
-    try {
-      if (checkpoint && (!loaded || checkpoint.optim.size > 0)) loadInto(model, checkpoint, trainer);
-      else if (checkpoint) trainer.resumeAt(checkpoint.config.step);
-    } catch (error) {
-      trainer.dispose();
-      throw error;
-    }
-    return trainer;
+  protected newModel(config: MnistModelConfig): MnistModel {
+    return new MnistModel(config);
   }
 
-  private build(setup: Setup, config: MnistModelConfig, data: Data, checkpoint: Checkpoint | null): MnistSession {
-    const model = new MnistModel(config);
-    try {
-      return new MnistSession(this, setup, config, model, { data, trainer: this.trainerOn(setup, model, data, checkpoint, false) });
-    } catch (error) {
-      model.dispose();
-      throw error;
-    }
+  summarize(setup: Setup, config: MnistModelConfig, model: MnistModel): ModelSummary {
+    return summarize(setup, config, model);
   }
 
-  /**
-   * A session on a checkpoint before MNIST is loaded at its size: the model and its samples need no
-   * data, so opening does not wait for the download, resizing and upload. Data and trainer are made
-   * before the first thing that needs them (training, validation, test images, the latent map).
-   */
-  private buildPending(setup: Setup, config: MnistModelConfig, checkpoint: Checkpoint): MnistSession {
-    const model = new MnistModel(config);
-    try {
-      loadInto(model, checkpoint);
-      const split = checkpoint.config.data.split;
-      const size = config.imageSize;
-      const pending: PendingData = {
-        info: {
-          description: describeMnistData(DEFAULT_BINARIZATION_SEED) + (size !== 28 ? `; images area-averaged to ${size}x${size}` : '') + ' (loaded when first needed)',
-          imageSize: size,
-          train: Number(split.train ?? 0),
-          valid: Number(split.valid ?? 0),
-          test: Number(split.test ?? 0),
-          loadMs: 0,
-        },
-        step: checkpoint.config.step,
-        keepsOptimizer: checkpoint.optim.size > 0,
-        prepare: async () => {
-          const data = await this.ensureData(size);
-          return { data, trainer: this.trainerOn(setup, model, data, checkpoint, true) };
-        },
-      };
-      return new MnistSession(this, setup, config, model, pending);
-    } catch (error) {
-      model.dispose();
-      throw error;
-    }
-  }
-
-  async create(setup: Setup, onStatus?: (m: string) => void): Promise<FamilySession> {
-    const config = mnistConfigOf(setup);
-    checkRun(setup);
-    const data = await this.ensureData(config.imageSize, onStatus);
-    onStatus?.('Building the model…');
-    return this.build(setup, config, data, null);
-  }
-
-  owns(checkpoint: Checkpoint): boolean {
-    return checkpoint.config.preset.startsWith('mnist-');
-  }
-
-  private words(c: MnistModelConfig): string {
+  protected words(c: MnistModelConfig): string {
     return `an MNIST ${c.preset} model (${c.imageSize}x${c.imageSize}, latent ${c.latentDim}, ${c.pixelLayers} PixelCNN layers)`;
   }
 
-  describeCheckpoint(checkpoint: Checkpoint): string {
-    return this.words(configFromCheckpoint(checkpoint));
+  protected dataFor(_setup: Setup, config: MnistModelConfig, onStatus?: (m: string) => void): Promise<Data> {
+    return this.ensureData(config.imageSize, onStatus);
   }
 
-  describeSession(session: FamilySession): string {
-    return this.words((session as MnistSession).config);
+  protected newTrainer(setup: Setup, model: MnistModel, data: Data): MnistTrainer {
+    if (setup.batchSize > data.gpu.train.count) throw new Error(`batch size ${setup.batchSize} exceeds the ${data.gpu.train.count} training images`);
+    return new MnistTrainer(model, data.gpu.train, { batchSize: setup.batchSize, lr: setup.lr, clipValue: CLIP_VALUE, seed: setup.seed });
   }
 
-  sameModel(checkpoint: Checkpoint, session: FamilySession): boolean {
-    const config = configFromCheckpoint(checkpoint);
-    const current = (session as MnistSession).config;
-    return config.preset === current.preset && JSON.stringify({ ...config, seed: 0 }) === JSON.stringify({ ...current, seed: 0 });
+  protected loadCheckpoint(model: MnistModel, checkpoint: Checkpoint, trainer?: MnistTrainer): void {
+    loadInto(model, checkpoint, trainer);
+  }
+
+  protected newSession(setup: Setup, config: MnistModelConfig, model: MnistModel, source: MnistPrepared | PendingData<MnistPrepared>): MnistSession {
+    return new MnistSession(this, setup, config, model, source);
+  }
+
+  /** Before MNIST is loaded at the checkpoint's size: resized, binarized and uploaded when first needed. */
+  private pendingSession(setup: Setup, config: MnistModelConfig, checkpoint: Checkpoint): MnistSession {
+    const split = checkpoint.config.data.split;
+    const size = config.imageSize;
+    const info: DataInfo = {
+      description: describeMnistData(DEFAULT_BINARIZATION_SEED) + (size !== 28 ? `; images area-averaged to ${size}x${size}` : '') + ' (loaded when first needed)',
+      imageSize: size,
+      train: Number(split.train ?? 0),
+      valid: Number(split.valid ?? 0),
+      test: Number(split.test ?? 0),
+      loadMs: 0,
+    };
+    return this.buildPending(setup, config, checkpoint, info, () => this.ensureData(size));
   }
 
   async open(checkpoint: Checkpoint, setupHint: Setup | null, history: History | null): Promise<{ session: FamilySession; note?: string }> {
@@ -226,95 +177,31 @@ export class MnistDriver implements FamilyDriver {
     const session =
       setupHint || this.data?.size === config.imageSize
         ? this.build(chosen, config, await this.ensureData(config.imageSize), checkpoint)
-        : this.buildPending(chosen, config, checkpoint);
+        : this.pendingSession(chosen, config, checkpoint);
     session.history = savedHistory(checkpoint, history, checkpoint.config.step);
     return { session, note: exact ? undefined : 'The checkpoint’s encoder widths do not follow the w, w, 2w, 2w pattern the page edits; its sizes are shown approximately.' };
   }
 }
 
-interface Prepared {
-  data: Data;
-  trainer: MnistTrainer;
-}
+const MNIST_WORDS = { notReady: 'MNIST is still loading; try again in a moment.', closed: 'the model was closed while its data was loading' };
 
-/** What a session knows before its data is loaded, and how to load it. */
-interface PendingData {
-  info: DataInfo;
-  step: number;
-  /** The checkpoint holds optimizer state, which only the trainer keeps: saving waits for it. */
-  keepsOptimizer: boolean;
-  prepare: () => Promise<Prepared>;
-}
-
-export class MnistSession implements FamilySession {
+export class MnistSession extends LazySession<MnistModel, Data, MnistTrainer> implements FamilySession {
   readonly family = 'mnist' as const;
   summary: ModelSummary;
-  history: History = { train: [], valid: [] };
-  private prepared: Prepared | null;
-  private preparing: Promise<Prepared> | null = null;
-  private disposed = false;
 
   constructor(
     readonly driver: MnistDriver,
-    public setup: Setup,
+    setup: Setup,
     readonly config: MnistModelConfig,
-    readonly model: MnistModel,
-    private readonly source: Prepared | PendingData,
+    model: MnistModel,
+    source: MnistPrepared | PendingData<MnistPrepared>,
   ) {
+    super(setup, model, source, MNIST_WORDS);
     this.summary = summarize(setup, config, model);
-    this.prepared = 'trainer' in source ? source : null;
-  }
-
-  /** The data and trainer, made once (again after a failure, so a failed download can be retried). */
-  ready(): Promise<Prepared> {
-    if (this.prepared) return Promise.resolve(this.prepared);
-    const source = this.source as PendingData;
-    this.preparing ??= source.prepare().then(
-      (p) => {
-        if (this.disposed) {
-          p.trainer.dispose();
-          throw new Error('the model was closed while its data was loading');
-        }
-        this.prepared = p;
-        return p;
-      },
-      (error: unknown) => {
-        this.preparing = null;
-        throw error;
-      },
-    );
-    return this.preparing;
-  }
-
-  get trainer(): MnistTrainer {
-    if (!this.prepared) throw new Error('MNIST is still loading; try again in a moment.');
-    return this.prepared.trainer;
-  }
-
-  private get d(): Data {
-    if (!this.prepared) throw new Error('MNIST is still loading; try again in a moment.');
-    return this.prepared.data;
-  }
-
-  get data(): DataInfo {
-    return this.prepared ? this.prepared.data.info : (this.source as PendingData).info;
-  }
-
-  get step(): number {
-    return this.prepared ? this.prepared.trainer.step : (this.source as PendingData).step;
-  }
-
-  async prewarmTraining(onProgress: Progress): Promise<void> {
-    await (await this.ready()).trainer.prewarm(onProgress);
   }
 
   async prewarmValidation(batch: number, onProgress: Progress): Promise<void> {
     await this.prewarmEval(this, batch, onProgress);
-  }
-
-  trainStep(): void {
-    // prewarmTraining (which waits for the data) runs before every training run.
-    this.trainer.trainStep();
   }
 
   async readMetrics(): Promise<Reading> {
@@ -329,25 +216,13 @@ export class MnistSession implements FamilySession {
   }
 
   async save(extra: { [key: string]: JsonValue }): Promise<Uint8Array> {
-    // Without the trainer the model is the checkpoint's as opened (nothing trains before the data is
-    // loaded), unless the checkpoint's optimizer state must be kept.
-    if (!this.prepared && (this.source as PendingData).keepsOptimizer) await this.ready();
+    if (this.saveNeedsTrainer()) await this.ready();
     const run = { step: this.step, seed: this.setup.seed, batchSize: this.setup.batchSize, lr: this.setup.lr, clipValue: CLIP_VALUE, binarizationSeed: DEFAULT_BINARIZATION_SEED };
     return saveMnistCheckpoint(this.model, { ...run, extra }, this.prepared?.trainer);
   }
 
   fileName(step: number): string {
     return `pixelvae-${this.setup.preset}-${this.config.imageSize}px-step${step}.safetensors`;
-  }
-
-  firstParameter(): E.Tensor {
-    return this.model.params.entriesList()[0][1];
-  }
-
-  dispose(): void {
-    this.disposed = true;
-    this.prepared?.trainer.dispose();
-    this.model.dispose();
   }
 
   async sample(request: SampleRequest, onCompile?: Progress): Promise<SampleResult> {
