@@ -2,9 +2,9 @@
 // batch gather and binarization, noise, loss, backward and the Adam update all run on the GPU, and
 // the loss terms are summed into a GPU accumulator that is read back only when asked.
 import * as E from '../engine';
-import { EpochSampler, SequentialBatches, type GpuImageSet } from '../data/gpu-dataset';
+import { SequentialBatches, type GpuImageSet } from '../data/gpu-dataset';
 import type { MnistModel } from './mnist-model';
-import { GpuMetricSums, prewarmStep } from './step-metrics';
+import { StepTrainer } from './step-trainer';
 
 export interface TrainerOptions {
   batchSize: number;
@@ -30,13 +30,7 @@ export interface TrainMetrics {
 /** Offsets that keep the generator streams of one step apart (Philox counters never collide). */
 const STREAM = { binarize: 1, noise: 2 } as const;
 
-export class MnistTrainer {
-  readonly optimizer: E.Adam;
-  readonly sampler: EpochSampler;
-  step = 0;
-  /** Sums of [loss, reconstruction, kl] since the last read, on the GPU. */
-  private readonly metrics = new GpuMetricSums(3);
-
+export class MnistTrainer extends StepTrainer {
   constructor(
     readonly model: MnistModel,
     readonly data: GpuImageSet,
@@ -45,23 +39,11 @@ export class MnistTrainer {
     if (data.height !== model.config.imageSize || data.width !== model.config.imageSize) {
       throw new Error(`training data is ${data.height}x${data.width} but the model expects ${model.config.imageSize}x${model.config.imageSize}`);
     }
-    this.optimizer = new E.Adam({ lr: options.lr ?? 1e-3, clipValue: options.clipValue ?? 1 });
-    this.sampler = new EpochSampler(data.count, options.batchSize, options.seed);
+    // The metric sums are [loss, reconstruction, kl].
+    super(3, { lr: options.lr ?? 1e-3, clipValue: options.clipValue ?? 1 }, data.count, options);
   }
 
-  /** Continues a run from `step`: the step count and the batch order as if it had never stopped. */
-  resumeAt(step: number): void {
-    this.step = step;
-    this.sampler.seek(step);
-  }
-
-  /** Records one training step on the GPU (no readback). */
-  trainStep(): void {
-    this.recordStep(this.optimizer, true);
-    this.step += 1;
-  }
-
-  private recordStep(optimizer: E.Adam, accumulate: boolean): void {
+  protected recordStep(optimizer: E.Adam, accumulate: boolean): void {
     const params = this.model.params.tensors();
     const { batchSize, seed } = this.options;
     const step = this.step;
@@ -78,21 +60,11 @@ export class MnistTrainer {
     });
   }
 
-  /** Compiles every kernel a step uses, asynchronously, before the first step. */
-  prewarm(onProgress?: (done: number, total: number) => void): Promise<number> {
-    return prewarmStep(this.optimizer, this.sampler, (scratch) => this.recordStep(scratch, false), onProgress);
-  }
-
   /** Reads and resets the accumulated training metrics (the only readback of the loop). */
   async readMetrics(): Promise<TrainMetrics> {
     const { steps, means } = await this.metrics.readMeans();
     const [loss, reconstruction, kl] = means;
     return { steps, loss, reconstruction, kl, negElbo: reconstruction + kl };
-  }
-
-  dispose(): void {
-    this.metrics.dispose();
-    this.sampler.dispose();
   }
 }
 

@@ -6,7 +6,7 @@ import { EpochSampler, SequentialBatches } from '../../data/gpu-dataset';
 import type { GpuColourSet } from '../../data/colour-gpu';
 import { EVAL_SCHEDULE, schedule } from './config';
 import { bitsPerDim, type HierarchicalPixelVae } from './model';
-import { GpuMetricSums, prewarmStep } from '../step-metrics';
+import { StepTrainer } from '../step-trainer';
 
 export interface HierTrainerOptions {
   batchSize: number;
@@ -33,12 +33,7 @@ export interface HierTrainMetrics {
 const NOISE_STREAM = 3;
 const BN_STREAM = 5;
 
-export class HierTrainer {
-  readonly optimizer: E.Adam;
-  readonly sampler: EpochSampler;
-  step = 0;
-  private readonly metrics = new GpuMetricSums(4);
-
+export class HierTrainer extends StepTrainer {
   constructor(
     readonly model: HierarchicalPixelVae,
     readonly data: GpuColourSet,
@@ -46,25 +41,12 @@ export class HierTrainer {
   ) {
     if (data.size !== model.config.imageSize) throw new Error(`training images are ${data.size}x${data.size} but the model expects ${model.config.imageSize}x${model.config.imageSize}`);
     if (data.count < options.batchSize) throw new Error(`${data.count} training images are fewer than one batch of ${options.batchSize}`);
-    // A constant learning rate: the reference's 32px/64px settings multiply it by 0.1 at step 180k
-    // (docs/departures.md).
-    this.optimizer = new E.Adam({ lr: options.lr ?? 1e-3, clipGlobalNorm: options.clipGlobalNorm ?? 5 });
-    this.sampler = new EpochSampler(data.count, options.batchSize, options.seed);
+    // The metric sums are [loss, reconstruction, kl1, kl2]. A constant learning rate: the reference's
+    // 32px/64px settings multiply it by 0.1 at step 180k (docs/departures.md).
+    super(4, { lr: options.lr ?? 1e-3, clipGlobalNorm: options.clipGlobalNorm ?? 5 }, data.count, options);
   }
 
-  /** Continues a run from `step`: the step count and the batch order as if it had never stopped. */
-  resumeAt(step: number): void {
-    this.step = step;
-    this.sampler.seek(step);
-  }
-
-  /** Records one training step on the GPU (no readback). */
-  trainStep(): void {
-    this.recordStep(this.optimizer, true);
-    this.step += 1;
-  }
-
-  private recordStep(optimizer: E.Adam, accumulate: boolean): void {
+  protected recordStep(optimizer: E.Adam, accumulate: boolean): void {
     const params = this.model.params.tensors();
     const { batchSize, seed } = this.options;
     const step = this.step;
@@ -83,11 +65,6 @@ export class HierTrainer {
     });
   }
 
-  /** Compiles every kernel a step uses, asynchronously, before the first step. */
-  prewarm(onProgress?: (done: number, total: number) => void): Promise<number> {
-    return prewarmStep(this.optimizer, this.sampler, (scratch) => this.recordStep(scratch, false), onProgress);
-  }
-
   /** Reads and resets the accumulated training metrics (the only readback of the loop). */
   async readMetrics(): Promise<HierTrainMetrics> {
     const { steps, means } = await this.metrics.readMeans();
@@ -103,11 +80,6 @@ export class HierTrainer {
    */
   async reestimateBatchNorm(batches: number, onProgress?: (done: number, total: number) => void): Promise<void> {
     await reestimateBatchNorm(this.model, this.data, { batches, batchSize: this.options.batchSize, seed: this.options.seed + BN_STREAM * 7919 + this.step, onProgress });
-  }
-
-  dispose(): void {
-    this.metrics.dispose();
-    this.sampler.dispose();
   }
 }
 
