@@ -16,6 +16,12 @@ import { loadHierCheckpoint, saveHierCheckpoint } from '../src/models/hierarchic
 import { formatFigure, parseManifest, validateManifest, ZooError, type ZooEntry, type ZooManifest } from '../src/zoo/manifest';
 import { checkZooBytes, decodeZooModel, fetchManifest, fetchZooModel, sha256Hex, type FetchLike } from '../src/zoo/load';
 import { useGpu } from './support/gpu';
+import { loadMnist } from '../src/data/mnist-node';
+import { GpuMnist } from '../src/data/gpu-dataset';
+import { loadColourData } from '../src/data/colour-node';
+import { GpuColourSet } from '../src/data/colour-gpu';
+import { evaluate } from '../src/models/trainer';
+import { evaluateHier } from '../src/models/hierarchical/trainer';
 
 const f32 = (shape: number[], fill: (i: number) => number): SafeTensor => {
   const n = shape.reduce((a, b) => a * b, 1);
@@ -278,4 +284,48 @@ describe('the shipped zoo', () => {
     }
     expect(total).toBeLessThan(25 * 2 ** 20);
   });
+
+  // The manifest's figures come from the twin. Our WebGPU engine, reading the float16 file itself, must
+  // (1) reproduce the zoo's cross-check exactly: the twin's value on the same first n test images with
+  // the same k, batch and seed (so the same noise), to 0.01 nats; and (2) agree with the headline figure
+  // (the twin on n' images) within three standard errors of an n-image mean, the spread per image taken
+  // from the figure (sd = se * sqrt(n')). Fixed images and noise: the result is the same on every run.
+  const shippedModels = existsSync(join(dir, 'manifest.json')) ? parseManifest(readFileSync(join(dir, 'manifest.json'), 'utf8'), 'manifest').models : [];
+  const mnistModels = shippedModels.filter((e) => e.family === 'mnist' && e.figures.some((f) => f.name === 'IS-NLL'));
+  it.runIf(mnistModels.length > 0)('each MNIST model: our engine reproduces the twin on the cross-check images, and the IS-NLL within 3 standard errors', async () => {
+    await useGpu();
+    const mnist = GpuMnist.upload(await loadMnist());
+    try {
+      for (const entry of mnistModels) {
+        const f = entry.figures.find((x) => x.name === 'IS-NLL')!;
+        const check = entry.crossCheck;
+        expect(check, `${entry.id}: the manifest has no cross-check`).toBeTruthy();
+        const n = check!.n;
+        const { model } = loadMnistCheckpoint(new Uint8Array(readFileSync(join(dir, entry.file))), entry.file);
+        const r = await evaluate(model, mnist.get('test'), { k: check!.k ?? f.k!, batchSize: 100, seed: 1, limit: n });
+        model.dispose();
+        expect(Math.abs(r.nll - check!.twin), `${entry.id}: engine ${r.nll} vs the twin ${check!.twin} on the same ${n} images and draws`).toBeLessThan(0.01);
+        const tol = (3 * f.stderr * Math.sqrt(f.n)) / Math.sqrt(n);
+        if (check!.k === f.k) expect(Math.abs(r.nll - f.value), `${entry.id}: ${r.nll.toFixed(3)} on ${n} images vs the manifest's ${f.value.toFixed(3)} on ${f.n} (tolerance ${tol.toFixed(3)})`).toBeLessThanOrEqual(tol);
+      }
+    } finally {
+      mnist.dispose();
+    }
+  }, 600_000);
+  const hierModels = shippedModels.filter((e) => e.family === 'hierarchical' && e.figures.some((f) => f.name === 'bits/dim'));
+  it.runIf(hierModels.length > 0)('each hierarchical model: our engine on 20 held-out images agrees with its bits/dim within 3 standard errors', async () => {
+    await useGpu();
+    const M = 20;
+    for (const entry of hierModels) {
+      const f = entry.figures.find((x) => x.name === 'bits/dim')!;
+      const split = await loadColourData([entry.data.name === 'colour-mnist' ? 'colour-mnist' : 'demo'], { size: 32, heldOut: 0.1, splitSeed: 2017 });
+      const set = GpuColourSet.upload(split.heldOut);
+      const { model } = loadHierCheckpoint(new Uint8Array(readFileSync(join(dir, entry.file))), entry.file);
+      const r = await evaluateHier(model, set, { batchSize: M, seed: 1, limit: M });
+      model.dispose();
+      set.dispose();
+      const tol = (3 * f.stderr * Math.sqrt(f.n)) / Math.sqrt(M);
+      expect(Math.abs(r.bitsPerDim - f.value), `${entry.id}: ${r.bitsPerDim.toFixed(4)} bits/dim on ${M} images vs the manifest's ${f.value.toFixed(4)} (tolerance ${tol.toFixed(4)})`).toBeLessThanOrEqual(tol);
+    }
+  }, 600_000);
 });
