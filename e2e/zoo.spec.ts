@@ -155,7 +155,7 @@ test('the 2-D model opens on its latent map; the hierarchical one on its level g
   const top = ((await grid.getAttribute('data-noise-top')) ?? '').split(',');
   expect(new Set(top).size).toBe(top.length);
   await expect(page.getByTestId('step')).toHaveText('4');
-  // It trains on: opening did not prepare its data (src/worker/family-hier.ts), so starting does.
+  // It trains on: opening did not prepare its data (LazySession in src/worker/family-base.ts), so starting does.
   await page.getByTestId('target-steps').fill('6');
   await page.getByTestId('start').click();
   await page.waitForFunction(() => document.querySelector('[data-testid="train-state"]')?.textContent === 'done', undefined, { timeout: 200_000, polling: 1000 });
