@@ -453,7 +453,9 @@ export class Lab {
     const { note } = await this.exclusive(() => this.openSnapshot(bytes, null, null, name));
     this.runId = newRunId();
     const s = this.need();
-    await this.exclusive(() => this.autosave()).catch(() => undefined);
+    // Saved behind the opening (the queue keeps it before any later work): the file itself is already
+    // safe, and a large model's serialisation would otherwise hold up its first view.
+    void this.exclusive(() => this.autosave()).catch(() => undefined);
     const switched =
       previous && (previous !== s.setup.preset || previousFamily !== s.family) ? `Switched from ${previous} to ${s.setup.preset}, the checkpoint’s preset.` : undefined;
     return this.restored([switched, note].filter(Boolean).join(' ') || undefined);
