@@ -1,7 +1,8 @@
 // Training-step overhead of the app's setups (`npm run bench -- --steps tiny,small,table1`): steps/s,
 // and per step the host time (JavaScript recording and submitting the step, the trainStep() call
 // itself) apart from the time spent waiting for the GPU, with the dispatches and buffer copies a step
-// records. Small models are bound by this per-dispatch and per-step overhead, not by arithmetic.
+// records and the bind groups it creates (a reused one costs the host almost nothing). Small models
+// are bound by this per-dispatch and per-step overhead, not by arithmetic.
 import type { GpuContext } from '../gpu/context';
 import { GpuImageSet } from '../data/gpu-dataset';
 import type { ImageSet } from '../data/mnist';
@@ -101,6 +102,8 @@ export async function runStepBench(gpu: GpuContext, opts: StepBenchOptions, emit
         param_tensors: model.params.names().length,
         dispatches_per_step: (c1.dispatches - c0.dispatches) / steps, copies_per_step: (c1.copies - c0.copies) / steps,
         submits_per_step: +((c1.submits - c0.submits) / steps).toFixed(2),
+        bind_groups_created_per_step: +((c1.bindGroupsCreated - c0.bindGroupsCreated) / steps).toFixed(2),
+        first_step_bind_groups_created: s1.bindGroupsCreated - s0.bindGroupsCreated,
         first_step_dispatches: s1.dispatches - s0.dispatches, first_step_host_ms: +firstHost.toFixed(2),
         steps, host_ms_per_step: +mean(host).toFixed(3), host_ms_median: +median(host).toFixed(3),
         gpu_wait_ms_per_step: +(mean(total) - mean(host)).toFixed(3), ms_per_step_synced: +mean(total).toFixed(3),

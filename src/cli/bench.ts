@@ -74,7 +74,7 @@ function parseArgs(argv: string[]): BenchOptions {
   --steps S  instead, time training steps of the app's setups S (comma-separated: tiny, cpu, small,
              table1 = gated-pixelvae-cond at paper sizes) at batch 32 (--steps-batch N, --steps-count N):
              steps/s, host ms per step (recording and submitting) apart from the GPU wait, and the
-             dispatches and buffer copies per step`);
+             dispatches, buffer copies and bind groups created per step`);
       process.exit(0);
     } else {
       console.error(`bench: unknown argument ${a} (try --help)`);

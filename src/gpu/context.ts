@@ -3,6 +3,7 @@
 // one open compute pass and submitted in batches; readback is asynchronous and is the only place we
 // wait for the GPU.
 import type { AcquiredDevice, AdapterSummary } from './device';
+import { BindGroupCache, type BindCacheStats } from './bind-cache';
 import { BUFFER_USAGE, BufferPool, type PoolStats } from './pool';
 
 /** A compute kernel variant. Storage buffers sit at @binding(1..n) of @group(0); @binding(0) is the params uniform. */
@@ -40,7 +41,7 @@ export class DeviceLostError extends GpuError {
   }
 }
 
-export interface ContextStats extends PoolStats {
+export interface ContextStats extends PoolStats, BindCacheStats {
   pipelines: number;
   dispatches: number;
   /** Buffer-to-buffer copies recorded (readbacks included). */
@@ -59,7 +60,14 @@ export class GpuContext {
   private readonly pipelineLayouts = new Map<string, GPUPipelineLayout>();
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
+  /**
+   * One uniform buffer for every batch's params, bound at a dynamic offset per dispatch, so a bind
+   * group depends only on the storage buffers and can be reused. Rewriting it for the next batch is
+   * safe: queue.writeBuffer is ordered after the submits before it.
+   */
   private paramsBuffer: GPUBuffer | null = null;
+  private readonly bindGroups: BindGroupCache;
+  private readonly dynamicOffset = new Uint32Array(1);
   private readonly paramsData = new Uint32Array((DISPATCHES_PER_SUBMIT * PARAM_STRIDE_BYTES) / 4);
   private dispatchesInBatch = 0;
   private dispatchCount = 0;
@@ -77,6 +85,8 @@ export class GpuContext {
     this.device = acquired.device;
     this.adapter = acquired.summary;
     this.pool = new BufferPool(this.device);
+    this.bindGroups = new BindGroupCache(this.device);
+    this.pool.onDestroy = (buffer) => this.bindGroups.forget(buffer);
     this.device.addEventListener('uncapturederror', (event) => {
       const error = (event as GPUUncapturedErrorEvent).error;
       this.errors.push(error?.message ?? String(error));
@@ -136,7 +146,7 @@ export class GpuContext {
     let layout = this.pipelineLayouts.get(layoutKey);
     if (!layout) {
       const entries: GPUBindGroupLayoutEntry[] = [
-        { binding: 0, visibility: 4 /* COMPUTE */, buffer: { type: 'uniform' } },
+        { binding: 0, visibility: 4 /* COMPUTE */, buffer: { type: 'uniform', hasDynamicOffset: true } },
         ...spec.bindings.map((access, i) => ({
           binding: i + 1,
           visibility: 4,
@@ -240,16 +250,12 @@ export class GpuContext {
     const pass = this.openPass();
     const slot = this.dispatchesInBatch;
     this.paramsData.set(params as ArrayLike<number>, (slot * PARAM_STRIDE_BYTES) / 4);
-    const layout = this.layouts.get(spec.bindings.join(''))!;
-    const bindGroup = this.device.createBindGroup({
-      layout,
-      entries: [
-        { binding: 0, resource: { buffer: this.paramsBuffer!, offset: slot * PARAM_STRIDE_BYTES, size: PARAM_STRIDE_BYTES } },
-        ...buffers.map((buffer, i) => ({ binding: i + 1, resource: { buffer } })),
-      ],
-    });
+    const layoutKey = spec.bindings.join('');
+    const layout = this.layouts.get(layoutKey)!;
+    const bindGroup = this.bindGroups.get(layoutKey, layout, this.paramsBuffer!, PARAM_STRIDE_BYTES, buffers);
+    this.dynamicOffset[0] = slot * PARAM_STRIDE_BYTES;
     pass.setPipeline(pipeline);
-    pass.setBindGroup(0, bindGroup);
+    pass.setBindGroup(0, bindGroup, this.dynamicOffset, 0, 1);
     pass.dispatchWorkgroups(x, y, z);
     this.dispatchesInBatch += 1;
     this.dispatchCount += 1;
@@ -259,11 +265,11 @@ export class GpuContext {
   private openPass(): GPUComputePassEncoder {
     if (!this.encoder) {
       this.encoder = this.device.createCommandEncoder();
-      this.paramsBuffer = this.pool.acquire(
-        this.paramsData.byteLength,
-        BUFFER_USAGE.UNIFORM | BUFFER_USAGE.COPY_DST,
-        'params',
-      );
+      this.paramsBuffer ??= this.device.createBuffer({
+        size: this.paramsData.byteLength,
+        usage: BUFFER_USAGE.UNIFORM | BUFFER_USAGE.COPY_DST,
+        label: 'params',
+      });
     }
     if (!this.pass) this.pass = this.encoder.beginComputePass();
     return this.pass;
@@ -293,10 +299,8 @@ export class GpuContext {
     this.device.queue.submit([this.encoder.finish()]);
     this.encoder = null;
     this.pass = null;
-    this.paramsBuffer = null;
     this.dispatchesInBatch = 0;
     this.submitCount += 1;
-    this.pool.release(params);
     this.pool.afterSubmit();
   }
 
@@ -345,6 +349,7 @@ export class GpuContext {
    */
   async throttle(): Promise<void> {
     this.flush();
+    this.pool.mark();
     const previous = this.inFlight;
     this.inFlight = this.device.queue.onSubmittedWorkDone();
     if (previous) await previous;
@@ -354,16 +359,30 @@ export class GpuContext {
   /** Resolves when the GPU has finished all submitted work. */
   async sync(): Promise<void> {
     this.flush();
+    this.pool.mark();
     await this.device.queue.onSubmittedWorkDone();
     this.checkHealth();
   }
 
   stats(): ContextStats {
-    return { ...this.pool.stats(), pipelines: this.pipelines.size, dispatches: this.dispatchCount, copies: this.copyCount, submits: this.submitCount };
+    return {
+      ...this.pool.stats(),
+      ...this.bindGroups.stats(),
+      pipelines: this.pipelines.size,
+      dispatches: this.dispatchCount,
+      copies: this.copyCount,
+      submits: this.submitCount,
+    };
+  }
+
+  /** Bind groups held now that bind `buffer` (tests check that destroyed buffers leave none). */
+  bindGroupsOver(buffer: GPUBuffer): number {
+    return this.bindGroups.boundTo(buffer);
   }
 
   destroy(): void {
     this.flush();
+    this.bindGroups.clear();
     this.device.destroy();
   }
 }

@@ -16,6 +16,9 @@ export function sizeClass(bytes: number): number {
   return Math.ceil(minimum / step) * step;
 }
 
+/** Requests per size class remembered between marks (bounds the history when nothing marks). */
+const MAX_HISTORY = 4096;
+
 export interface PoolStats {
   /** Buffers handed out and not yet released. */
   liveBuffers: number;
@@ -35,6 +38,16 @@ export class BufferPool {
   private pooledBytes = 0;
   private pooledCount = 0;
   private liveBytes = 0;
+  /** Told about each buffer just before the pool destroys it (the context drops its bind groups). */
+  onDestroy: ((buffer: GPUBuffer) => void) | null = null;
+  /**
+   * Per size class, the buffer handed out at each request since the last mark(), and how many
+   * requests have come since. A step repeats its requests in the same order, so handing out the same
+   * buffer again where it is free makes every step bind the same buffers and reuse its bind groups;
+   * plain LIFO order drifts from step to step.
+   */
+  private readonly history = new Map<string, GPUBuffer[]>();
+  private readonly position = new Map<string, number>();
 
   constructor(private readonly device: GPUDevice) {}
 
@@ -42,7 +55,18 @@ export class BufferPool {
     const size = sizeClass(bytes);
     const key = `${usage}:${size}`;
     const list = this.free.get(key);
-    let buffer = list?.pop();
+    const n = this.position.get(key) ?? 0;
+    this.position.set(key, n + 1);
+    let history = this.history.get(key);
+    if (!history) this.history.set(key, (history = []));
+    let buffer: GPUBuffer | undefined;
+    const wanted = history[n];
+    if (wanted && list) {
+      // Recently released buffers sit at the end: search from there.
+      const i = list.lastIndexOf(wanted);
+      if (i >= 0) buffer = i === list.length - 1 ? list.pop() : list.splice(i, 1)[0];
+    }
+    buffer ??= list?.pop();
     if (buffer) {
       this.pooledBytes -= size;
       this.pooledCount -= 1;
@@ -52,7 +76,13 @@ export class BufferPool {
     }
     this.live.add(buffer);
     this.liveBytes += size;
+    if (n < MAX_HISTORY) history[n] = buffer;
     return buffer;
+  }
+
+  /** Starts a new round of requests (the context calls it at each step boundary: throttle, sync). */
+  mark(): void {
+    this.position.clear();
   }
 
   /** Returns a buffer; it is reused only after the next submit (see afterSubmit). */
@@ -87,8 +117,14 @@ export class BufferPool {
 
   /** Destroys idle buffers (after a model is dropped, say). Live ones are untouched. */
   trim(): void {
-    for (const list of this.free.values()) for (const buffer of list) buffer.destroy();
+    for (const list of this.free.values()) {
+      for (const buffer of list) {
+        this.onDestroy?.(buffer);
+        buffer.destroy();
+      }
+    }
     this.free.clear();
+    this.history.clear(); // it may name destroyed buffers
     this.pooledBytes = this.pendingRelease.reduce((sum, b) => sum + b.size, 0);
     this.pooledCount = this.pendingRelease.length;
   }
