@@ -219,6 +219,7 @@ export class GpuContext {
       work();
     } finally {
       this.captured = null;
+      this.pool.mark(); // the captured work's requests are not a step's: the next step counts from here
     }
     const specs = [...captured.values()].filter((spec) => !this.pipelines.has(this.key(spec)));
     await this.compile(specs, onProgress);

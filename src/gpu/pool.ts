@@ -19,6 +19,15 @@ export function sizeClass(bytes: number): number {
 /** Requests per size class remembered between marks (bounds the history when nothing marks). */
 const MAX_HISTORY = 4096;
 
+/** Removes `wanted` from a free list if it is there. */
+function takeFrom(list: GPUBuffer[], wanted: GPUBuffer | undefined): GPUBuffer | undefined {
+  if (!wanted) return undefined;
+  // Recently released buffers sit at the end: search from there.
+  const i = list.lastIndexOf(wanted);
+  if (i < 0) return undefined;
+  return i === list.length - 1 ? list.pop() : list.splice(i, 1)[0];
+}
+
 export interface PoolStats {
   /** Buffers handed out and not yet released. */
   liveBuffers: number;
@@ -41,12 +50,14 @@ export class BufferPool {
   /** Told about each buffer just before the pool destroys it (the context drops its bind groups). */
   onDestroy: ((buffer: GPUBuffer) => void) | null = null;
   /**
-   * Per size class, the buffer handed out at each request since the last mark(), and how many
-   * requests have come since. A step repeats its requests in the same order, so handing out the same
-   * buffer again where it is free makes every step bind the same buffers and reuse its bind groups;
-   * plain LIFO order drifts from step to step.
+   * Per size class, the buffer handed out at each request in the last round (between two mark()s)
+   * and in the round before, and how many requests this round has made. A step repeats its requests
+   * in the same order, so handing out the same buffer again where it is free makes every step bind
+   * the same buffers and reuse its bind groups; plain LIFO order drifts from step to step. The round
+   * before serves tensors kept from one step into the next (a loss read a step later): last round's
+   * buffer is still held then, and alternating between two settles where LIFO would not.
    */
-  private readonly history = new Map<string, GPUBuffer[]>();
+  private readonly history = new Map<string, { last: GPUBuffer[]; before: GPUBuffer[] }>();
   private readonly position = new Map<string, number>();
 
   constructor(private readonly device: GPUDevice) {}
@@ -58,14 +69,8 @@ export class BufferPool {
     const n = this.position.get(key) ?? 0;
     this.position.set(key, n + 1);
     let history = this.history.get(key);
-    if (!history) this.history.set(key, (history = []));
-    let buffer: GPUBuffer | undefined;
-    const wanted = history[n];
-    if (wanted && list) {
-      // Recently released buffers sit at the end: search from there.
-      const i = list.lastIndexOf(wanted);
-      if (i >= 0) buffer = i === list.length - 1 ? list.pop() : list.splice(i, 1)[0];
-    }
+    if (!history) this.history.set(key, (history = { last: [], before: [] }));
+    let buffer = list && (takeFrom(list, history.last[n]) ?? takeFrom(list, history.before[n]));
     buffer ??= list?.pop();
     if (buffer) {
       this.pooledBytes -= size;
@@ -76,7 +81,10 @@ export class BufferPool {
     }
     this.live.add(buffer);
     this.liveBytes += size;
-    if (n < MAX_HISTORY) history[n] = buffer;
+    if (n < MAX_HISTORY) {
+      history.before[n] = history.last[n];
+      history.last[n] = buffer;
+    }
     return buffer;
   }
 
