@@ -9,7 +9,7 @@
 // or from scripts/zoo-figures.py's output; nothing is typed in by hand except the paper's own figures,
 // which are quoted as the paper's. The statements under each table are computed from its rows.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { checkpointConfig, readHeader } from './zoo-lib.mjs';
@@ -181,6 +181,8 @@ function page(data) {
     L.push(`| ${r.name} (${r.preset}) | ${m.params.toLocaleString('en-US')} | ${(m.steps * m.batch).toLocaleString('en-US')} | ${fmtTime(m.wallSeconds)} | ${num(elbo)} | ${num(is)} (${is?.k ?? '—'}, ${is?.n ?? '—'}) | ${kl ? num(kl) : '0 (no latent)'} | ${rec !== undefined ? rec.toFixed(2) : '—'} | ${r.paper} |`);
   }
   L.push('');
+  const t1missing = TABLE1.filter((r) => !M[r.id]).map((r) => `\`${r.id}\``);
+  if (t1missing.length) L.push(`Rows marked "not trained" did not fit this session's time: \`npm run zoo -- --k 10 --only <id>\` trains and evaluates ${t1missing.join(', ')} at the same budget, then \`npm run results\` fills them in.\n`);
   L.push('Models without a latent (PixelCNN, gated PixelCNN) have an exact likelihood: their -ELBO and IS-NLL are the same quantity (the NLL), measured on different numbers of images.');
   L.push('');
   const t1 = M['table1-gated-pixelvae'];
@@ -229,7 +231,14 @@ function page(data) {
   }
   L.push('');
   const xs = [0, ...DEPTHS];
-  const haveNll = pts.elbo.length + pts.cnn.length > 1;
+  // A plot needs a curve: at least two depths from 1 layer on for each model.
+  const haveNll = pts.elbo.filter(([l]) => l > 0).length > 1 && pts.cnn.filter(([l]) => l > 0).length > 1;
+  const missing = [0, ...DEPTHS].flatMap((l) => [l === 0 ? 'table1-conv-vae' : sweepId('pixelvae', l), l === 0 ? null : sweepId('pixelcnn', l)]).filter((id) => id && !M[id]);
+  if (missing.length) {
+    L.push(`Not trained yet at this budget (the session's time ran out; \`npm run zoo -- --k 10 --only <id>\` trains and evaluates one, and \`npm run results\` adds it here): ${missing.map((id) => `\`${id}\``).join(', ')}.`);
+    L.push('');
+  }
+  for (const f of ['fig4-nll.svg', 'fig4-kl.svg']) if (!haveNll && existsSync(join(FIGS, f))) rmSync(join(FIGS, f));
   if (haveNll) {
     // The 0-layer points are far above the rest; plot from 1 layer so the comparison stays readable.
     writeFileSync(join(FIGS, 'fig4-nll.svg'), lineChart({
