@@ -352,6 +352,11 @@ function page(data) {
   L.push(`- IS-NLL with k = ${anyIs?.k ?? '?'} instead of N = 5000: a looser bound (higher by a fraction of a nat to a few nats for models whose latent carries information).`);
   L.push('- The test binarization is one fixed-seed draw from the grey levels, not the Larochelle binarized MNIST of the paper.');
   L.push('- The KL warm-up is 20% of the run instead of 10k of 200k steps (5%).');
+  // A judgement made by looking at the grids drawn at 30,000 images; kept only while that is the budget shown.
+  const hierShown = HIER.map((id) => M[id]).filter(Boolean);
+  if (hierShown.length && hierShown.every((m) => m.steps * m.batch <= 30016)) {
+    L.push('- The hierarchical model, at 30,000 images, draws colour fields, not digits: in its Figure-6 grids the rows that hold the top and middle noise share a palette and broad layout, but the separation the paper shows (top level: layout and colour; pixel noise: fine texture) is not yet there to judge.');
+  }
   L.push('- To reproduce a row: its exact command is in public/models/manifest.json (shipped models) or `runs/zoo/<id>/run-1.command`; `npm run zoo -- --images 20000000 --device cuda` is the paper\'s budget on a GPU.');
   L.push('');
   return `${L.join('\n')}\n`;
