@@ -86,20 +86,8 @@ def cell_scale(size: int) -> int:
 
 
 def tile(images: np.ndarray, cols: int, scale: int, gap: int = 1) -> np.ndarray:
-    """[N, C, S, S] in [0, 1] -> rows of `cols` cells with a grey gutter. Square grids go through the
-    CLI's image_grid (the `sample` command's picture); other shapes need the column count."""
-    n, c, s, _ = images.shape
-    if cols * cols == n:
-        return C.image_grid(images, scale, gap)
-    rows = math.ceil(n / cols)
-    cell = s * scale
-    out = np.full((rows * (cell + gap) + gap, cols * (cell + gap) + gap, c), 128, dtype=np.uint8)
-    for i in range(n):
-        r, col = divmod(i, cols)
-        img = np.clip(np.round(images[i].transpose(1, 2, 0) * 255), 0, 255).astype(np.uint8)
-        y, x = gap + r * (cell + gap), gap + col * (cell + gap)
-        out[y:y + cell, x:x + cell] = img.repeat(scale, 0).repeat(scale, 1)
-    return out[:, :, 0] if c == 1 else out
+    """[N, C, S, S] in [0, 1] -> rows of `cols` cells with a grey gutter (the CLI's image_grid)."""
+    return C.image_grid(images, scale, gap, cols)
 
 
 def draw_text(canvas: np.ndarray, text: str, x: int, y: int, colour, scale: int = 2) -> int:

@@ -230,10 +230,10 @@ def write_png(path: str, pixels: np.ndarray) -> None:
                  + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
 
 
-def image_grid(images: np.ndarray, scale: int = 2, gap: int = 1) -> np.ndarray:
-    """[N, C, S, S] values in [0, 1] -> one uint8 image, ceil(sqrt(N)) columns, a `gap`-pixel border."""
+def image_grid(images: np.ndarray, scale: int = 2, gap: int = 1, cols: Optional[int] = None) -> np.ndarray:
+    """[N, C, S, S] values in [0, 1] -> one uint8 image, `cols` (default ceil(sqrt(N))) columns, a `gap`-pixel border."""
     n, c, s, _ = images.shape
-    cols = max(1, math.ceil(math.sqrt(n)))
+    cols = cols or max(1, math.ceil(math.sqrt(n)))
     rows = math.ceil(n / cols)
     cell = s * scale
     out = np.full((rows * (cell + gap) + gap, cols * (cell + gap) + gap, c), 128, dtype=np.uint8)
