@@ -86,6 +86,19 @@ export async function runStepBench(gpu: GpuContext, opts: StepBenchOptions, emit
         total.push(performance.now() - t);
       }
       const c1 = gpu.stats();
+      // One more step, counted by kernel: where the dispatches come from.
+      const byKernel = new Map<string, number>();
+      gpu.onDispatch = (spec) => {
+        const key = `${spec.name}:${spec.entry}`;
+        byKernel.set(key, (byKernel.get(key) ?? 0) + 1);
+      };
+      try {
+        trainer.trainStep();
+      } finally {
+        gpu.onDispatch = null;
+      }
+      await gpu.sync();
+      const dispatchesByKernel = Object.fromEntries([...byKernel].sort((a, b) => b[1] - a[1]));
       // Pipelined, as the app trains: keep one step queued while the next is recorded.
       const pipelined = Math.max(3, Math.min(steps, 50));
       t = performance.now();
@@ -108,6 +121,7 @@ export async function runStepBench(gpu: GpuContext, opts: StepBenchOptions, emit
         steps, host_ms_per_step: +mean(host).toFixed(3), host_ms_median: +median(host).toFixed(3),
         gpu_wait_ms_per_step: +(mean(total) - mean(host)).toFixed(3), ms_per_step_synced: +mean(total).toFixed(3),
         ms_per_step_pipelined: +pipelinedMs.toFixed(3), steps_per_s: +(1000 / pipelinedMs).toFixed(2),
+        dispatches_by_kernel: dispatchesByKernel,
       });
     } finally {
       trainer.dispose();

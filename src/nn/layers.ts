@@ -138,9 +138,13 @@ export class Linear {
     this.b = opts.bias === false ? null : params.create(`${name}.bias`, [opts.out], new Float32Array(opts.out));
   }
 
+  /** The effective weight [out, in]: g * v / ||v|| per output row with weight norm. */
+  weight(): E.Tensor {
+    return this.g ? E.weightNorm(this.v, this.g) : this.v;
+  }
+
   forward(x: E.Tensor): E.Tensor {
-    const w = this.g ? E.weightNorm(this.v, this.g) : this.v;
-    return E.linear(x, w, this.b ?? undefined);
+    return E.linear(x, this.weight(), this.b ?? undefined);
   }
 
   macs(): number {
