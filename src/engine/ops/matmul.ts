@@ -165,3 +165,5 @@ export function linear(x: Tensor, w: Tensor, bias?: Tensor | null): Tensor {
     ...(b ? [b.requiresGrad ? sum(g, 0) : null] : []),
   ]);
 }
+
+export { pairedLinear } from './paired-linear';

@@ -44,3 +44,18 @@ export function linearRef(x: NDArray, w: NDArray, bias?: NDArray): NDArray {
   }
   return y;
 }
+
+/** Two linear maps of x interleaved by column: out[:, 2c] = (x a^T + aBias)[:, c], out[:, 2c+1] from b. */
+export function pairedLinearRef(x: NDArray, a: NDArray, b: NDArray, aBias?: NDArray, bBias?: NDArray): NDArray {
+  const ya = linearRef(x, a, aBias);
+  const yb = linearRef(x, b, bBias);
+  const [n, p] = ya.shape;
+  const out = nd([n, 2 * p]);
+  for (let i = 0; i < n; i++) {
+    for (let c = 0; c < p; c++) {
+      out.data[i * 2 * p + 2 * c] = ya.data[i * p + c];
+      out.data[i * 2 * p + 2 * c + 1] = yb.data[i * p + c];
+    }
+  }
+  return out;
+}
