@@ -15,22 +15,6 @@ override HAS_COND: bool = false;
 /** Input positions per thread along x (4 or 8). */
 override XP: u32 = 4u;
 
-// Accumulators of the calling thread: acc_j is input channel j of the block, lanes are positions 0..3.
-var<private> acc0: vec4<f32>;
-var<private> acc1: vec4<f32>;
-var<private> acc2: vec4<f32>;
-var<private> acc3: vec4<f32>;
-// Positions 4..7 when a thread owns 8 (XP = 8): each weight load then feeds 8 FMAs.
-var<private> acc_hi0: vec4<f32>;
-var<private> acc_hi1: vec4<f32>;
-var<private> acc_hi2: vec4<f32>;
-var<private> acc_hi3: vec4<f32>;
-// Offsets of the block's weight filters (per channel of the block).
-var<private> filter0: u32;
-var<private> filter1: u32;
-var<private> filter2: u32;
-var<private> filter3: u32;
-
 // ---- grad_input[n, ci, iy, ix] = sum grad_out[n, co, oy, ox] weight[co, ci, ky, kx], iy = oy*S + ky - pad_t
 // A thread owns CB input channels and the 4 positions ix = ph + S*(4*b + j) of one phase ph, so that
 // the divisibility test (ix + pad_l - kx) % S == 0 is the same for its 4 lanes and they read 4

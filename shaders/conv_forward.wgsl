@@ -18,22 +18,6 @@ override WRITE_PRE: bool = false;
 /** Output positions per thread along x (4 or 8). */
 override XP: u32 = 4u;
 
-// Accumulators of the calling thread: acc_j is output channel j of the block, lanes are positions 0..3.
-var<private> acc0: vec4<f32>;
-var<private> acc1: vec4<f32>;
-var<private> acc2: vec4<f32>;
-var<private> acc3: vec4<f32>;
-// Positions 4..7 when a thread owns 8 (XP = 8): each weight load then feeds 8 FMAs.
-var<private> acc_hi0: vec4<f32>;
-var<private> acc_hi1: vec4<f32>;
-var<private> acc_hi2: vec4<f32>;
-var<private> acc_hi3: vec4<f32>;
-// Offsets of the block's weight filters (per channel of the block).
-var<private> filter0: u32;
-var<private> filter1: u32;
-var<private> filter2: u32;
-var<private> filter3: u32;
-
 @group(0) @binding(1) var<storage, read> input: array<f32>;
 @group(0) @binding(2) var<storage, read> weight: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
