@@ -4,7 +4,8 @@
 // records and the bind groups it creates (a reused one costs the host almost nothing). Small models
 // are bound by this per-dispatch and per-step overhead, not by arithmetic.
 import type { GpuContext } from '../gpu/context';
-import { GpuImageSet } from '../data/gpu-dataset';
+import * as E from '../engine';
+import { GpuImageSet, SequentialBatches } from '../data/gpu-dataset';
 import type { ImageSet } from '../data/mnist';
 import { mnistConfig, type MnistModelConfig } from '../models/config';
 import { MnistModel } from '../models/mnist-model';
@@ -108,6 +109,7 @@ export async function runStepBench(gpu: GpuContext, opts: StepBenchOptions, emit
       }
       await gpu.sync();
       const pipelinedMs = (performance.now() - t) / pipelined;
+      const fwd = await timeForwards(gpu, model, data, opts.batch);
       const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
       const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
       emit({
@@ -122,6 +124,7 @@ export async function runStepBench(gpu: GpuContext, opts: StepBenchOptions, emit
         gpu_wait_ms_per_step: +(mean(total) - mean(host)).toFixed(3), ms_per_step_synced: +mean(total).toFixed(3),
         ms_per_step_pipelined: +pipelinedMs.toFixed(3), steps_per_s: +(1000 / pipelinedMs).toFixed(2),
         dispatches_by_kernel: dispatchesByKernel,
+        ...fwd,
       });
     } finally {
       trainer.dispose();
@@ -129,5 +132,60 @@ export async function runStepBench(gpu: GpuContext, opts: StepBenchOptions, emit
       data.dispose();
       model.dispose();
     }
+  }
+}
+
+/** Median of `reps` synced runs of `work` inside tidy (after one untimed run that compiles). */
+async function medianMs(gpu: GpuContext, work: () => void, reps: number): Promise<number> {
+  E.tidy(work);
+  await gpu.sync();
+  const times: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const t = performance.now();
+    E.tidy(work);
+    await gpu.sync();
+    times.push(performance.now() - t);
+  }
+  return [...times].sort((a, b) => a - b)[Math.floor(times.length / 2)];
+}
+
+/**
+ * The forward pass as training runs it (tape recorded, the gate pre-activations kept for backward)
+ * and as evaluation runs it (no tape: the negative ELBO, and IS-NLL with k = 10 on batch / 10
+ * images, the same number of decoder rows), in ms and GFLOP/s from the model's multiply-adds.
+ */
+async function timeForwards(gpu: GpuContext, model: MnistModel, data: GpuImageSet, batch: number): Promise<Record<string, number>> {
+  const batches = new SequentialBatches(Math.min(batch, data.count), batch);
+  const zd = model.config.latentDim;
+  const k = 10;
+  const kBatch = Math.max(1, Math.floor(batch / k));
+  const kIndices = new SequentialBatches(kBatch, kBatch);
+  try {
+    const reps = model.config.imageSize >= 28 ? 3 : 10;
+    const loss = (): void => {
+      const x = data.binarizedBatch(batches.at(0), 1, 0);
+      const noise = model.hasLatent ? E.randomNormal([x.shape[0], zd], 1, 3) : null;
+      model.loss(x, noise, 1);
+    };
+    const trainMs = await medianMs(gpu, loss, reps);
+    const evalMs = await medianMs(gpu, () => E.noGrad(loss), reps);
+    const isNllMs = await medianMs(
+      gpu,
+      () =>
+        E.noGrad(() => {
+          const x = data.binarizedBatch(kIndices.at(0), 1, 0);
+          model.importanceNll(x, k, E.randomNormal([k * x.shape[0], zd], 1, 4));
+        }),
+      reps,
+    );
+    const gflops = (images: number, ms: number): number => +((2 * model.macsPerImage() * images) / (ms * 1e6)).toFixed(3);
+    return {
+      forward_train_ms: +trainMs.toFixed(2), forward_train_gflops: gflops(batch, trainMs),
+      forward_eval_ms: +evalMs.toFixed(2), forward_eval_gflops: gflops(batch, evalMs),
+      is_nll_k10_ms: +isNllMs.toFixed(2), is_nll_k10_images: kBatch, is_nll_k10_gflops: gflops(k * kBatch, isNllMs),
+    };
+  } finally {
+    batches.dispose();
+    kIndices.dispose();
   }
 }
