@@ -3,9 +3,8 @@
 //                             [S, Cout, Cin, KH, KW], masked taps as exact zeros
 //   conv_backward_weight_1x1  the same for 1x1 kernels
 //   conv_sum_splits           the second pass of split-K: adds the S partials
-//   conv_plane_sums, conv_batch_sums
-//                             per-channel sums: the bias gradient, and per image the cond gradient
-//                             (also the stand-alone gate's cond and convTranspose2d's bias)
+//   conv_channel_sums         per-channel sums in one dispatch: the bias gradient, and per image the
+//                             cond gradient (also the stand-alone gate's cond and convTranspose2d's bias)
 // convTranspose2d's weight gradient is conv_backward_weight with the roles of input and grad_out swapped.
 
 /** Input channels per thread in conv_backward_weight (1 or 2). */
@@ -308,35 +307,79 @@ fn conv_backward_weight_1x1(@builtin(global_invocation_id) gid: vec3<u32>, @buil
   }
 }
 
-// ---- per-channel sums for bias and cond gradients, without workgroup barriers:
-// conv_plane_sums: sums[i] = sum over s < h of summands[i * h + s] (one thread per (n, c) plane;
-// threads = n * C); conv_batch_sums: sums[c] = sum over n of summands[n * cin + c] (threads = cin).
+// ---- per-channel sums for the bias and cond gradients, in one dispatch: workgroup c (of C) reads
+// the N planes summands[n, c, :] (params: n, cin = C, h = plane size) and writes image_sums[n, c]
+// (PER_IMAGE, the cond gradient) and sums[c] (TOTAL, the bias gradient). SUM_Q threads share a plane
+// (64 / SUM_Q planes per pass, a pass per 64 / SUM_Q images), each reading vec4 chunks q, q + SUM_Q,
+// ..., so a batch of 32 keeps all 64 threads reading; a tree in workgroup memory then adds a plane's
+// SUM_Q partials, and a last tree adds the images. The workgroup count is C: on a CPU adapter that
+// keeps every core busy for C >= cores, which the old thread-per-plane pass (then a thread-per-channel
+// pass, two dispatches) also did.
+
+/** Also write the per-image sums [N, C]. */
+override PER_IMAGE: bool = false;
+/** Also write the totals over the batch [C]. */
+override TOTAL: bool = true;
+/** Threads per plane: a power of two dividing 64. */
+override SUM_Q: u32 = 2u;
 
 @group(0) @binding(1) var<storage, read> summands: array<f32>;
 @group(0) @binding(2) var<storage, read_write> sums: array<f32>;
+@group(0) @binding(3) var<storage, read_write> image_sums: array<f32>;
 
-@compute @workgroup_size(64)
-fn conv_plane_sums(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = linear_id(gid, nwg);
-  if (i >= params.threads) { return; }
-  let base = i * params.h;
-  // Four partial sums: independent adds, and a shorter rounding chain.
-  var acc = vec4<f32>(0.0);
-  let full = params.h / 4u * 4u;
-  for (var s = 0u; s < full; s += 4u) {
-    acc += vec4<f32>(summands[base + s], summands[base + s + 1u], summands[base + s + 2u], summands[base + s + 3u]);
+var<workgroup> sum_tree: array<f32, 64>;
+
+// Adds sum_tree[t + width] into sum_tree[t] for lanes of a segment of 2 * width, halving width down
+// to 1 (every thread of the workgroup calls it: it holds barriers).
+fn sum_tree_reduce(t: u32, first: u32) {
+  for (var width = first; width > 0u; width /= 2u) {
+    workgroupBarrier();
+    if (t % (2u * width) < width) { sum_tree[t] += sum_tree[t + width]; }
   }
-  for (var s = full; s < params.h; s++) { acc.x += summands[base + s]; }
-  sums[i] = (acc.x + acc.y) + (acc.z + acc.w);
+  workgroupBarrier();
 }
 
 @compute @workgroup_size(64)
-fn conv_batch_sums(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let c = linear_id(gid, nwg);
-  if (c >= params.threads) { return; }
+fn conv_channel_sums(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let c = wid.x + wid.y * nwg.x;
+  let live = c < params.cin;
+  let q = t % SUM_Q;
+  let per_pass = 64u / SUM_Q;
+  let plane = params.h;
+  let chunks = plane / 4u;
   var total = 0.0;
-  for (var n = 0u; n < params.n; n++) { total += summands[n * params.cin + c]; }
-  sums[c] = total;
+  let passes = (params.n + per_pass - 1u) / per_pass;
+  for (var p = 0u; p < passes; p++) {
+    let n = p * per_pass + t / SUM_Q;
+    let mine = live && n < params.n;
+    // Four partial sums per thread: independent adds, and a shorter rounding chain.
+    var acc = vec4<f32>(0.0);
+    if (mine) {
+      let base = (n * params.cin + c) * plane;
+      for (var j = q; j < chunks; j += SUM_Q) {
+        let i = base + 4u * j;
+        acc += vec4<f32>(summands[i], summands[i + 1u], summands[i + 2u], summands[i + 3u]);
+      }
+      for (var i = chunks * 4u + q; i < plane; i += SUM_Q) { acc.x += summands[base + i]; }
+    }
+    var s = (acc.x + acc.y) + (acc.z + acc.w);
+    if (SUM_Q > 1u) {
+      sum_tree[t] = s;
+      sum_tree_reduce(t, SUM_Q / 2u);
+      s = sum_tree[t];
+      // Every thread has read its slot before the next pass writes it.
+      workgroupBarrier();
+    }
+    if (mine && q == 0u) {
+      if (PER_IMAGE) { image_sums[n * params.cin + c] = s; }
+      total += s;
+    }
+  }
+  if (TOTAL) {
+    sum_tree[t] = total;
+    sum_tree_reduce(t, 32u);
+    if (t == 0u && live) { sums[c] = sum_tree[0]; }
+  }
 }
 
 // ---- the second pass of split-K: grad_weight[i] = sum over s < splits of partials[s * count + i]

@@ -6,7 +6,8 @@
 // of the forward convolution (its input: n, cin, h, w; its output: cout, ho, wo) in every entry,
 // whichever tensor is the entry's input or output. Masked taps are never visited: the loops run over
 // the kept rows / columns only, with bounds that are override constants; the colour-group condition
-// applies at the centre tap. No workgroup memory (barriers are slow on the CPU adapters).
+// applies at the centre tap. No workgroup memory in the CPU-shaped kernels (barriers are slow on the
+// CPU adapters); conv_channel_sums holds a few barriers per workgroup.
 
 struct Params {
   n: u32, cin: u32, h: u32, w: u32,

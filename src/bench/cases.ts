@@ -7,7 +7,7 @@
 // made first, then the case runs `reps` times between two queue drains.
 import type { GpuContext, KernelSpec } from '../gpu/context';
 import * as E from '../engine';
-import type { ConvMask } from '../engine/ops/conv';
+import { channelSums, type ConvMask } from '../engine/ops/conv';
 import { GpuImageSet } from '../data/gpu-dataset';
 import type { ImageSet } from '../data/mnist';
 import { MNIST_PRESETS, mnistConfig, type MnistPreset } from '../models/config';
@@ -182,6 +182,13 @@ export async function runBench(gpu: GpuContext, args: BenchOptions, emit: (recor
     }
     x.dispose();
     w.dispose();
+    // The bias gradient (per-channel sums of gy, [C]) and with the cond gradient ([N, C]) too, alone.
+    for (const [dir, want] of [['grad-bias', { perImage: false, total: true }], ['grad-bias+cond', { perImage: true, total: true }]] as const) {
+      const name = `${name0} ${dir}`;
+      if (!wanted(name)) continue;
+      const ms = await time(gpu, () => void channelSums(gy, want), args.reps);
+      emit({ ...base, case: name, ms: +ms.toFixed(3), dispatches: 1, gbytes_per_s: +((gy.size * 4) / ms / 1e6).toFixed(3) });
+    }
     gy.dispose();
   }
   for (const preset of args.train.includes('all') ? MNIST_PRESETS : (args.train as MnistPreset[])) {

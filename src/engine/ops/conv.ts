@@ -7,7 +7,7 @@
 // One kernel family serves all of them, one file per direction: conv_forward, conv_backward_input
 // (the transposed convolution, which is also convTranspose2d's forward) and conv_backward_weight
 // (split-K partial sums over chunks of N*Ho rows, then conv_sum_splits adds the chunks; the
-// per-channel sums for bias and cond gradients). Each file gets conv_common.wgsl in front.
+// per-channel sums for bias and cond gradients, conv_channel_sums). Each file gets conv_common.wgsl in front.
 import convCommonWgsl from '../../../shaders/conv_common.wgsl?raw';
 import convForwardWgsl from '../../../shaders/conv_forward.wgsl?raw';
 import convBackwardInputWgsl from '../../../shaders/conv_backward_input.wgsl?raw';
@@ -15,7 +15,7 @@ import convBackwardWeightWgsl from '../../../shaders/conv_backward_weight.wgsl?r
 import { record } from '../autograd';
 import { Params, launch, threadsGrid } from '../kernels';
 import { empty, engine, Tensor, ShapeError, shapeString } from '../tensor';
-import { MAX_WORKGROUPS_PER_DIM, type KernelSpec } from '../../gpu/context';
+import { MAX_WORKGROUPS_PER_DIM, grid1d, type KernelSpec } from '../../gpu/context';
 
 export interface ConvMask {
   /** 'A' drops the centre tap, 'B' keeps it; both keep rows above and the left part of the centre row. 'vstack' keeps rows <= centre. */
@@ -295,39 +295,32 @@ function fullGate(x: Tensor): GateLayout {
   return { n: x.shape[0], half: x.shape[1] / 2, rowsIn, rowLength, rowsOut: rowsIn, rowStart: 0 };
 }
 
-/**
- * Per-channel sums of g [N, C, ...] over every axis but 1 (a bias gradient), or over the trailing
- * axes only with perImage ([N, C], a cond gradient). One thread per plane, then one per channel:
- * the generic reduction runs one workgroup per output, which leaves a CPU adapter's cores idle for C
- * of 16..64 outputs.
- */
-function channelSums(g: Tensor, perImage: boolean): Tensor {
-  const [n, c] = g.shape;
-  const plane = g.size / (n * c);
-  const planes = empty([n, c]);
-  launch(
-    spec('backwardWeight', 'conv_plane_sums', {}, ['read', 'rw']),
-    [g.buffer, planes.buffer],
-    new Params().u(n, c, plane, 0).u(0, 0, 0, n * c).u(0, 0, 0, 0).u(0, 0, 0, 0).build(),
-    threadsGrid(n * c, WG),
-  );
-  if (perImage) return planes;
-  const sums = batchSums(planes);
-  planes.dispose();
-  return sums;
+/** Threads per plane in conv_channel_sums: 64 / (planes per pass), planes per pass the batch rounded up to a power of two (at most 64). */
+export function channelSumLanes(n: number): number {
+  let perPass = 1;
+  while (perPass < Math.min(n, 64)) perPass *= 2;
+  return 64 / perPass;
 }
 
-/** [N, C] -> [C], summed over N. */
-function batchSums(planes: Tensor): Tensor {
-  const [n, c] = planes.shape;
-  const sums = empty([c]);
+/**
+ * Per-channel sums of g [N, C, ...] in one dispatch: over every axis but 1 (`total`, a bias gradient
+ * [C]) and/or over the trailing axes only (`perImage`, a cond gradient [N, C]), one workgroup per
+ * channel (shaders/conv_backward_weight.wgsl). Exported for tests.
+ */
+export function channelSums(g: Tensor, want: { perImage: boolean; total: boolean }): { perImage: Tensor | null; total: Tensor | null } {
+  const [n, c] = g.shape;
+  const plane = g.size / (n * c);
+  const perImage = want.perImage ? empty([n, c]) : null;
+  const total = want.total ? empty([c]) : null;
+  const dummy = perImage && total ? null : scratch();
   launch(
-    spec('backwardWeight', 'conv_batch_sums', {}, ['read', 'rw']),
-    [planes.buffer, sums.buffer],
-    new Params().u(n, c, 0, 0).u(0, 0, 0, c).u(0, 0, 0, 0).u(0, 0, 0, 0).build(),
-    threadsGrid(c, WG),
+    spec('backwardWeight', 'conv_channel_sums', { PER_IMAGE: perImage ? 1 : 0, TOTAL: total ? 1 : 0, SUM_Q: channelSumLanes(n) }, ['read', 'rw', 'rw']),
+    [g.buffer, (total ?? dummy!).buffer, (perImage ?? dummy!).buffer],
+    new Params().u(n, c, plane, 0).u(0, 0, 0, 0).u(0, 0, 0, 0).u(0, 0, 0, 0).build(),
+    grid1d(c),
   );
-  return sums;
+  dummy?.dispose();
+  return { perImage, total };
 }
 
 // ---- shape checks -------------------------------------------------------------------------------------
@@ -460,10 +453,12 @@ export function conv2d(x: Tensor, w: Tensor, opts: Conv2dOptions = {}): Tensor {
       x.requiresGrad ? runBackwardInput(dpre, w, g) : null,
       w.requiresGrad ? runBackwardWeight(x, dpre, g) : null,
     ];
-    // d cond = sums over (h, w) per image; d bias sums those over the batch when both are wanted.
+    // d cond = sums over (h, w) per image, d bias over (n, h, w): one dispatch for both.
     const wantCond = cond?.requiresGrad ?? false;
-    const dcond = wantCond ? channelSums(dpre, true) : null;
-    if (bias) grads.push(bias.requiresGrad ? (dcond ? batchSums(dcond) : channelSums(dpre, false)) : null);
+    const wantBias = bias?.requiresGrad ?? false;
+    const sums = wantCond || wantBias ? channelSums(dpre, { perImage: wantCond, total: wantBias }) : null;
+    const dcond = sums?.perImage ?? null;
+    if (bias) grads.push(sums?.total ?? null);
     if (residual) grads.push(residual.requiresGrad ? gy : null);
     if (preResidual) grads.push(preResidual.requiresGrad ? dpre : null);
     if (cond) grads.push(dcond);
@@ -517,7 +512,7 @@ export function convTranspose2d(x: Tensor, w: Tensor, opts: ConvTranspose2dOptio
       // roles of the forward convolution (its input is gy, its output gradient is x).
       w.requiresGrad ? runBackwardWeight(gy, x, g) : null,
     ];
-    if (bias) grads.push(bias.requiresGrad ? channelSums(gy, false) : null);
+    if (bias) grads.push(bias.requiresGrad ? channelSums(gy, { perImage: false, total: true }).total : null);
     return grads;
   });
 }
@@ -559,6 +554,6 @@ export function gate(x: Tensor, opts: GateOptions = {}): Tensor {
   const inputs = cond ? [x, cond] : [x];
   return record('gate', y, inputs, (gy) => {
     const dx = runGateBackward(gy, x, layout, cond);
-    return cond ? [dx, cond.requiresGrad ? channelSums(dx, true) : null] : [dx];
+    return cond ? [dx, cond.requiresGrad ? channelSums(dx, { perImage: true, total: false }).perImage : null] : [dx];
   });
 }

@@ -1,0 +1,73 @@
+// conv_channel_sums (bias and cond gradients in one dispatch) against float64 sums, on odd sizes:
+// batches around the lane split (1, 3, 31, 33, 64, 65, 130), planes with and without a vec4 tail,
+// rank 2 (a gate's cond), and more channels than one workgroup row holds.
+import { beforeAll, describe, expect, it } from 'vitest';
+import * as E from '../src/engine';
+import { channelSumLanes, channelSums } from '../src/engine/ops/conv';
+import { expectClose, randomArray, toF32 } from './support/check';
+import { useGpu } from './support/gpu';
+
+beforeAll(useGpu);
+
+function refSums(x: Float64Array, n: number, c: number, plane: number): { perImage: Float64Array; total: Float64Array } {
+  const perImage = new Float64Array(n * c);
+  const total = new Float64Array(c);
+  for (let i = 0; i < n; i++)
+    for (let j = 0; j < c; j++) {
+      let s = 0;
+      for (let k = 0; k < plane; k++) s += x[(i * c + j) * plane + k];
+      perImage[i * c + j] = s;
+      total[j] += s;
+    }
+  return { perImage, total };
+}
+
+async function check(shape: number[], want: { perImage: boolean; total: boolean }, seed: number): Promise<void> {
+  const [n, c] = shape;
+  const plane = shape.slice(2).reduce((a, b) => a * b, 1);
+  const x = toF32(randomArray(shape, seed));
+  const ref = refSums(x.data, n, c, plane);
+  const got = await E.tidyAsync(async () => {
+    const r = channelSums(E.fromArray(x.data, shape), want);
+    return {
+      perImage: r.perImage ? ((await r.perImage.data()) as Float32Array) : null,
+      total: r.total ? ((await r.total.data()) as Float32Array) : null,
+    };
+  });
+  const name = `[${shape.join(',')}]`;
+  if (want.perImage) expectClose(got.perImage!, ref.perImage, 1e-5, `${name} per image`);
+  else expect(got.perImage).toBeNull();
+  if (want.total) expectClose(got.total!, ref.total, 1e-5, `${name} total`);
+  else expect(got.total).toBeNull();
+}
+
+describe('conv_channel_sums', () => {
+  it('lanes per plane follow the batch', () => {
+    expect([1, 2, 3, 31, 32, 33, 64, 65, 500].map(channelSumLanes)).toEqual([64, 32, 16, 2, 2, 1, 1, 1, 1]);
+  });
+  const shapes: number[][] = [
+    [1, 5, 7, 9],
+    [3, 7, 5, 3],
+    [31, 6, 5, 5],
+    [33, 3, 7, 7],
+    [64, 2, 3, 1],
+    [65, 5, 2, 3],
+    [130, 3, 1, 5],
+    [2, 9, 1, 1],
+    [5, 4, 29, 31],
+  ];
+  shapes.forEach((shape, i) => {
+    it(`[${shape.join(',')}]: both, total only, per image only`, async () => {
+      await check(shape, { perImage: true, total: true }, 10 + i);
+      await check(shape, { perImage: false, total: true }, 30 + i);
+      await check(shape, { perImage: true, total: false }, 50 + i);
+    });
+  });
+  it('rank 2 (a gate cond) and rank 3', async () => {
+    await check([7, 10], { perImage: true, total: true }, 70);
+    await check([3, 4, 9], { perImage: true, total: true }, 71);
+  });
+  it('more channels than one grid row (workgroups folded into y)', async () => {
+    await check([1, 65537, 1], { perImage: false, total: true }, 72);
+  });
+});
