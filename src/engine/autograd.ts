@@ -13,6 +13,62 @@ export function record(op: string, output: Tensor, inputs: readonly Tensor[], ba
   return output;
 }
 
+/**
+ * The shared record of a multi-output op: its backward maps all outputs' gradients (null for an
+ * output the result does not depend on) to its inputs' gradients in one call, so an op that serves
+ * many outputs per dispatch can do the same backward.
+ */
+interface TapeGroup {
+  readonly op: string;
+  readonly inputs: readonly Tensor[];
+  readonly outputs: number;
+  readonly backward: (gradOutputs: readonly (Tensor | null)[]) => readonly (Tensor | null)[];
+}
+
+/**
+ * The node of one output of a multi-output op. Its inputs are all the op's inputs, so that the
+ * topological order puts every one of them before every output: the group's backward, run when the
+ * last of its outputs is reached, then hands gradients to inputs not yet visited.
+ */
+interface GroupNode extends TapeNode {
+  readonly group: TapeGroup;
+  readonly index: number;
+}
+
+function isGroupNode(node: TapeNode): node is GroupNode {
+  return 'group' in node;
+}
+
+/**
+ * Attaches one backward to several outputs of an op, when any input needs a gradient: `backward`
+ * gets every output's gradient (null where none reached it) and returns one per input.
+ */
+export function recordMany(
+  op: string,
+  outputs: readonly Tensor[],
+  inputs: readonly Tensor[],
+  backward: (gradOutputs: readonly (Tensor | null)[]) => readonly (Tensor | null)[],
+): readonly Tensor[] {
+  const e = engine();
+  if (e.gradEnabled && inputs.some((t) => t.requiresGrad)) {
+    const group: TapeGroup = { op, inputs, outputs: outputs.length, backward };
+    outputs.forEach((output, index) => {
+      const node: GroupNode = {
+        op,
+        inputs,
+        group,
+        index,
+        backward: () => {
+          throw new Error(`${op}: an output of a multi-output op has no backward of its own`);
+        },
+      };
+      output.requiresGrad = true;
+      output.node = node;
+    });
+  }
+  return outputs;
+}
+
 /** Runs fn without recording the tape (evaluation, sampling, optimizer updates). */
 export function noGrad<T>(fn: () => T): T {
   const e = engine();
@@ -62,6 +118,19 @@ export function grad(output: Tensor, wrt: readonly Tensor[], seed?: Tensor): (Te
     throw new ShapeError('grad', `output ${shapeString(output.shape)} is not a scalar; pass a seed gradient`);
   }
   const order = topoOrder(output);
+  // Multi-output ops: how many of each group's outputs the walk will visit, and their gradients so
+  // far. An output's gradient is complete when it is visited (its users come after it in the order).
+  const groups = new Map<TapeGroup, { left: number; grads: (Tensor | null)[] }>();
+  for (const t of order) {
+    const node = t.node;
+    if (!node || !isGroupNode(node)) continue;
+    let state = groups.get(node.group);
+    if (!state) {
+      state = { left: 0, grads: new Array<Tensor | null>(node.group.outputs).fill(null) };
+      groups.set(node.group, state);
+    }
+    state.left += 1;
+  }
   const grads = new Map<number, Tensor>([[output.id, seed ?? fill(output.shape, 1)]]);
   const before = e.gradEnabled;
   e.gradEnabled = false;
@@ -70,8 +139,18 @@ export function grad(output: Tensor, wrt: readonly Tensor[], seed?: Tensor): (Te
       const t = order[i];
       const g = grads.get(t.id);
       const node = t.node;
-      if (!g || !node) continue;
-      const inputGrads = node.backward(g);
+      if (!node) continue;
+      let inputGrads: readonly (Tensor | null)[];
+      if (isGroupNode(node)) {
+        const state = groups.get(node.group)!;
+        state.grads[node.index] = g ?? null;
+        state.left -= 1;
+        if (state.left > 0 || state.grads.every((x) => x === null)) continue;
+        inputGrads = node.group.backward(state.grads);
+      } else {
+        if (!g) continue;
+        inputGrads = node.backward(g);
+      }
       node.inputs.forEach((input, k) => {
         const gi = inputGrads[k];
         if (!gi || !input.requiresGrad) return;

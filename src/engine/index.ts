@@ -5,6 +5,7 @@ import { add, fill } from './ops/elementwise';
 installAutogradHelpers({ fill, add });
 
 export * from './tensor';
-export { grad, noGrad, param, record } from './autograd';
+export { grad, noGrad, param, record, recordMany } from './autograd';
 export * from './ops';
+export { weightNormMany, weightNormGroupSizes, type WeightNormPair } from './ops/norm-multi';
 export * from './optim';

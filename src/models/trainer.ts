@@ -51,8 +51,10 @@ export class MnistTrainer extends StepTrainer {
       const indices = this.sampler.next();
       const x = this.data.binarizedBatch(indices, seed, [step, STREAM.binarize]);
       const noise = this.model.hasLatent ? E.randomNormal([batchSize, this.model.config.latentDim], seed, [step, STREAM.noise]) : null;
-      const terms = this.model.loss(x, noise, this.model.klWeight(step));
-      const grads = E.grad(terms.loss, params);
+      const { terms, grads } = this.withWeights(this.model.params, () => {
+        const terms = this.model.loss(x, noise, this.model.klWeight(step));
+        return { terms, grads: E.grad(terms.loss, params) };
+      });
       // A parameter the loss does not reach takes a zero gradient: its moments decay and it still moves.
       optimizer.step(params, grads, 'zero');
       if (!accumulate) return;

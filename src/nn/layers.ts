@@ -3,7 +3,7 @@
 import * as E from '../engine';
 import type { ConvMask } from '../engine/ops/conv';
 import { convInit, linearInit, rowNorms } from './init';
-import type { ParamSet } from './params';
+import type { ParamSet, WeightNormBank } from './params';
 
 export type Padding = number | [number, number, number, number];
 
@@ -28,20 +28,27 @@ export class Conv2d {
   readonly kh: number;
   readonly kw: number;
   readonly padding: [number, number, number, number];
+  private readonly bank: WeightNormBank;
 
   constructor(params: ParamSet, readonly name: string, readonly opts: Conv2dOptions) {
+    this.bank = params.weightNorm;
     [this.kh, this.kw] = typeof opts.kernel === 'number' ? [opts.kernel, opts.kernel] : opts.kernel;
     const p = opts.padding ?? [Math.floor(this.kh / 2), Math.floor(this.kh / 2), Math.floor(this.kw / 2), Math.floor(this.kw / 2)];
     this.padding = typeof p === 'number' ? [p, p, p, p] : p;
     const init = convInit(opts.out, opts.in, this.kh, this.kw, { he: opts.he ?? true, masked: Boolean(opts.mask) }, params.rng);
     this.v = params.create(`${name}.weight`, [opts.out, opts.in, this.kh, this.kw], init);
     this.g = opts.weightNorm ? params.create(`${name}.gain`, [opts.out], rowNorms(init, opts.out)) : null;
+    if (this.g) this.bank.register(this.v, this.g);
     this.b = opts.bias === false ? null : params.create(`${name}.bias`, [opts.out], new Float32Array(opts.out));
   }
 
-  /** The effective weight: g * v / ||v|| per output channel with weight norm (mask applied after, in the conv). */
+  /**
+   * The effective weight: g * v / ||v|| per output channel with weight norm (mask applied after, in
+   * the conv); the bank's during a training step (ParamSet.weightNorm).
+   */
   weight(): E.Tensor {
-    return this.g ? E.weightNorm(this.v, this.g) : this.v;
+    // Inside a training step the bank holds every layer's W, computed together.
+    return this.g ? (this.bank.weightOf(this.v) ?? E.weightNorm(this.v, this.g)) : this.v;
   }
 
   /** The conv with the fused epilogue's extras (see E.Conv2dOptions). */
@@ -130,17 +137,21 @@ export class Linear {
   readonly v: E.Tensor;
   readonly g: E.Tensor | null;
   readonly b: E.Tensor | null;
+  private readonly bank: WeightNormBank;
 
   constructor(params: ParamSet, readonly name: string, readonly opts: LinearOptions) {
+    this.bank = params.weightNorm;
     const init = linearInit(opts.out, opts.in, params.rng);
     this.v = params.create(`${name}.weight`, [opts.out, opts.in], init);
     this.g = opts.weightNorm ? params.create(`${name}.gain`, [opts.out], rowNorms(init, opts.out)) : null;
+    if (this.g) this.bank.register(this.v, this.g);
     this.b = opts.bias === false ? null : params.create(`${name}.bias`, [opts.out], new Float32Array(opts.out));
   }
 
-  /** The effective weight [out, in]: g * v / ||v|| per output row with weight norm. */
+  /** The effective weight [out, in]: g * v / ||v|| per output row with weight norm (the bank's during a training step). */
   weight(): E.Tensor {
-    return this.g ? E.weightNorm(this.v, this.g) : this.v;
+    // Inside a training step the bank holds every layer's W, computed together.
+    return this.g ? (this.bank.weightOf(this.v) ?? E.weightNorm(this.v, this.g)) : this.v;
   }
 
   forward(x: E.Tensor): E.Tensor {

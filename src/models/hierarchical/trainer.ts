@@ -56,8 +56,10 @@ export class HierTrainer extends StepTrainer {
     E.tidy(() => {
       const x = this.data.batch(this.sampler.next());
       const noise = this.model.posteriorNoise(batchSize, seed, [step, NOISE_STREAM]);
-      const terms = this.model.terms(x, noise, schedule(this.model.config, step));
-      const grads = E.grad(terms.loss, params);
+      const { terms, grads } = this.withWeights(this.model.params, () => {
+        const terms = this.model.terms(x, noise, schedule(this.model.config, step));
+        return { terms, grads: E.grad(terms.loss, params) };
+      });
       // A parameter the loss does not reach takes a zero gradient: its moments decay and it still moves.
       optimizer.step(params, grads, 'zero');
       if (!accumulate) return;
