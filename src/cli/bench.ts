@@ -8,6 +8,8 @@ import { runBench, type BenchOptions } from '../bench/cases';
 import { runHierSamplingBench, runSamplingBench, type HierSamplingBenchOptions, type SamplingBenchOptions } from '../bench/sampling';
 import { HIER_PRESETS, type HierPreset } from '../models/hierarchical/config';
 import { runStepBench, STEP_SETUPS, type StepBenchOptions, type StepSetup } from '../bench/steps';
+import { chooseConvVariants } from '../engine/ops/conv-variants';
+import { fileStore } from '../engine/ops/conv-variants-node';
 
 /** --sample: time sampling (src/bench/sampling.ts) instead of the kernel cases. */
 let sampling: SamplingBenchOptions | null = null;
@@ -15,6 +17,8 @@ let sampling: SamplingBenchOptions | null = null;
 let hierSampling: HierSamplingBenchOptions | null = null;
 /** --steps: time training steps of the app's setups: host ms, GPU wait, dispatches (src/bench/steps.ts). */
 let stepBench: StepBenchOptions | null = null;
+/** --conv-variants: time the conv kernel variants on this adapter, print the choice and remember it. */
+let convVariantsOnly = false;
 
 function stepSetups(list: string): StepSetup[] {
   const setups = list.split(',').filter(Boolean);
@@ -56,6 +60,7 @@ function parseArgs(argv: string[]): BenchOptions {
     else if (a === '--steps') stepBench = { setups: stepSetups(argv[++i] ?? ''), batch: 32, steps: 0 };
     else if (stepBench && a === '--steps-batch') stepBench.batch = Number(argv[++i]);
     else if (stepBench && a === '--steps-count') stepBench.steps = Number(argv[++i]);
+    else if (a === '--conv-variants') convVariantsOnly = true;
     else if (a === '--help' || a === '-h') {
       console.log(`usage: npm run bench -- [--quick] [--filter REGEX] [--reps N]
   --quick    fewer and smaller cases (a CPU fallback adapter takes minutes for the full set)
@@ -74,7 +79,10 @@ function parseArgs(argv: string[]): BenchOptions {
   --steps S  instead, time training steps of the app's setups S (comma-separated: tiny, cpu, small,
              table1 = gated-pixelvae-cond at paper sizes) at batch 32 (--steps-batch N, --steps-count N):
              steps/s, host ms per step (recording and submitting) apart from the GPU wait, and the
-             dispatches, buffer copies and bind groups created per step`);
+             dispatches, buffer copies and bind groups created per step
+  --conv-variants  instead, time the conv kernel variants (CPU-shaped, tiled) per direction on a few
+             representative shapes, print the choice and the timings (ms, best of 2 after a warm-up),
+             and remember the choice for this adapter in the OS cache dir (pixelvae-lab/conv-variants.json)`);
       process.exit(0);
     } else {
       console.error(`bench: unknown argument ${a} (try --help)`);
@@ -92,7 +100,11 @@ async function main(): Promise<void> {
   const s = sampling as SamplingBenchOptions | null;
   const hs = hierSampling as HierSamplingBenchOptions | null;
   const st = stepBench as StepBenchOptions | null;
-  if (st) await runStepBench(gpu, st, emit, process.env.VK_ICD_FILENAMES ?? 'system');
+  if (convVariantsOnly) {
+    const report = await chooseConvVariants({ store: fileStore(), remeasure: true });
+    const adapter = `${gpu.adapter.vendor || '?'} ${gpu.adapter.architecture || gpu.adapter.description || '?'}${gpu.adapter.isFallbackAdapter ? ' (fallback)' : ''}`;
+    emit({ adapter, driver: process.env.VK_ICD_FILENAMES ?? 'system', case: 'conv variants', ...report });
+  } else if (st) await runStepBench(gpu, st, emit, process.env.VK_ICD_FILENAMES ?? 'system');
   else if (hs) await runHierSamplingBench(gpu, hs, emit, process.env.VK_ICD_FILENAMES ?? 'system');
   else if (s) await runSamplingBench(gpu, { ...s, quick: args.quick }, emit, process.env.VK_ICD_FILENAMES ?? 'system');
   else await runBench(gpu, args, emit, process.env.VK_ICD_FILENAMES ?? 'system');

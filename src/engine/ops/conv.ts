@@ -12,6 +12,8 @@ import convCommonWgsl from '../../../shaders/conv_common.wgsl?raw';
 import convForwardWgsl from '../../../shaders/conv_forward.wgsl?raw';
 import convBackwardInputWgsl from '../../../shaders/conv_backward_input.wgsl?raw';
 import convBackwardWeightWgsl from '../../../shaders/conv_backward_weight.wgsl?raw';
+import convForwardTiledWgsl from '../../../shaders/conv_forward_tiled.wgsl?raw';
+import convBackwardInputTiledWgsl from '../../../shaders/conv_backward_input_tiled.wgsl?raw';
 import { record } from '../autograd';
 import { Params, launch, threadsGrid } from '../kernels';
 import { empty, engine, Tensor, ShapeError, shapeString } from '../tensor';
@@ -75,7 +77,50 @@ const CONV_SHADERS = {
   forward: { name: 'conv_forward.wgsl', code: `${convCommonWgsl}\n${convForwardWgsl}` },
   backwardInput: { name: 'conv_backward_input.wgsl', code: `${convCommonWgsl}\n${convBackwardInputWgsl}` },
   backwardWeight: { name: 'conv_backward_weight.wgsl', code: `${convCommonWgsl}\n${convBackwardWeightWgsl}` },
+  // The GPU-shaped variants reuse their direction's bindings and epilogue: that file goes in front.
+  forwardTiled: { name: 'conv_forward_tiled.wgsl', code: `${convCommonWgsl}\n${convForwardWgsl}\n${convForwardTiledWgsl}` },
+  backwardInputTiled: {
+    name: 'conv_backward_input_tiled.wgsl',
+    code: `${convCommonWgsl}\n${convBackwardInputWgsl}\n${convBackwardInputTiledWgsl}`,
+  },
 } as const;
+
+// ---- kernel variants per direction ------------------------------------------------------------------
+// 'cpu': one thread per CB channels x XP positions, no workgroup memory (tuned on CPU adapters);
+// 'tiled': workgroups of 128 threads share tiles of input and weights in workgroup memory (shaped for
+// discrete GPUs). conv-variants.ts times both on an adapter and calls setConvVariants with the faster.
+
+export type ConvVariant = 'cpu' | 'tiled';
+export const CONV_VARIANTS: readonly ConvVariant[] = ['cpu', 'tiled'];
+/** The directions with variants: the forward conv (also convTranspose2d's input gradient) and the input gradient (also convTranspose2d's forward). */
+export type ConvDirection = 'forward' | 'backwardInput';
+export const CONV_DIRECTIONS: readonly ConvDirection[] = ['forward', 'backwardInput'];
+
+const selectedVariants: Record<ConvDirection, ConvVariant> = { forward: 'cpu', backwardInput: 'cpu' };
+
+/** Selects the kernel variant per direction for every later conv (the CPU-shaped ones until a choice is made). */
+export function setConvVariants(choice: Partial<Record<ConvDirection, ConvVariant>>): void {
+  for (const d of CONV_DIRECTIONS) {
+    const v = choice[d];
+    if (v === undefined) continue;
+    if (!CONV_VARIANTS.includes(v)) throw new Error(`conv variant for ${d} must be one of ${CONV_VARIANTS.join(', ')}, got ${String(v)}`);
+    selectedVariants[d] = v;
+  }
+}
+
+export function convVariants(): Readonly<Record<ConvDirection, ConvVariant>> {
+  return { ...selectedVariants };
+}
+
+/** Output tile of the tiled kernels (TILE_W x TILE_H in the shaders) and their workgroup memory budget in floats (WebGPU's guaranteed 16 KiB). */
+const TILE_W = 16;
+const TILE_H = 8;
+const TILED_SHARED_FLOATS = 4096;
+
+/** Channels per chunk in workgroup memory: as many as fit, at most 8 and at most `channels`. */
+function tiledChunk(floatsPerChannel: number, channels: number): number {
+  return Math.max(1, Math.min(8, channels, Math.floor(TILED_SHARED_FLOATS / floatsPerChannel)));
+}
 
 function spec(
   shader: keyof typeof CONV_SHADERS,
@@ -132,17 +177,14 @@ interface ForwardExtras {
 }
 
 /** y = conv(x, w) with its epilogue; y is [n, gate ? cout/2 : cout, ho, wo]. */
-function runForward(x: Tensor, w: Tensor, g: Geometry, extras: ForwardExtras = {}): Tensor {
+function runForward(x: Tensor, w: Tensor, g: Geometry, extras: ForwardExtras = {}, variant: ConvVariant = selectedVariants.forward): Tensor {
   const gate = extras.gate ?? false;
   const y = empty([g.n, gate ? g.cout / 2 : g.cout, g.ho, g.wo]);
   const cb = channelBlock(g.cout, gate);
-  const cblocks = Math.ceil(g.cout / cb);
-  const xp = positionsPerThread(g.wo);
-  const xblocks = Math.ceil(g.wo / xp);
-  const threads = g.n * cblocks * g.ho * xblocks;
   const dummy = extras.pre ? null : scratch();
   const addend = extras.residual ?? extras.preResidual;
-  const constants = {
+  const xp = positionsPerThread(g.wo);
+  const constants: Record<string, number> = {
     ...geometryConstants(g, cb),
     HAS_BIAS: extras.bias ? 1 : 0,
     RES_MODE: extras.residual ? 1 : extras.preResidual ? 2 : 0,
@@ -151,31 +193,51 @@ function runForward(x: Tensor, w: Tensor, g: Geometry, extras: ForwardExtras = {
     WRITE_PRE: extras.pre ? 1 : 0,
     XP: xp,
   };
-  launch(
-    spec('forward', 'conv_forward', constants, ['read', 'read', 'read', 'read', 'rw', 'rw', 'read']),
-    [x.buffer, w.buffer, (extras.bias ?? w).buffer, (addend ?? x).buffer, y.buffer, (extras.pre ?? dummy!).buffer, (extras.cond ?? w).buffer],
-    params(g, threads, cblocks, xblocks),
-    threadsGrid(threads, WG),
-  );
+  const bindings = ['read', 'read', 'read', 'read', 'rw', 'rw', 'read'] as const;
+  const buffers = [x.buffer, w.buffer, (extras.bias ?? w).buffer, (addend ?? x).buffer, y.buffer, (extras.pre ?? dummy!).buffer, (extras.cond ?? w).buffer];
+  if (variant === 'tiled') {
+    // A workgroup: TILE_H x TILE_W outputs x 4*CB channels; CIT input channels per pass through workgroup memory.
+    const cot = 4 * cb;
+    const cblocks = Math.ceil(g.cout / cot);
+    const tilesX = Math.ceil(g.wo / TILE_W);
+    const tilesY = Math.ceil(g.ho / TILE_H);
+    const patch = ((TILE_H - 1) * g.stride + g.kh) * ((TILE_W - 1) * g.stride + g.kw);
+    constants.CIT = tiledChunk(patch + cot * g.kh * g.kw, g.cin);
+    launch(spec('forwardTiled', 'conv_forward_tiled', constants, bindings), buffers, params(g, 0, cblocks, 0, tilesX, tilesY), grid1d(g.n * cblocks * tilesX * tilesY));
+  } else {
+    const cblocks = Math.ceil(g.cout / cb);
+    const xblocks = Math.ceil(g.wo / xp);
+    const threads = g.n * cblocks * g.ho * xblocks;
+    launch(spec('forward', 'conv_forward', constants, bindings), buffers, params(g, threads, cblocks, xblocks), threadsGrid(threads, WG));
+  }
   dummy?.dispose();
   return y;
 }
 
 /** The transposed convolution of gy ([n, cout, ho, wo]) with w [cout, cin, kh, kw]: [n, cin, h, w] (+ bias[cin]). */
-function runBackwardInput(gy: Tensor, w: Tensor, g: Geometry, bias?: Tensor): Tensor {
+function runBackwardInput(gy: Tensor, w: Tensor, g: Geometry, bias?: Tensor, variant: ConvVariant = selectedVariants.backwardInput): Tensor {
   const d = empty([g.n, g.cin, g.h, g.w]);
   const cb = channelBlock(g.cin, false);
-  const cblocks = Math.ceil(g.cin / cb);
   const perPhase = Math.ceil(g.w / g.stride);
   const xp = positionsPerThread(perPhase);
-  const xblocks = g.stride * Math.ceil(perPhase / xp);
-  const threads = g.n * cblocks * g.h * xblocks;
-  launch(
-    spec('backwardInput', 'conv_backward_input', { ...geometryConstants(g, cb), HAS_BIAS: bias ? 1 : 0, XP: xp }, ['read', 'read', 'read', 'rw']),
-    [gy.buffer, w.buffer, (bias ?? w).buffer, d.buffer],
-    params(g, threads, cblocks, xblocks),
-    threadsGrid(threads, WG),
-  );
+  const constants: Record<string, number> = { ...geometryConstants(g, cb), HAS_BIAS: bias ? 1 : 0, XP: xp };
+  const bindings = ['read', 'read', 'read', 'rw'] as const;
+  const buffers = [gy.buffer, w.buffer, (bias ?? w).buffer, d.buffer];
+  if (variant === 'tiled') {
+    // A workgroup: TILE_H x TILE_W input positions x 4*CB channels; CHK output channels per pass.
+    const cig = 4 * cb;
+    const cblocks = Math.ceil(g.cin / cig);
+    const tilesX = Math.ceil(g.w / TILE_W);
+    const tilesY = Math.ceil(g.h / TILE_H);
+    const patch = (Math.floor((TILE_H + g.kh - 2) / g.stride) + 2) * (Math.floor((TILE_W + g.kw - 2) / g.stride) + 2);
+    constants.CHK = tiledChunk(patch + cig * g.kh * g.kw, g.cout);
+    launch(spec('backwardInputTiled', 'conv_backward_input_tiled', constants, bindings), buffers, params(g, 0, cblocks, 0, tilesX, tilesY), grid1d(g.n * cblocks * tilesX * tilesY));
+  } else {
+    const cblocks = Math.ceil(g.cin / cb);
+    const xblocks = g.stride * Math.ceil(perPhase / xp);
+    const threads = g.n * cblocks * g.h * xblocks;
+    launch(spec('backwardInput', 'conv_backward_input', constants, bindings), buffers, params(g, threads, cblocks, xblocks), threadsGrid(threads, WG));
+  }
   return d;
 }
 
@@ -236,6 +298,16 @@ function runBackwardWeight(x: Tensor, gy: Tensor, g: Geometry, forceSplits?: num
   );
   part.dispose();
   return dw;
+}
+
+/**
+ * One direction's kernel alone with a given variant (no autograd), for the variant chooser and
+ * benchmarks: 'forward' is conv2d(x, w) (plain, no epilogue), 'backwardInput' the gradient w.r.t. x
+ * from gy [N, Cout, Ho, Wo].
+ */
+export function convKernelWithVariant(direction: ConvDirection, variant: ConvVariant, x: Tensor, w: Tensor, gy: Tensor, opts: Conv2dOptions = {}): Tensor {
+  const g = conv2dGeometry('conv2d', x, w.shape, opts);
+  return direction === 'forward' ? runForward(x, w, g, {}, variant) : runBackwardInput(gy, w, g, undefined, variant);
 }
 
 /** Test hook: the weight gradient with a given number of splits (1 = no split-K). */
