@@ -2,9 +2,9 @@
 //   conv_backward_weight      partial weight gradients over chunks of N*Ho rows (split-K),
 //                             [S, Cout, Cin, KH, KW], masked taps as exact zeros
 //   conv_backward_weight_1x1  the same for 1x1 kernels
-//   conv_sum_splits           the second pass of split-K: adds the S partials
-//   conv_channel_sums         per-channel sums in one dispatch: the bias gradient, and per image the
-//                             cond gradient (also the stand-alone gate's cond and convTranspose2d's bias)
+//   conv_grad_sums            the second pass of split-K (adds the S partials) and, in the same
+//                             dispatch, per-channel sums: the bias gradient, and per image the cond
+//                             gradient (also the stand-alone gate's cond and convTranspose2d's bias)
 // convTranspose2d's weight gradient is conv_backward_weight with the roles of input and grad_out swapped.
 
 /** Input channels per thread in conv_backward_weight (1 or 2). */
@@ -307,14 +307,17 @@ fn conv_backward_weight_1x1(@builtin(global_invocation_id) gid: vec3<u32>, @buil
   }
 }
 
-// ---- per-channel sums for the bias and cond gradients, in one dispatch: workgroup c (of C) reads
-// the N planes summands[n, c, :] (params: n, cin = C, h = plane size) and writes image_sums[n, c]
-// (PER_IMAGE, the cond gradient) and sums[c] (TOTAL, the bias gradient). SUM_Q threads share a plane
-// (64 / SUM_Q planes per pass, a pass per 64 / SUM_Q images), each reading vec4 chunks q, q + SUM_Q,
-// ..., so a batch of 32 keeps all 64 threads reading; a tree in workgroup memory then adds a plane's
-// SUM_Q partials, and a last tree adds the images. The workgroup count is C: on a CPU adapter that
-// keeps every core busy for C >= cores, which the old thread-per-plane pass (then a thread-per-channel
-// pass, two dispatches) also did.
+// ---- the second pass of split-K and the per-channel sums of the bias and cond gradients, in one
+// dispatch (either part may be empty):
+// workgroups [0, params.cblocks): grad_weight[i] = sum over s < splits (params.rows) of
+//   partials[s * count + i], count = params.threads, one thread per element, no barriers;
+// workgroups [params.cblocks, params.cblocks + C): workgroup c reads the N planes summands[n, c, :]
+//   (params: n, cin = C, h = plane size) and writes image_sums[n, c] (PER_IMAGE, the cond gradient)
+//   and sums[c] (TOTAL, the bias gradient). SUM_Q threads share a plane (64 / SUM_Q planes per pass,
+//   a pass per 64 / SUM_Q images), each reading vec4 chunks q, q + SUM_Q, ..., so a batch of 32 keeps
+//   all 64 threads reading; a tree in workgroup memory adds a plane's SUM_Q partials, and a last tree
+//   adds the images. C workgroups keep a CPU adapter's cores busy for C >= cores, as the old
+//   thread-per-plane pass (then a thread-per-channel pass, two more dispatches) did.
 
 /** Also write the per-image sums [N, C]. */
 override PER_IMAGE: bool = false;
@@ -323,9 +326,11 @@ override TOTAL: bool = true;
 /** Threads per plane: a power of two dividing 64. */
 override SUM_Q: u32 = 2u;
 
-@group(0) @binding(1) var<storage, read> summands: array<f32>;
-@group(0) @binding(2) var<storage, read_write> sums: array<f32>;
-@group(0) @binding(3) var<storage, read_write> image_sums: array<f32>;
+@group(0) @binding(1) var<storage, read> partials: array<f32>;
+@group(0) @binding(2) var<storage, read_write> grad_weight: array<f32>;
+@group(0) @binding(3) var<storage, read> summands: array<f32>;
+@group(0) @binding(4) var<storage, read_write> sums: array<f32>;
+@group(0) @binding(5) var<storage, read_write> image_sums: array<f32>;
 
 var<workgroup> sum_tree: array<f32, 64>;
 
@@ -339,9 +344,8 @@ fn sum_tree_reduce(t: u32, first: u32) {
   workgroupBarrier();
 }
 
-@compute @workgroup_size(64)
-fn conv_channel_sums(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let c = wid.x + wid.y * nwg.x;
+// Channel c's sums by the whole workgroup (thread t).
+fn channel_sums(t: u32, c: u32) {
   let live = c < params.cin;
   let q = t % SUM_Q;
   let per_pass = 64u / SUM_Q;
@@ -382,17 +386,17 @@ fn conv_channel_sums(@builtin(local_invocation_index) t: u32, @builtin(workgroup
   }
 }
 
-// ---- the second pass of split-K: grad_weight[i] = sum over s < splits of partials[s * count + i]
-// Params: threads = count (elements of the weight), rows = splits. One thread per element, no barriers.
-
-@group(0) @binding(1) var<storage, read> partials: array<f32>;
-@group(0) @binding(2) var<storage, read_write> grad_weight: array<f32>;
-
 @compute @workgroup_size(64)
-fn conv_sum_splits(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = linear_id(gid, nwg);
-  if (i >= params.threads) { return; }
-  var total = 0.0;
-  for (var s = 0u; s < params.rows; s++) { total += partials[s * params.threads + i]; }
-  grad_weight[i] = total;
+fn conv_grad_sums(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let wg = wid.x + wid.y * nwg.x;
+  if (wg < params.cblocks) {
+    let i = wg * 64u + t;
+    if (i < params.threads) {
+      var total = 0.0;
+      for (var s = 0u; s < params.rows; s++) { total += partials[s * params.threads + i]; }
+      grad_weight[i] = total;
+    }
+    return;
+  }
+  channel_sums(t, wg - params.cblocks);
 }

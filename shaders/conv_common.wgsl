@@ -7,7 +7,7 @@
 // whichever tensor is the entry's input or output. Masked taps are never visited: the loops run over
 // the kept rows / columns only, with bounds that are override constants; the colour-group condition
 // applies at the centre tap. No workgroup memory in the CPU-shaped kernels (barriers are slow on the
-// CPU adapters); conv_channel_sums holds a few barriers per workgroup.
+// CPU adapters); conv_grad_sums holds a few barriers per workgroup.
 
 struct Params {
   n: u32, cin: u32, h: u32, w: u32,

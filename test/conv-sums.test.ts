@@ -1,10 +1,12 @@
-// conv_channel_sums (bias and cond gradients in one dispatch) against float64 sums, on odd sizes:
+// conv_grad_sums: the per-channel sums (bias and cond gradients) against float64 sums, on odd sizes:
 // batches around the lane split (1, 3, 31, 33, 64, 65, 130), planes with and without a vec4 tail,
-// rank 2 (a gate's cond), and more channels than one workgroup row holds.
+// rank 2 (a gate's cond), and more channels than one workgroup row holds; then inside conv2d and
+// convTranspose2d, where they share the split-K weight gradient's second dispatch.
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as E from '../src/engine';
-import { channelSumLanes, channelSums } from '../src/engine/ops/conv';
-import { expectClose, randomArray, toF32 } from './support/check';
+import { channelSumLanes, channelSums, weightGradSplits } from '../src/engine/ops/conv';
+import { refConv2d, refConvTranspose2d } from '../src/engine/reference/conv';
+import { checkOp, expectClose, randomArray, toF32 } from './support/check';
 import { useGpu } from './support/gpu';
 
 beforeAll(useGpu);
@@ -70,4 +72,52 @@ describe('conv_channel_sums', () => {
   it('more channels than one grid row (workgroups folded into y)', async () => {
     await check([1, 65537, 1], { perImage: false, total: true }, 72);
   });
+});
+
+describe('bias and cond gradients in the weight gradient\'s last dispatch', () => {
+  // 16 images of 8x8: 128 rows of 8, so split-K takes 4 chunks and a second pass.
+  const x = { shape: [16, 3, 8, 8] };
+  const w = { shape: [6, 3, 3, 3] };
+  it('uses split-K here', () => expect(weightGradSplits(16 * 8, 8, 2 * 2 * 3).splits).toBeGreaterThan(1));
+  it('one conv_grad_sums dispatch gives dW, d bias and d cond (gate, cond, bias)', async () => {
+    const gpu = E.engine().gpu;
+    const entries: string[] = [];
+    gpu.onDispatch = (spec) => void entries.push(spec.entry);
+    try {
+      await checkOp({
+        name: 'fused sums',
+        inputs: [x, w, { shape: [6] }, { shape: [16, 6] }],
+        gpu: (a, b, bias, cond) => E.conv2d(a, b, { padding: 1, gate: true, bias, cond }),
+        ref: (a, b, bias, cond) => refConv2d(a, b, { padding: 1, gate: true, bias, cond }),
+        seed: 91,
+      });
+    } finally {
+      gpu.onDispatch = null;
+    }
+    expect(entries.filter((e) => e === 'conv_grad_sums').length).toBe(1);
+  });
+  it('bias only; and bias with a frozen weight (sums alone)', async () => {
+    await checkOp({
+      name: 'fused bias',
+      inputs: [x, w, { shape: [6] }],
+      gpu: (a, b, bias) => E.conv2d(a, b, { padding: 1, bias }),
+      ref: (a, b, bias) => refConv2d(a, b, { padding: 1, bias }),
+      seed: 92,
+    });
+    await checkOp({
+      name: 'frozen weight',
+      inputs: [x, { ...w, grad: false }, { shape: [6] }, { shape: [16, 6] }],
+      gpu: (a, b, bias, cond) => E.conv2d(a, b, { padding: 1, bias, cond }),
+      ref: (a, b, bias, cond) => refConv2d(a, b, { padding: 1, bias, cond }),
+      seed: 93,
+    });
+  });
+  it('convTranspose2d bias at batch 16', () =>
+    checkOp({
+      name: 'deconv fused bias',
+      inputs: [{ shape: [16, 3, 4, 5] }, { shape: [3, 5, 3, 3] }, { shape: [5] }],
+      gpu: (a, b, bias) => E.convTranspose2d(a, b, { stride: 2, padding: 1, outputPadding: 1, bias }),
+      ref: (a, b, bias) => refConvTranspose2d(a, b, { stride: 2, padding: 1, outputPadding: 1, bias }),
+      seed: 94,
+    }));
 });

@@ -6,8 +6,8 @@
 //
 // One kernel family serves all of them, one file per direction: conv_forward, conv_backward_input
 // (the transposed convolution, which is also convTranspose2d's forward) and conv_backward_weight
-// (split-K partial sums over chunks of N*Ho rows, then conv_sum_splits adds the chunks; the
-// per-channel sums for bias and cond gradients, conv_channel_sums). Each file gets conv_common.wgsl in front.
+// (split-K partial sums over chunks of N*Ho rows, then conv_grad_sums adds the chunks and, in the
+// same dispatch, takes the per-channel sums for bias and cond gradients). Each file gets conv_common.wgsl in front.
 import convCommonWgsl from '../../../shaders/conv_common.wgsl?raw';
 import convForwardWgsl from '../../../shaders/conv_forward.wgsl?raw';
 import convBackwardInputWgsl from '../../../shaders/conv_backward_input.wgsl?raw';
@@ -256,7 +256,7 @@ export function weightGradSplits(rows: number, rowLength: number, baseThreads: n
 }
 
 /** dW [cout, cin, kh, kw] = sum over n, oy, ox of gy[n, co, oy, ox] x[n, ci, ...]; masked taps exactly 0. */
-function runBackwardWeight(x: Tensor, gy: Tensor, g: Geometry, forceSplits?: number): Tensor {
+function runBackwardWeight(x: Tensor, gy: Tensor, g: Geometry, forceSplits?: number, sums?: SumsRequest): { dw: Tensor; sums: SumsResult } {
   const cb = channelBlock(g.cout, false);
   const cblocks = Math.ceil(g.cout / cb);
   // 1x1 kernels have one tap: block over 4 input channels instead of the kernel's columns.
@@ -285,19 +285,14 @@ function runBackwardWeight(x: Tensor, gy: Tensor, g: Geometry, forceSplits?: num
   if (splits === 1) {
     const dw = part.view(shape);
     part.dispose();
-    return dw;
+    return { dw, sums: sums ? gradSums(null, sums) : { perImage: null, total: null } };
   }
-  // Second pass: one thread per weight sums its S partials (no workgroup barriers, unlike `sum`).
+  // Second pass: one thread per weight sums its S partials (no workgroup barriers, unlike `sum`),
+  // with the bias/cond sums in the same dispatch.
   const dw = empty(shape);
-  const count = dw.size;
-  launch(
-    spec('backwardWeight', 'conv_sum_splits', {}, ['read', 'rw']),
-    [part.buffer, dw.buffer],
-    new Params().u(0, 0, 0, 0).u(0, 0, 0, count).u(0, 0, 0, 0).u(splits, 0, 0, 0).build(),
-    threadsGrid(count, WG),
-  );
+  const result = gradSums({ partials: part, dw, splits }, sums ?? null);
   part.dispose();
-  return dw;
+  return { dw, sums: result };
 }
 
 /**
@@ -313,7 +308,7 @@ export function convKernelWithVariant(direction: ConvDirection, variant: ConvVar
 /** Test hook: the weight gradient with a given number of splits (1 = no split-K). */
 export function conv2dWeightGradForTest(x: Tensor, gy: Tensor, kernel: [number, number], opts: Conv2dOptions, splits: number): Tensor {
   const g = conv2dGeometry('conv2dWeightGrad', x, [gy.shape[1], x.shape[1], kernel[0], kernel[1]], opts);
-  return runBackwardWeight(x, gy, g, splits);
+  return runBackwardWeight(x, gy, g, splits).dw;
 }
 
 /** A gate's layout: x [N, 2C, rows, ...], trailing axes flattened into the row length. */
@@ -367,32 +362,54 @@ function fullGate(x: Tensor): GateLayout {
   return { n: x.shape[0], half: x.shape[1] / 2, rowsIn, rowLength, rowsOut: rowsIn, rowStart: 0 };
 }
 
-/** Threads per plane in conv_channel_sums: 64 / (planes per pass), planes per pass the batch rounded up to a power of two (at most 64). */
+/** Threads per plane in the per-channel sums: 64 / (planes per pass), planes per pass the batch rounded up to a power of two (at most 64). */
 export function channelSumLanes(n: number): number {
   let perPass = 1;
   while (perPass < Math.min(n, 64)) perPass *= 2;
   return 64 / perPass;
 }
 
+/** Per-channel sums of g [N, C, ...]: over every axis but 1 (`total`, a bias gradient [C]) and/or over the trailing axes (`perImage`, a cond gradient [N, C]). */
+interface SumsRequest {
+  g: Tensor;
+  perImage: boolean;
+  total: boolean;
+}
+
+interface SumsResult {
+  perImage: Tensor | null;
+  total: Tensor | null;
+}
+
 /**
- * Per-channel sums of g [N, C, ...] in one dispatch: over every axis but 1 (`total`, a bias gradient
- * [C]) and/or over the trailing axes only (`perImage`, a cond gradient [N, C]), one workgroup per
- * channel (shaders/conv_backward_weight.wgsl). Exported for tests.
+ * conv_grad_sums (shaders/conv_backward_weight.wgsl): the split-K weight gradient's second pass
+ * (dw = sum of the `splits` partials) and/or per-channel sums, one dispatch for both: 64-thread
+ * workgroups for the weights first, then one workgroup per channel.
  */
-export function channelSums(g: Tensor, want: { perImage: boolean; total: boolean }): { perImage: Tensor | null; total: Tensor | null } {
-  const [n, c] = g.shape;
-  const plane = g.size / (n * c);
-  const perImage = want.perImage ? empty([n, c]) : null;
-  const total = want.total ? empty([c]) : null;
-  const dummy = perImage && total ? null : scratch();
+function gradSums(split: { partials: Tensor; dw: Tensor; splits: number } | null, sums: SumsRequest | null): SumsResult {
+  const count = split ? split.dw.size : 0;
+  const splitGroups = Math.ceil(count / WG);
+  const [n, c] = sums ? sums.g.shape : [0, 0];
+  const plane = sums ? sums.g.size / (n * c) : 0;
+  const perImage = sums?.perImage ? empty([n, c]) : null;
+  const total = sums?.total ? empty([c]) : null;
+  // A separate scratch buffer per unused binding: one buffer in two bindings, one of them writable, is invalid.
+  const scratches: Tensor[] = [];
+  const or = (t: Tensor | null | undefined): GPUBuffer => (t ?? scratches[scratches.push(scratch()) - 1]).buffer;
+  const constants = { PER_IMAGE: perImage ? 1 : 0, TOTAL: total ? 1 : 0, SUM_Q: channelSumLanes(Math.max(n, 1)) };
   launch(
-    spec('backwardWeight', 'conv_channel_sums', { PER_IMAGE: perImage ? 1 : 0, TOTAL: total ? 1 : 0, SUM_Q: channelSumLanes(n) }, ['read', 'rw', 'rw']),
-    [g.buffer, (total ?? dummy!).buffer, (perImage ?? dummy!).buffer],
-    new Params().u(n, c, plane, 0).u(0, 0, 0, 0).u(0, 0, 0, 0).u(0, 0, 0, 0).build(),
-    grid1d(c),
+    spec('backwardWeight', 'conv_grad_sums', constants, ['read', 'rw', 'read', 'rw', 'rw']),
+    [or(split?.partials), or(split?.dw), or(sums?.g), or(total), or(perImage)],
+    new Params().u(n, c, plane, 0).u(0, 0, 0, count).u(0, 0, splitGroups, 0).u(split?.splits ?? 0, 0, 0, 0).build(),
+    grid1d(splitGroups + c),
   );
-  dummy?.dispose();
+  for (const s of scratches) s.dispose();
   return { perImage, total };
+}
+
+/** Per-channel sums of g [N, C, ...] alone, in one dispatch (the bias and/or cond gradient). Exported for tests and benchmarks. */
+export function channelSums(g: Tensor, want: { perImage: boolean; total: boolean }): SumsResult {
+  return gradSums(null, { g, ...want });
 }
 
 // ---- shape checks -------------------------------------------------------------------------------------
@@ -521,15 +538,18 @@ export function conv2d(x: Tensor, w: Tensor, opts: Conv2dOptions = {}): Tensor {
   // already), then the transposed conv, the weight gradient and per-channel sums.
   return record(op, y, inputs, (gy) => {
     const dpre = pre ? runGateBackward(gy, pre, fullGate(pre)) : gy;
-    const grads: (Tensor | null)[] = [
-      x.requiresGrad ? runBackwardInput(dpre, w, g) : null,
-      w.requiresGrad ? runBackwardWeight(x, dpre, g) : null,
-    ];
-    // d cond = sums over (h, w) per image, d bias over (n, h, w): one dispatch for both.
+    // d cond = sums over (h, w) per image, d bias over (n, h, w): in the weight gradient's last
+    // dispatch (or one of their own).
     const wantCond = cond?.requiresGrad ?? false;
     const wantBias = bias?.requiresGrad ?? false;
-    const sums = wantCond || wantBias ? channelSums(dpre, { perImage: wantCond, total: wantBias }) : null;
+    const request = wantCond || wantBias ? { g: dpre, perImage: wantCond, total: wantBias } : undefined;
+    const dx = x.requiresGrad ? runBackwardInput(dpre, w, g) : null;
+    let dw: Tensor | null = null;
+    let sums: SumsResult | null = null;
+    if (w.requiresGrad) ({ dw, sums } = runBackwardWeight(x, dpre, g, undefined, request));
+    else if (request) sums = gradSums(null, request);
     const dcond = sums?.perImage ?? null;
+    const grads: (Tensor | null)[] = [dx, dw];
     if (bias) grads.push(sums?.total ?? null);
     if (residual) grads.push(residual.requiresGrad ? gy : null);
     if (preResidual) grads.push(preResidual.requiresGrad ? dpre : null);
@@ -578,13 +598,17 @@ export function convTranspose2d(x: Tensor, w: Tensor, opts: ConvTranspose2dOptio
   const y = runBackwardInput(x, w, g, bias);
   const inputs: Tensor[] = bias ? [x, w, bias] : [x, w];
   return record(op, y, inputs, (gy) => {
-    const grads: (Tensor | null)[] = [
-      x.requiresGrad ? runForward(gy, w, g) : null,
-      // dW[ci, co] = sum x[n, ci, iy, ix] gy[n, co, iy*s - p + ky, ...]: the weight kernel with the
-      // roles of the forward convolution (its input is gy, its output gradient is x).
-      w.requiresGrad ? runBackwardWeight(gy, x, g) : null,
-    ];
-    if (bias) grads.push(bias.requiresGrad ? channelSums(gy, { perImage: false, total: true }).total : null);
+    const dx = x.requiresGrad ? runForward(gy, w, g) : null;
+    // dW[ci, co] = sum x[n, ci, iy, ix] gy[n, co, iy*s - p + ky, ...]: the weight kernel with the
+    // roles of the forward convolution (its input is gy, its output gradient is x); the bias sums
+    // (over gy) ride in its last dispatch.
+    const request = bias?.requiresGrad ? { g: gy, perImage: false, total: true } : undefined;
+    let dw: Tensor | null = null;
+    let sums: SumsResult | null = null;
+    if (w.requiresGrad) ({ dw, sums } = runBackwardWeight(gy, x, g, undefined, request));
+    else if (request) sums = gradSums(null, request);
+    const grads: (Tensor | null)[] = [dx, dw];
+    if (bias) grads.push(sums?.total ?? null);
     return grads;
   });
 }
