@@ -43,7 +43,7 @@ async function check(shape: number[], want: { perImage: boolean; total: boolean 
   else expect(got.total).toBeNull();
 }
 
-describe('conv_channel_sums', () => {
+describe('conv_grad_sums: per-channel sums alone', () => {
   it('lanes per plane follow the batch', () => {
     expect([1, 2, 3, 31, 32, 33, 64, 65, 500].map(channelSumLanes)).toEqual([64, 32, 16, 2, 2, 1, 1, 1, 1]);
   });
