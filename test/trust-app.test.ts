@@ -94,6 +94,15 @@ describe('training-time estimate', () => {
     expect(first.gflops).toBeGreaterThan(0);
     expect(first.dispatchMs).toBeGreaterThan(0);
     expect(Number.isFinite(first.gflops) && Number.isFinite(first.dispatchMs)).toBe(true);
+    // The conv kernels were chosen by timing every variant on each shape, and the engine uses the choice.
+    const cv = first.convVariants;
+    expect(cv.shapes.length).toBeGreaterThan(0);
+    for (const d of ['forward', 'backwardInput'] as const) {
+      for (const v of ['cpu', 'tiled'] as const) expect(cv.timings[d][v].length, `${d} ${v}`).toBe(cv.shapes.length);
+      const total = (v: 'cpu' | 'tiled'): number => cv.timings[d][v].reduce((a, b) => a + b, 0);
+      expect(cv.choice[d], d).toBe(total('tiled') < total('cpu') ? 'tiled' : 'cpu');
+    }
+    expect(E.convVariantReport().choice).toEqual(cv.choice);
     const cases: [string, Record<string, number>, number][] = [
       ['gated-pixelvae', TINY_SIZES, 16], // dispatch-bound (the e2e tiny setup)
       ['pixelcnn', { imageSize: 28, pixelLayers: 2, pixelWidth: 16, filterSize: 5, inputFilterSize: 7 }, 8], // FLOP-bound
@@ -139,7 +148,9 @@ describe('training-time estimate', () => {
   });
 
   it('no estimate without a calibration or a dispatch count', () => {
-    const c = { adapter: 'x', gflops: 1, dispatchMs: 0.1, tookMs: 1, measuredAt: 0 };
+    const none = { cpu: [], tiled: [] };
+    const convVariants = { choice: { forward: 'cpu', backwardInput: 'cpu' } as const, shapes: [], timings: { forward: none, backwardInput: none } };
+    const c = { adapter: 'x', gflops: 1, dispatchMs: 0.1, tookMs: 1, measuredAt: 0, convVariants };
     expect(stepSecondsOf({ flopsPerImage: 1e6 }, 32, c)).toBeNull();
     expect(stepSecondsOf({ flopsPerImage: 1e6, dispatchesPerStep: 100 }, 32, null)).toBeNull();
     // 100 dispatches at 0.1 ms + 3 * 1e6 * 32 FLOP at 1 GFLOP/s = 0.01 + 0.096 s.

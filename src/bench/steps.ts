@@ -123,6 +123,7 @@ export async function runStepBench(gpu: GpuContext, opts: StepBenchOptions, emit
         steps, host_ms_per_step: +mean(host).toFixed(3), host_ms_median: +median(host).toFixed(3),
         gpu_wait_ms_per_step: +(mean(total) - mean(host)).toFixed(3), ms_per_step_synced: +mean(total).toFixed(3),
         ms_per_step_pipelined: +pipelinedMs.toFixed(3), steps_per_s: +(1000 / pipelinedMs).toFixed(2),
+        conv_kernels: E.convVariantReport().choice,
         dispatches_by_kernel: dispatchesByKernel,
         ...fwd,
       });

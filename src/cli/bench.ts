@@ -10,6 +10,7 @@ import { HIER_PRESETS, type HierPreset } from '../models/hierarchical/config';
 import { runStepBench, STEP_SETUPS, type StepBenchOptions, type StepSetup } from '../bench/steps';
 import { chooseConvVariants } from '../engine/ops/conv-variants';
 import { fileStore } from '../engine/ops/conv-variants-node';
+import { selectConvKernels } from './common';
 
 /** --sample: time sampling (src/bench/sampling.ts) instead of the kernel cases. */
 let sampling: SamplingBenchOptions | null = null;
@@ -100,6 +101,8 @@ async function main(): Promise<void> {
   const s = sampling as SamplingBenchOptions | null;
   const hs = hierSampling as HierSamplingBenchOptions | null;
   const st = stepBench as StepBenchOptions | null;
+  // Every row runs the kernels this adapter would train with (the remembered choice, or timed on a GPU).
+  if (!convVariantsOnly) await selectConvKernels(gpu);
   if (convVariantsOnly) {
     const report = await chooseConvVariants({ store: fileStore(), remeasure: true });
     const adapter = `${gpu.adapter.vendor || '?'} ${gpu.adapter.architecture || gpu.adapter.description || '?'}${gpu.adapter.isFallbackAdapter ? ' (fallback)' : ''}`;

@@ -228,8 +228,10 @@ export const useLab = create<LabState>()((set, get) => {
       describeDraft();
       // The adapter's speed, for time estimates before a build: measured once per adapter, remembered.
       const remembered = loadCalibration(adapter);
-      if (remembered) set({ calibration: remembered });
-      else {
+      if (remembered) {
+        await api.useConvVariants(remembered.convVariants.choice);
+        set({ calibration: remembered });
+      } else {
         set({ status: 'Measuring this adapter’s speed (once)…' });
         await get().calibrate();
       }

@@ -8,6 +8,7 @@ import { Gallery } from './Gallery';
 import { LatentView } from './LatentView';
 import { NoWebGpu } from './NoWebGpu';
 import { Notices } from './Notices';
+import { KernelsCard } from './KernelsCard';
 import { OpCheckCard } from './OpCheckCard';
 import { ReconstructView } from './ReconstructView';
 import { SamplesView } from './SamplesView';
@@ -173,6 +174,7 @@ export function App() {
                   <div className="view engine-view">
                     <AdapterCard adapter={status.adapter} />
                     <OpCheckCard op={status.op} />
+                    <KernelsCard />
                   </div>
                 )}
               </div>

@@ -381,6 +381,20 @@ export interface Calibration {
   /** How long the calibration took, ms. */
   tookMs: number;
   measuredAt: number;
+  /** The convolution kernels chosen for this adapter by timing each variant (see ConvVariantChoice). */
+  convVariants: ConvVariantChoice;
+}
+
+/** Conv kernel variant per direction: 'cpu' (many outputs per thread) or 'tiled' (workgroup-shared tiles, GPU-shaped). */
+export type ConvKernelVariant = 'cpu' | 'tiled';
+
+/** What the calibration's timing of the conv variants found (src/engine/ops/conv-variants.ts). */
+export interface ConvVariantChoice {
+  choice: { forward: ConvKernelVariant; backwardInput: ConvKernelVariant };
+  /** The layer shapes timed, in the order of the timings. */
+  shapes: string[];
+  /** Best ms per shape for each direction and variant. */
+  timings: { forward: Record<ConvKernelVariant, number[]>; backwardInput: Record<ConvKernelVariant, number[]> };
 }
 
 export interface EngineStats {
@@ -431,6 +445,8 @@ export interface EngineApi {
   restoreEarlier(id: string): Promise<Restored>;
   /** Measures the adapter's speed (about a second on a CPU adapter) for training-time estimates. */
   calibrate(): Promise<Calibration>;
+  /** Uses a remembered calibration's conv kernel choice (instead of measuring again). */
+  useConvVariants(choice: ConvVariantChoice['choice']): Promise<void>;
   stats(): Promise<EngineStats>;
   /** Test hooks: poison the parameters (a NaN loss follows) or destroy the device. */
   debugFault(kind: 'nan' | 'device-lost'): Promise<void>;

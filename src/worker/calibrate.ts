@@ -69,6 +69,9 @@ async function referenceStep(gpu: GpuContext): Promise<{ seconds: number; flops:
 
 export async function calibrateAdapter(gpu: GpuContext): Promise<Calibration> {
   const started = performance.now();
+  // The conv kernels first (measured afresh, smaller shapes on a CPU adapter), so the throughput
+  // below is that of the kernels this adapter will train with.
+  const variants = await E.chooseConvVariants({ store: E.memoryStore(), remeasure: true, quick: gpu.adapter.isFallbackAdapter });
   const x = E.keep(E.param(E.randomNormal([CONV.n, CONV.cin, CONV.side, CONV.side], 11)));
   const w = E.keep(E.param(E.affine(E.randomNormal([CONV.cout, CONV.cin, CONV.k, CONV.k], 12), 0.1, 0)));
   const small = E.keep(E.randomNormal([256], 13));
@@ -111,6 +114,7 @@ export async function calibrateAdapter(gpu: GpuContext): Promise<Calibration> {
       dispatchMs,
       tookMs: performance.now() - started,
       measuredAt: Date.now(),
+      convVariants: { choice: { ...variants.choice }, shapes: [...variants.shapes], timings: variants.timings },
     };
   } finally {
     x.dispose();

@@ -3,7 +3,7 @@
 import * as Comlink from 'comlink';
 import { GpuContext } from '../gpu/context';
 import { acquireDevice, WebGpuUnavailableError } from '../gpu/device';
-import { add, exp, fromArray, initEngine, mul, sum, tidyAsync } from '../engine';
+import { add, exp, fromArray, initEngine, mul, setConvVariants, sum, tidyAsync } from '../engine';
 import type { EngineApi, ImageBatch, OpCheck, ProbeResult, ReconstructionRow, SampleResult } from './api';
 import { FAMILIES } from './families';
 import { Lab } from './lab';
@@ -131,6 +131,7 @@ const api: EngineApi = {
   earlierRuns: () => lab.earlierRuns(),
   restoreEarlier: (id) => lab.restoreEarlier(id),
   calibrate: () => lab.calibrate(),
+  useConvVariants: async (choice) => setConvVariants(choice),
   stats: async () => lab.stats(),
   debugFault: (kind) => lab.debugFault(kind),
 };

@@ -10,3 +10,4 @@ export * from './gaussian';
 export * from './norm';
 export * from './conv';
 export * from './loss';
+export { chooseConvVariants, convVariantReport, memoryStore, type ConvVariantReport } from './conv-variants';
