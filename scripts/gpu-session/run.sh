@@ -3,7 +3,7 @@
 #   bash scripts/gpu-session/run.sh [--budget 480]            the H200: Dawn on the NVIDIA Vulkan ICD, twin on CUDA
 #   bash scripts/gpu-session/run.sh --cpu --seconds 30        dry run on a machine without a GPU (lavapipe, torch CPU)
 # --carried-node: in --cpu mode too, run the carried Node binary (to test the carry in a bare copy).
-# (1) benchmark rows (`npm run bench` cases) for the Table-1 model and the hierarchical `small` preset:
+# (1) the conv kernel choice timed on the GPU, then benchmark rows (`npm run bench` cases) for the Table-1 model and the hierarchical `small` preset:
 #     training step, forward/evaluation, sampling; (2) the zoo's twin training commands (prepare.sh's
 #     commands.tsv) all at once for what is left of the time, each stopped by --max-seconds and saved;
 #     (3) everything under $OUT: run.log, bench.jsonl, summary.json, zoo.tar.gz (split if > 15 MiB).
@@ -126,6 +126,8 @@ if [ "$CPU" = 1 ]; then
   bench 120 --sample-hier tiny --sample-hier-batch 2
   hier_train_row tiny 4 1 2 120
 else
+  # First the conv kernel choice (remembered in the cache dir, so every row after runs with it).
+  bench 60 --conv-variants
   bench 60 --steps tiny,small,table1 --steps-count 20
   bench 90 --train gated-pixelvae-cond
   bench 60 --sample
