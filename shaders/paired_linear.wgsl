@@ -44,10 +44,13 @@ fn paired_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
 }
 
 // ---- input gradient: dx [N, K] = sum over c of dy[n, 2c] a_c + dy[n, 2c + 1] b_c ----------------------
+// With HAS_PRIOR, plus the gradient x gathered from its other users (the tape's add, done here).
+override HAS_PRIOR: bool = false;
 @group(0) @binding(1) var<storage, read> dx_grad_out: array<f32>;   // dy [N, 2P]
 @group(0) @binding(2) var<storage, read> dx_weight_a: array<f32>;
 @group(0) @binding(3) var<storage, read> dx_weight_b: array<f32>;
 @group(0) @binding(4) var<storage, read_write> grad_x: array<f32>;
+@group(0) @binding(5) var<storage, read> prior_grad_x: array<f32>;   // [N, K] (any buffer without a prior)
 
 @compute @workgroup_size(64)
 fn paired_backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -60,6 +63,7 @@ fn paired_backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin
   for (var c = 0u; c < p.units; c += 1u) {
     acc += dx_grad_out[row + 2u * c] * dx_weight_a[c * p.inner + k] + dx_grad_out[row + 2u * c + 1u] * dx_weight_b[c * p.inner + k];
   }
+  if (HAS_PRIOR) { acc += prior_grad_x[i]; }
   grad_x[i] = acc;
 }
 

@@ -72,3 +72,48 @@ describe('pairedLinear', () => {
     });
   });
 });
+
+describe('gradient accumulation in the op (the tape passes the prior)', () => {
+  it('z used by several paired maps and another op: the same gradient as plain sums, and no separate adds', async () => {
+    const z = toF32(randomArray([6, 5], 21));
+    const maps = [0, 1, 2].map((i) => [randomArray([4, 5], 30 + i), randomArray([4, 5], 40 + i)].map(toF32));
+    const seeds = [0, 1, 2].map((i) => toF32(randomArray([6, 8], 50 + i)));
+    await E.tidyAsync(async () => {
+      const zt = E.param(E.fromArray(z.data, z.shape));
+      // sum_i <seed_i, pairedLinear_i(z)> + sum(z * z): d/dz = sum_i dy_i-weighted maps + 2 z.
+      const terms = maps.map(([a, b], i) => E.sum(E.mul(E.pairedLinear(zt, E.fromArray(a.data, a.shape), E.fromArray(b.data, b.shape)), E.fromArray(seeds[i].data, seeds[i].shape))));
+      const total = E.add(E.add(E.add(terms[0], terms[1]), terms[2]), E.sum(E.mul(zt, zt)));
+      const gpu = E.engine().gpu;
+      let adds = 0;
+      gpu.onDispatch = (spec, _buffers, params) => {
+        if (spec.name === 'elementwise.wgsl' && spec.constants?.OP === 0 && params[0] === z.data.length) adds += 1;
+      };
+      const [gz] = E.grad(total, [zt]);
+      const got = await gz!.data();
+      gpu.onDispatch = null;
+      const want = new Float64Array(30);
+      for (let n = 0; n < 6; n++) {
+        for (let k = 0; k < 5; k++) {
+          let s = 2 * z.data[n * 5 + k];
+          maps.forEach(([a, b], i) => {
+            for (let c = 0; c < 4; c++) s += seeds[i].data[n * 8 + 2 * c] * a.data[c * 5 + k] + seeds[i].data[n * 8 + 2 * c + 1] * b.data[c * 5 + k];
+          });
+          want[n * 5 + k] = s;
+        }
+      }
+      expectClose(got, want, 1e-5, 'dz');
+      // mul(z, z) hands z two gradients, added to what z has (at most 2 adds of z's size).
+      expect(adds).toBeLessThanOrEqual(2);
+      // The paired maps alone: each adds z's gradient so far in its own kernel, so no add at all.
+      adds = 0;
+      gpu.onDispatch = (spec, _buffers, params) => {
+        if (spec.name === 'elementwise.wgsl' && spec.constants?.OP === 0 && params[0] === z.data.length) adds += 1;
+      };
+      const [gzMaps] = E.grad(E.add(E.add(terms[0], terms[1]), terms[2]), [zt]);
+      const gotMaps = await gzMaps!.data();
+      gpu.onDispatch = null;
+      expect(adds).toBe(0);
+      expectClose(gotMaps, want.map((w, i) => w - 2 * z.data[i]), 1e-5, 'dz, maps only');
+    });
+  });
+});

@@ -4,11 +4,11 @@
 import { engine, Tensor, ShapeError, shapeString, type TapeNode } from './tensor';
 
 /** Attaches a backward closure to an op's output, when any input needs a gradient. */
-export function record(op: string, output: Tensor, inputs: readonly Tensor[], backward: TapeNode['backward']): Tensor {
+export function record(op: string, output: Tensor, inputs: readonly Tensor[], backward: TapeNode['backward'], opts: { accumulates?: boolean } = {}): Tensor {
   const e = engine();
   if (e.gradEnabled && inputs.some((t) => t.requiresGrad)) {
     output.requiresGrad = true;
-    output.node = { op, inputs, backward };
+    output.node = { op, inputs, backward, ...(opts.accumulates ? { accumulates: true } : {}) };
   }
   return output;
 }
@@ -141,6 +141,7 @@ export function grad(output: Tensor, wrt: readonly Tensor[], seed?: Tensor): (Te
       const node = t.node;
       if (!node) continue;
       let inputGrads: readonly (Tensor | null)[];
+      let prior: (Tensor | null)[] | null = null;
       if (isGroupNode(node)) {
         const state = groups.get(node.group)!;
         state.grads[node.index] = g ?? null;
@@ -149,7 +150,8 @@ export function grad(output: Tensor, wrt: readonly Tensor[], seed?: Tensor): (Te
         inputGrads = node.group.backward(state.grads);
       } else {
         if (!g) continue;
-        inputGrads = node.backward(g);
+        prior = node.accumulates ? priorsOf(node.inputs, grads) : null;
+        inputGrads = node.backward(g, prior ?? undefined);
       }
       node.inputs.forEach((input, k) => {
         const gi = inputGrads[k];
@@ -158,13 +160,24 @@ export function grad(output: Tensor, wrt: readonly Tensor[], seed?: Tensor): (Te
           throw new ShapeError(`${node.op} backward`, `gradient ${shapeString(gi.shape)} for input ${shapeString(input.shape)}`);
         }
         const previous = grads.get(input.id);
-        grads.set(input.id, previous ? addInto(previous, gi) : gi);
+        // An accumulating op has added the prior in its own kernel already.
+        grads.set(input.id, previous && !prior?.[k] ? addInto(previous, gi) : gi);
       });
     }
   } finally {
     e.gradEnabled = before;
   }
   return wrt.map((t) => grads.get(t.id) ?? null);
+}
+
+/** The gradients gathered so far for an accumulating op's inputs: only an input's first slot gets one (a tensor passed twice must not count its prior twice). */
+function priorsOf(inputs: readonly Tensor[], grads: ReadonlyMap<number, Tensor>): (Tensor | null)[] {
+  const seen = new Set<number>();
+  return inputs.map((t) => {
+    if (seen.has(t.id) || !t.requiresGrad) return null;
+    seen.add(t.id);
+    return grads.get(t.id) ?? null;
+  });
 }
 
 // Late-bound helpers (ops import this module; these break the cycle).

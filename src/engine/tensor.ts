@@ -36,8 +36,14 @@ class Storage {
 export interface TapeNode {
   op: string;
   inputs: readonly Tensor[];
-  /** Gradients of the inputs given the gradient of the output (null where none is needed). */
-  backward: (gradOutput: Tensor) => readonly (Tensor | null)[];
+  /**
+   * Gradients of the inputs given the gradient of the output (null where none is needed). With
+   * `accumulates`, `prior[k]` is the gradient input k has gathered so far (or null), and the
+   * gradient returned for k must already include it: the op adds it in its own kernel, which
+   * saves the tape a separate add. A prior is never changed in place.
+   */
+  backward: (gradOutput: Tensor, prior?: readonly (Tensor | null)[]) => readonly (Tensor | null)[];
+  accumulates?: boolean;
 }
 
 let nextId = 1;

@@ -9,8 +9,9 @@ import type { KernelSpec } from '../../gpu/context';
 
 const WG = 64;
 
-function spec(entry: string, hasBias: boolean, bindings: KernelSpec['bindings']): KernelSpec {
-  return { name: 'paired_linear.wgsl', code: pairedWgsl, entry, constants: { HAS_BIAS: hasBias ? 1 : 0 }, bindings };
+function spec(entry: string, hasBias: boolean, bindings: KernelSpec['bindings'], hasPrior = false): KernelSpec {
+  const constants: Record<string, number> = entry === 'paired_backward_input' ? { HAS_PRIOR: hasPrior ? 1 : 0 } : { HAS_BIAS: hasBias ? 1 : 0 };
+  return { name: 'paired_linear.wgsl', code: pairedWgsl, entry, constants, bindings };
 }
 
 /**
@@ -39,11 +40,18 @@ export function pairedLinear(x: Tensor, a: Tensor, b: Tensor, aBias?: Tensor | n
   // Without biases the bias bindings are read-only aliases of x (never read).
   launch(spec('paired_forward', hasBias, ['read', 'read', 'read', 'read', 'read', 'rw']), [x.buffer, a.buffer, b.buffer, (ba ?? x).buffer, (bb ?? x).buffer, y.buffer], words, threadsGrid(n * 2 * units, WG));
   const inputs = hasBias ? [x, a, b, ba!, bb!] : [x, a, b];
-  return record(op, y, inputs, (dy) => {
+  // The tape hands x's gradient so far to the input-gradient kernel, which adds it (z feeds every gate).
+  return record(op, y, inputs, (dy, prior) => {
     let dx: Tensor | null = null;
     if (x.requiresGrad) {
       dx = empty([n, k]);
-      launch(spec('paired_backward_input', hasBias, ['read', 'read', 'read', 'rw']), [dy.buffer, a.buffer, b.buffer, dx.buffer], words, threadsGrid(n * k, WG));
+      const before = prior?.[0] ?? null;
+      launch(
+        spec('paired_backward_input', hasBias, ['read', 'read', 'read', 'rw', 'read'], before !== null),
+        [dy.buffer, a.buffer, b.buffer, dx.buffer, (before ?? dy).buffer],
+        words,
+        threadsGrid(n * k, WG),
+      );
     }
     const wantParams = a.requiresGrad || b.requiresGrad || (ba?.requiresGrad ?? false) || (bb?.requiresGrad ?? false);
     if (!wantParams) return hasBias ? [dx, null, null, null, null] : [dx, null, null];
@@ -64,5 +72,5 @@ export function pairedLinear(x: Tensor, a: Tensor, b: Tensor, aBias?: Tensor | n
       return [dx, a.requiresGrad ? da : null, b.requiresGrad ? db : null];
     }
     return [dx, a.requiresGrad ? da : null, b.requiresGrad ? db : null, ba!.requiresGrad ? dba : null, bb!.requiresGrad ? dbb : null];
-  });
+  }, { accumulates: true });
 }
