@@ -14,6 +14,8 @@ override HAS_BIAS: bool = false;
 override HAS_COND: bool = false;
 /** Input positions per thread along x (4 or 8). */
 override XP: u32 = 4u;
+/** Adds prior_grad (the gradient the input gathered from its other users) to what is stored. */
+override HAS_PRIOR: bool = false;
 
 // ---- grad_input[n, ci, iy, ix] = sum grad_out[n, co, oy, ox] weight[co, ci, ky, kx], iy = oy*S + ky - pad_t
 // A thread owns CB input channels and the 4 positions ix = ph + S*(4*b + j) of one phase ph, so that
@@ -24,6 +26,7 @@ override XP: u32 = 4u;
 @group(0) @binding(2) var<storage, read> weight: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> grad_input: array<f32>;
+@group(0) @binding(5) var<storage, read> prior_grad: array<f32>;   // grad_input's shape (any buffer without a prior)
 
 fn grad_out_at(row: u32, ox: i32) -> f32 {
   let ok = ox >= 0 && ox < i32(params.wo);
@@ -99,7 +102,11 @@ fn store_grad_input(n: u32, c: u32, iy: u32, ph: u32, xb: u32, j0: u32, v: vec4<
   let base = ((n * params.cin + c) * params.h + iy) * params.w;
   for (var j = 0u; j < 4u; j++) {
     let ix = ph + STRIDE * (XP * xb + j0 + j);
-    if (ix < params.w) { grad_input[base + ix] = v[j]; }
+    if (ix < params.w) {
+      var x = v[j];
+      if (HAS_PRIOR) { x += prior_grad[base + ix]; }
+      grad_input[base + ix] = x;
+    }
   }
 }
 
@@ -189,6 +196,7 @@ fn conv_backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
 @group(0) @binding(2) var<storage, read> gate_input: array<f32>;
 @group(0) @binding(3) var<storage, read_write> gate_grad_input: array<f32>;
 @group(0) @binding(4) var<storage, read> gate_cond: array<f32>;
+@group(0) @binding(5) var<storage, read> gate_prior_grad: array<f32>;   // gate_input's shape (with HAS_PRIOR)
 
 @compute @workgroup_size(64)
 fn gate_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -201,8 +209,14 @@ fn gate_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
   let lo = u32(params.pad_t) * params.w;
   let band = params.ho * params.w;
   if (k < lo || k >= lo + band) {
-    gate_grad_input[a] = 0.0;
-    gate_grad_input[a + plane] = 0.0;
+    var zt = 0.0;
+    var zs = 0.0;
+    if (HAS_PRIOR) {
+      zt = gate_prior_grad[a];
+      zs = gate_prior_grad[a + plane];
+    }
+    gate_grad_input[a] = zt;
+    gate_grad_input[a + plane] = zs;
     return;
   }
   var t = gate_input[a];
@@ -214,6 +228,12 @@ fn gate_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
   let th = safe_tanh(vec4<f32>(t)).x;
   let sg = sigmoid4(vec4<f32>(s)).x;
   let g = gate_grad_out[r * band + k - lo];
-  gate_grad_input[a] = g * sg * (1.0 - th * th);
-  gate_grad_input[a + plane] = g * th * sg * (1.0 - sg);
+  var gt = g * sg * (1.0 - th * th);
+  var gs = g * th * sg * (1.0 - sg);
+  if (HAS_PRIOR) {
+    gt += gate_prior_grad[a];
+    gs += gate_prior_grad[a + plane];
+  }
+  gate_grad_input[a] = gt;
+  gate_grad_input[a + plane] = gs;
 }

@@ -63,7 +63,11 @@ fn store_tiled_grad_input(n: u32, ci: u32, iy: u32, ix0: u32, v: vec4<f32>) {
   if (HAS_BIAS) { b = bias[ci]; }
   let base = ((n * params.cin + ci) * params.h + iy) * params.w;
   for (var j = 0u; j < 4u; j++) {
-    if (ix0 + j < params.w) { grad_input[base + ix0 + j] = v[j] + b; }
+    if (ix0 + j < params.w) {
+      var x = v[j] + b;
+      if (HAS_PRIOR) { x += prior_grad[base + ix0 + j]; }
+      grad_input[base + ix0 + j] = x;
+    }
   }
 }
 

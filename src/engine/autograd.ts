@@ -4,11 +4,11 @@
 import { engine, Tensor, ShapeError, shapeString, type TapeNode } from './tensor';
 
 /** Attaches a backward closure to an op's output, when any input needs a gradient. */
-export function record(op: string, output: Tensor, inputs: readonly Tensor[], backward: TapeNode['backward'], opts: { accumulates?: boolean } = {}): Tensor {
+export function record(op: string, output: Tensor, inputs: readonly Tensor[], backward: TapeNode['backward'], opts: { accumulates?: readonly number[] } = {}): Tensor {
   const e = engine();
   if (e.gradEnabled && inputs.some((t) => t.requiresGrad)) {
     output.requiresGrad = true;
-    output.node = { op, inputs, backward, ...(opts.accumulates ? { accumulates: true } : {}) };
+    output.node = { op, inputs, backward, ...(opts.accumulates?.length ? { accumulates: opts.accumulates } : {}) };
   }
   return output;
 }
@@ -150,7 +150,7 @@ export function grad(output: Tensor, wrt: readonly Tensor[], seed?: Tensor): (Te
         inputGrads = node.group.backward(state.grads);
       } else {
         if (!g) continue;
-        prior = node.accumulates ? priorsOf(node.inputs, grads) : null;
+        prior = node.accumulates ? priorsOf(node.inputs, node.accumulates, grads) : null;
         inputGrads = node.backward(g, prior ?? undefined);
       }
       node.inputs.forEach((input, k) => {
@@ -170,14 +170,16 @@ export function grad(output: Tensor, wrt: readonly Tensor[], seed?: Tensor): (Te
   return wrt.map((t) => grads.get(t.id) ?? null);
 }
 
-/** The gradients gathered so far for an accumulating op's inputs: only an input's first slot gets one (a tensor passed twice must not count its prior twice). */
-function priorsOf(inputs: readonly Tensor[], grads: ReadonlyMap<number, Tensor>): (Tensor | null)[] {
-  const seen = new Set<number>();
-  return inputs.map((t) => {
-    if (seen.has(t.id) || !t.requiresGrad) return null;
-    seen.add(t.id);
-    return grads.get(t.id) ?? null;
+/**
+ * The gradients gathered so far for an op's accumulating slots (null elsewhere). A tensor passed in
+ * several slots gets its prior in the first of them only, so it is never counted twice.
+ */
+function priorsOf(inputs: readonly Tensor[], slots: readonly number[], grads: ReadonlyMap<number, Tensor>): (Tensor | null)[] {
+  const firstSlot = new Map<number, number>();
+  inputs.forEach((t, k) => {
+    if (!firstSlot.has(t.id)) firstSlot.set(t.id, k);
   });
+  return inputs.map((t, k) => (slots.includes(k) && firstSlot.get(t.id) === k && t.requiresGrad ? (grads.get(t.id) ?? null) : null));
 }
 
 // Late-bound helpers (ops import this module; these break the cycle).

@@ -37,13 +37,13 @@ export interface TapeNode {
   op: string;
   inputs: readonly Tensor[];
   /**
-   * Gradients of the inputs given the gradient of the output (null where none is needed). With
-   * `accumulates`, `prior[k]` is the gradient input k has gathered so far (or null), and the
-   * gradient returned for k must already include it: the op adds it in its own kernel, which
-   * saves the tape a separate add. A prior is never changed in place.
+   * Gradients of the inputs given the gradient of the output (null where none is needed). For the
+   * input slots listed in `accumulates`, `prior[k]` is the gradient input k has gathered so far (or
+   * null), and the gradient returned for k must already include it: the op adds it in its own
+   * kernel, which saves the tape a separate add. A prior is never changed in place.
    */
   backward: (gradOutput: Tensor, prior?: readonly (Tensor | null)[]) => readonly (Tensor | null)[];
-  accumulates?: boolean;
+  accumulates?: readonly number[];
 }
 
 let nextId = 1;

@@ -215,14 +215,15 @@ function runForward(x: Tensor, w: Tensor, g: Geometry, extras: ForwardExtras = {
 }
 
 /** The transposed convolution of gy ([n, cout, ho, wo]) with w [cout, cin, kh, kw]: [n, cin, h, w] (+ bias[cin]). */
-function runBackwardInput(gy: Tensor, w: Tensor, g: Geometry, bias?: Tensor, variant: ConvVariant = selectedVariants.backwardInput): Tensor {
+/** `prior`: the input's gradient from its other users, added in the store (autograd's accumulation). */
+function runBackwardInput(gy: Tensor, w: Tensor, g: Geometry, bias?: Tensor, variant: ConvVariant = selectedVariants.backwardInput, prior: Tensor | null = null): Tensor {
   const d = empty([g.n, g.cin, g.h, g.w]);
   const cb = channelBlock(g.cin, false);
   const perPhase = Math.ceil(g.w / g.stride);
   const xp = positionsPerThread(perPhase);
-  const constants: Record<string, number> = { ...geometryConstants(g, cb), HAS_BIAS: bias ? 1 : 0, XP: xp };
-  const bindings = ['read', 'read', 'read', 'rw'] as const;
-  const buffers = [gy.buffer, w.buffer, (bias ?? w).buffer, d.buffer];
+  const constants: Record<string, number> = { ...geometryConstants(g, cb), HAS_BIAS: bias ? 1 : 0, XP: xp, HAS_PRIOR: prior ? 1 : 0 };
+  const bindings = ['read', 'read', 'read', 'rw', 'read'] as const;
+  const buffers = [gy.buffer, w.buffer, (bias ?? w).buffer, d.buffer, (prior ?? gy).buffer];
   if (variant === 'tiled') {
     // A workgroup: TILE_H x TILE_W input positions x 4*CB channels; CHK output channels per pass.
     const cig = 4 * cb;
@@ -344,11 +345,12 @@ function runGate(x: Tensor, l: GateLayout, cond?: Tensor): Tensor {
 }
 
 /** d pre-activation [x's shape] from dy (zero outside the band of rows). */
-function runGateBackward(gy: Tensor, x: Tensor, l: GateLayout, cond?: Tensor): Tensor {
+/** `prior`: x's gradient from its other users, added in the store (autograd's accumulation). */
+function runGateBackward(gy: Tensor, x: Tensor, l: GateLayout, cond?: Tensor, prior: Tensor | null = null): Tensor {
   const dx = empty(x.shape);
   launch(
-    spec('backwardInput', 'gate_backward', { HAS_COND: cond ? 1 : 0 }, ['read', 'read', 'rw', 'read']),
-    [gy.buffer, x.buffer, dx.buffer, (cond ?? x).buffer],
+    spec('backwardInput', 'gate_backward', { HAS_COND: cond ? 1 : 0, HAS_PRIOR: prior ? 1 : 0 }, ['read', 'read', 'rw', 'read', 'read']),
+    [gy.buffer, x.buffer, dx.buffer, (cond ?? x).buffer, (prior ?? gy).buffer],
     gateParams(l),
     planeGrid(l.rowsIn * l.rowLength, l.n * l.half),
   );
@@ -536,14 +538,15 @@ export function conv2d(x: Tensor, w: Tensor, opts: Conv2dOptions = {}): Tensor {
 
   // Forward above, backward here: the gate's derivative (pre holds bias, pre-residual and cond
   // already), then the transposed conv, the weight gradient and per-channel sums.
-  return record(op, y, inputs, (gy) => {
+  // x's gradient from its other users is added by the input-gradient kernel (slot 0 accumulates).
+  return record(op, y, inputs, (gy, prior) => {
     const dpre = pre ? runGateBackward(gy, pre, fullGate(pre)) : gy;
     // d cond = sums over (h, w) per image, d bias over (n, h, w): in the weight gradient's last
     // dispatch (or one of their own).
     const wantCond = cond?.requiresGrad ?? false;
     const wantBias = bias?.requiresGrad ?? false;
     const request = wantCond || wantBias ? { g: dpre, perImage: wantCond, total: wantBias } : undefined;
-    const dx = x.requiresGrad ? runBackwardInput(dpre, w, g) : null;
+    const dx = x.requiresGrad ? runBackwardInput(dpre, w, g, undefined, selectedVariants.backwardInput, prior?.[0] ?? null) : null;
     let dw: Tensor | null = null;
     let sums: SumsResult | null = null;
     if (w.requiresGrad) ({ dw, sums } = runBackwardWeight(x, dpre, g, undefined, request));
@@ -555,7 +558,7 @@ export function conv2d(x: Tensor, w: Tensor, opts: Conv2dOptions = {}): Tensor {
     if (preResidual) grads.push(preResidual.requiresGrad ? dpre : null);
     if (cond) grads.push(dcond);
     return grads;
-  });
+  }, { accumulates: [0] });
 }
 
 /**
@@ -648,8 +651,11 @@ export function gate(x: Tensor, opts: GateOptions = {}): Tensor {
   }
   const y = runGate(x, layout, cond);
   const inputs = cond ? [x, cond] : [x];
-  return record('gate', y, inputs, (gy) => {
-    const dx = runGateBackward(gy, x, layout, cond);
-    return cond ? [dx, cond.requiresGrad ? channelSums(dx, { perImage: true, total: false }).perImage : null] : [dx];
-  });
+  // x's gradient so far is added in the gate's kernel, unless cond wants a gradient: d cond sums the
+  // gate's own gradient, so then the tape adds x's as usual.
+  const wantCond = cond?.requiresGrad ?? false;
+  return record('gate', y, inputs, (gy, prior) => {
+    const dx = runGateBackward(gy, x, layout, cond, wantCond ? null : (prior?.[0] ?? null));
+    return cond ? [dx, wantCond ? channelSums(dx, { perImage: true, total: false }).perImage : null] : [dx];
+  }, { accumulates: wantCond ? [] : [0] });
 }

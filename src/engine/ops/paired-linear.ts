@@ -72,5 +72,5 @@ export function pairedLinear(x: Tensor, a: Tensor, b: Tensor, aBias?: Tensor | n
       return [dx, a.requiresGrad ? da : null, b.requiresGrad ? db : null];
     }
     return [dx, a.requiresGrad ? da : null, b.requiresGrad ? db : null, ba!.requiresGrad ? dba : null, bb!.requiresGrad ? dbb : null];
-  }, { accumulates: true });
+  }, { accumulates: [0] });
 }
