@@ -74,7 +74,7 @@ function cellHashes(values: Float32Array, n: number): string[] {
 /**
  * Dispatches of one hierarchical training step from its parameter-tensor count P (batch norm, the
  * three losses and the latent PixelCNN add work per layer): 7.1 P - 60, fitted to counts of the tiny
- * and small presets (within 7% since weight norm was grouped: 948 for 891 counted, 1,410 for 1,416;
+ * and small presets (within 8% after this round's dispatch work: 948 for 884 counted, 1,410 for 1,389;
  * test/trust-app.test.ts holds it to counts measured on the engine).
  */
 export function hierDispatchesPerStep(paramTensors: number): number {

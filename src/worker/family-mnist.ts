@@ -6,7 +6,7 @@ import { GpuMnist } from '../data/gpu-dataset';
 import { BINARIZATION_STREAM, DEFAULT_BINARIZATION_SEED, binarizeSet, describeMnistData, splitMnist, type ImageSet, type MnistSplit } from '../data/mnist';
 import { binarize, preprocessImage, resizeSet, type RgbaImage } from '../data/preprocess';
 import type { Checkpoint, JsonValue } from '../io/checkpoint';
-import type { MnistModelConfig } from '../models/config';
+import type { MnistModelConfig, MnistPreset } from '../models/config';
 import { MnistModel } from '../models/mnist-model';
 import { configFromCheckpoint, loadInto, saveMnistCheckpoint } from '../models/mnist-checkpoint';
 import { MnistTrainer, evaluate } from '../models/trainer';
@@ -33,14 +33,27 @@ interface Data {
 type MnistPrepared = Prepared<Data, MnistTrainer>;
 
 /**
- * Dispatches of one MNIST training step from its parameter-tensor count P (each layer's forward,
- * both gradients, clipping and Adam scale with P; batch size barely matters): 2.3 P + 32, a fit of
- * relative error to the counts of every preset at the tiny and the paper sizes after weight norm and
- * Adam were grouped and z's conditioning fused (within 26%, the Table-1 model the farthest;
- * test/trust-app.test.ts holds it to counts measured on the engine).
+ * Dispatches of one MNIST training step counted on the engine (batch 8, the third step) for each
+ * preset at two sizes: [parameter tensors, dispatches] at the tiny setup (2 PixelCNN layers) and at
+ * the paper sizes. Each layer costs a fixed number of dispatches (forward, both gradients, grouped
+ * weight norm and Adam), so a setup's count is the line through its preset's two points in its
+ * parameter-tensor count P (batch size barely matters). test/trust-app.test.ts holds it to counts
+ * measured on the engine; remeasure when the engine's dispatches change.
  */
-export function mnistDispatchesPerStep(paramTensors: number): number {
-  return Math.round(2.3 * paramTensors + 32);
+const DISPATCH_POINTS: Record<MnistPreset, [[number, number], [number, number]]> = {
+  'conv-vae': [[54, 174], [54, 180]],
+  pixelcnn: [[18, 57], [48, 137]],
+  'gated-pixelcnn': [[45, 97], [165, 326]],
+  pixelvae: [[69, 213], [99, 300]],
+  'gated-pixelvae': [[96, 256], [216, 491]],
+  'gated-pixelvae-cond': [[114, 226], [354, 566]],
+};
+
+export function mnistDispatchesPerStep(preset: MnistPreset, paramTensors: number): number {
+  const [[p0, d0], [p1, d1]] = DISPATCH_POINTS[preset];
+  // conv-vae's size changes move the image size, not the layer count: its two points share P.
+  const slope = p1 === p0 ? 0 : (d1 - d0) / (p1 - p0);
+  return Math.max(1, Math.round((p1 === p0 ? (d0 + d1) / 2 : d0) + slope * (paramTensors - p0)));
 }
 
 function summarize(setup: Setup, config: MnistModelConfig, model: MnistModel): ModelSummary {
@@ -50,7 +63,7 @@ function summarize(setup: Setup, config: MnistModelConfig, model: MnistModel): M
     sizes: fullSizes(setup),
     params: model.params.count(),
     flopsPerImage: 2 * model.macsPerImage(),
-    dispatchesPerStep: mnistDispatchesPerStep(model.params.entriesList().length),
+    dispatchesPerStep: mnistDispatchesPerStep(config.preset, model.params.entriesList().length),
     imageSize: config.imageSize,
     hasLatent: model.hasLatent,
     latentDim: config.latentDim,
