@@ -96,7 +96,8 @@ function lineChart({ title, xLabel, yLabel, xs, series, width = 560, height = 36
   const m = { l: 64, r: 170, t: 34, b: 48 };
   const w = width - m.l - m.r;
   const h = height - m.t - m.b;
-  const ys = series.flatMap((s) => s.points.flatMap(([, y, se = 0]) => [y - se, y + se]));
+  // The y range of the points drawn (those on the x axis), so a left-out 0-layer point does not stretch it.
+  const ys = series.flatMap((s) => s.points.filter(([x]) => xs.includes(x)).flatMap(([, y, se = 0]) => [y - se, y + se]));
   let lo = Math.min(...ys);
   let hi = Math.max(...ys);
   const pad = (hi - lo) * 0.08 || 1;
