@@ -12,6 +12,17 @@ import { useGpu } from './support/gpu';
 
 beforeAll(useGpu);
 
+/** The references' outputs end to end, as the GPU side's concat of flattened outputs. */
+function flat(parts: readonly NDArray[]): NDArray {
+  const data = new Float64Array(parts.reduce((n, p) => n + p.data.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    data.set(p.data, at);
+    at += p.data.length;
+  }
+  return { shape: [data.length], data };
+}
+
 const plus = (...xs: NDArray[]): NDArray => ({ shape: xs[0].shape, data: xs[0].data.map((_, i) => xs.reduce((s, x) => s + x.data[i], 0)) });
 
 /** Adds of n elements dispatched while `work` runs (the tape's accumulation would be these). */
@@ -41,14 +52,7 @@ describe('gradients accumulated in the ops', () => {
         return E.concat([a.view([a.size]), b.view([b.size]), c.view([c.size])], 0);
       },
       ref: (x, w1, w2, w3) => {
-        const parts = [refConv2d(x, w1, { padding: 1 }), refConv2d(x, w2, { padding: 1, stride: 2 }), refConv2d(x, w3, { padding: 2, mask: { type: 'B' }, gate: true })];
-        const data = new Float64Array(parts.reduce((n, p) => n + p.data.length, 0));
-        let at = 0;
-        for (const p of parts) {
-          data.set(p.data, at);
-          at += p.data.length;
-        }
-        return { shape: [data.length], data };
+        return flat([refConv2d(x, w1, { padding: 1 }), refConv2d(x, w2, { padding: 1, stride: 2 }), refConv2d(x, w3, { padding: 2, mask: { type: 'B' }, gate: true })]);
       },
       fdSamples: 40,
     }));
@@ -83,14 +87,7 @@ describe('gradients accumulated in the ops', () => {
         return E.concat([g1.view([g1.size]), g2.view([g2.size]), c.view([c.size])], 0);
       },
       ref: (x, w) => {
-        const parts = [refGateWith(x, {}), refGateWith(x, { rows: [1, 3] }), refConv2d(x, w, { padding: 1 })];
-        const data = new Float64Array(parts.reduce((n, p) => n + p.data.length, 0));
-        let at = 0;
-        for (const p of parts) {
-          data.set(p.data, at);
-          at += p.data.length;
-        }
-        return { shape: [data.length], data };
+        return flat([refGateWith(x, {}), refGateWith(x, { rows: [1, 3] }), refConv2d(x, w, { padding: 1 })]);
       },
       fdSamples: 40,
     }));
