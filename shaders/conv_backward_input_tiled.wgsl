@@ -12,8 +12,6 @@
 
 /** Output channels (of the forward convolution) per chunk in workgroup memory (chosen by conv.ts). */
 override CHK: u32 = 4u;
-const TILE_W: u32 = 16u;
-const TILE_H: u32 = 8u;
 override CIG: u32 = 4u * CB;
 // Rows and columns of grad_out that reach a tile: at most (TILE + K - 2) / S + 1, plus one for the
 // floor of the first.
@@ -73,21 +71,16 @@ fn store_tiled_grad_input(n: u32, ci: u32, iy: u32, ix0: u32, v: vec4<f32>) {
 
 @compute @workgroup_size(128)
 fn conv_backward_input_tiled(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let tiles_x = params.rows;
-  let tiles_y = params.chunk_rows;
-  var r = wid.x + wid.y * nwg.x;
-  let tx_tile = r % tiles_x;
-  r = r / tiles_x;
-  let ty_tile = r % tiles_y;
-  r = r / tiles_y;
-  let cg = r % params.cblocks;
-  let n = r / params.cblocks;
+  let slot = tiled_slot(lid, wid, nwg);
+  let tx_tile = slot.tx_tile;
+  let ty_tile = slot.ty_tile;
+  let cg = slot.cg;
+  let n = slot.n;
   // Workgroups past the last (a folded grid) still reach every barrier, and write nothing.
-  let live = n < params.n;
-
-  let tx = lid % 4u;
-  let ty = (lid / 4u) % TILE_H;
-  let tc = lid / (4u * TILE_H);
+  let live = slot.live;
+  let tx = slot.tx;
+  let ty = slot.ty;
+  let tc = slot.tc;
   let iy = ty_tile * TILE_H + ty;
   let ix0 = tx_tile * TILE_W + tx * 4u;
   let ci_base = cg * CIG;

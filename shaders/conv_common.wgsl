@@ -86,3 +86,37 @@ fn sigmoid4(v: vec4<f32>) -> vec4<f32> {
   let e = exp(-abs(v));
   return select(e / (1.0 + e), 1.0 / (1.0 + e), v >= vec4<f32>(0.0));
 }
+
+// ---- the tiled (GPU-shaped) variants' workgroup layout (conv_forward_tiled, conv_backward_input_tiled) ----
+// A workgroup of 128 threads covers a TILE_H x TILE_W tile of one image for a group of channels: 4
+// threads along x (4 positions each), TILE_H rows, 4 channel groups of CB.
+const TILE_W: u32 = 16u;
+const TILE_H: u32 = 8u;
+
+struct TiledSlot {
+  tx_tile: u32,   // the tile along x, along y
+  ty_tile: u32,
+  cg: u32,        // channel group
+  n: u32,         // image
+  live: bool,     // false past the last workgroup of a folded grid (it still reaches every barrier)
+  tx: u32,        // the thread's x lane, row and channel group within the tile
+  ty: u32,
+  tc: u32,
+}
+
+// Params: rows = tiles along x, chunk_rows = tiles along y, cblocks = channel groups.
+fn tiled_slot(lid: u32, wid: vec3<u32>, nwg: vec3<u32>) -> TiledSlot {
+  var r = wid.x + wid.y * nwg.x;
+  var s: TiledSlot;
+  s.tx_tile = r % params.rows;
+  r = r / params.rows;
+  s.ty_tile = r % params.chunk_rows;
+  r = r / params.chunk_rows;
+  s.cg = r % params.cblocks;
+  s.n = r / params.cblocks;
+  s.live = s.n < params.n;
+  s.tx = lid % 4u;
+  s.ty = (lid / 4u) % TILE_H;
+  s.tc = lid / (4u * TILE_H);
+  return s;
+}

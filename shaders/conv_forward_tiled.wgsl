@@ -11,9 +11,6 @@
 
 /** Input channels per chunk in workgroup memory (chosen by conv.ts to fit the limit). */
 override CIT: u32 = 4u;
-// 4 threads along x (4 positions each), 8 rows, 4 channel groups.
-const TILE_W: u32 = 16u;
-const TILE_H: u32 = 8u;
 override COT: u32 = 4u * CB;
 override PATCH_H: u32 = (TILE_H - 1u) * STRIDE + KH;
 override PATCH_W: u32 = (TILE_W - 1u) * STRIDE + KW;
@@ -42,21 +39,16 @@ fn tiled_tap(c: u32, ky: u32, kx: u32, py: u32, px0: u32, tc: u32, centre: bool,
 
 @compute @workgroup_size(128)
 fn conv_forward_tiled(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let tiles_x = params.rows;
-  let tiles_y = params.chunk_rows;
-  var r = wid.x + wid.y * nwg.x;
-  let tx_tile = r % tiles_x;
-  r = r / tiles_x;
-  let ty_tile = r % tiles_y;
-  r = r / tiles_y;
-  let cg = r % params.cblocks;
-  let n = r / params.cblocks;
+  let slot = tiled_slot(lid, wid, nwg);
+  let tx_tile = slot.tx_tile;
+  let ty_tile = slot.ty_tile;
+  let cg = slot.cg;
+  let n = slot.n;
   // Workgroups past the last (a folded grid) still reach every barrier, and write nothing.
-  let live = n < params.n;
-
-  let tx = lid % 4u;
-  let ty = (lid / 4u) % TILE_H;
-  let tc = lid / (4u * TILE_H);
+  let live = slot.live;
+  let tx = slot.tx;
+  let ty = slot.ty;
+  let tc = slot.tc;
   let oy = ty_tile * TILE_H + ty;
   let ox0 = tx_tile * TILE_W + tx * 4u;
   let co_base = cg * COT;
