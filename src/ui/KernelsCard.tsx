@@ -18,7 +18,7 @@ export function KernelsCard() {
     <section className="card" data-testid="kernels">
       <div className="card-title">
         <h2>Kernels for this adapter</h2>
-        {cv ? <span className="badge badge-ok">Chosen by timing</span> : <span className="badge">{calibrating ? 'Measuring…' : 'Not measured'}</span>}
+        {cv ? <span className="badge badge-ok">{cv.timed ? 'Chosen by timing' : 'CPU adapter'}</span> : <span className="badge">{calibrating ? 'Measuring…' : 'Not measured'}</span>}
       </div>
       {cv ? (
         <>
@@ -30,17 +30,27 @@ export function KernelsCard() {
               </div>
             ))}
           </dl>
-          <p className="muted small">
-            Each variant timed on {cv.shapes.length} layer shapes (best of two runs, ms; {cv.shapes.join('; ')}):
-          </p>
-          <ul className="muted small" data-testid="kernel-timings">
-            {DIRECTIONS.map(([d, label]) => (
-              <li key={d}>
-                {label}: CPU-shaped {ms(cv.timings[d].cpu)}, GPU-shaped {ms(cv.timings[d].tiled)}
-              </li>
-            ))}
-          </ul>
-          <p className="muted small">Measured once per adapter with the speed calibration and remembered; &ldquo;measure again&rdquo; in the setup panel repeats both.</p>
+          {cv.timed ? (
+            <>
+              <p className="muted small">
+                Each variant timed on {cv.shapes.length} layer shapes (best of two runs, ms; {cv.shapes.join('; ')}):
+              </p>
+              <ul className="muted small" data-testid="kernel-timings">
+                {DIRECTIONS.map(([d, label]) => (
+                  <li key={d}>
+                    {label}: CPU-shaped {ms(cv.timings[d].cpu)}, GPU-shaped {ms(cv.timings[d].tiled)}
+                  </li>
+                ))}
+              </ul>
+              <p className="muted small">Measured once per adapter with the speed calibration and remembered; &ldquo;measure again&rdquo; in the setup panel repeats both.</p>
+            </>
+          ) : (
+            <p className="muted small" data-testid="kernel-untimed">
+              This adapter runs on the CPU, so the CPU-shaped kernels run without timing the GPU-shaped ones: the CPU-shaped ones were
+              faster on both CPU adapters we measured, and the others&rsquo; workgroup barriers are slow there. On a GPU both are timed
+              when the adapter&rsquo;s speed is measured.
+            </p>
+          )}
         </>
       ) : (
         <p className="muted small">The convolution kernels are chosen when this adapter&rsquo;s speed is measured; until then the CPU-shaped ones run.</p>

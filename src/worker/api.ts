@@ -391,6 +391,8 @@ export type ConvKernelVariant = 'cpu' | 'tiled';
 /** What the calibration's timing of the conv variants found (src/engine/ops/conv-variants.ts). */
 export interface ConvVariantChoice {
   choice: { forward: ConvKernelVariant; backwardInput: ConvKernelVariant };
+  /** False on a CPU (fallback) adapter: the CPU-shaped kernels, untimed (see calibrate.ts). */
+  timed: boolean;
   /** The layer shapes timed, in the order of the timings. */
   shapes: string[];
   /** Best ms per shape for each direction and variant. */

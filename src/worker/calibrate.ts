@@ -22,6 +22,14 @@ const DISPATCHES = 240;
 /** Time budget per measurement, ms (the first timing decides how many repetitions fit). */
 const BUDGET_MS = 400;
 
+/** The CPU-shaped conv kernels, selected without timing (a CPU adapter). */
+function cpuShapedKernels(): E.ConvVariantReport {
+  const choice = { forward: 'cpu', backwardInput: 'cpu' } as const;
+  E.setConvVariants(choice);
+  const none = { cpu: [], tiled: [] };
+  return { key: '', source: 'default', choice, shapes: [], timings: { forward: none, backwardInput: none } };
+}
+
 async function timeIt(gpu: GpuContext, work: () => void): Promise<number> {
   await gpu.sync();
   const t0 = performance.now();
@@ -69,9 +77,11 @@ async function referenceStep(gpu: GpuContext): Promise<{ seconds: number; flops:
 
 export async function calibrateAdapter(gpu: GpuContext): Promise<Calibration> {
   const started = performance.now();
-  // The conv kernels first (measured afresh, smaller shapes on a CPU adapter), so the throughput
-  // below is that of the kernels this adapter will train with.
-  const variants = await E.chooseConvVariants({ store: E.memoryStore(), remeasure: true, quick: gpu.adapter.isFallbackAdapter });
+  // The conv kernels first, so the throughput below is that of the kernels this adapter will train
+  // with: timed on a GPU. A CPU adapter keeps the CPU-shaped ones untimed: they won on both CPU
+  // adapters we measured (docs/performance.md), and the GPU-shaped ones' workgroup barriers can be
+  // slower by orders of magnitude there when other work shares the cores.
+  const variants = gpu.adapter.isFallbackAdapter ? cpuShapedKernels() : await E.chooseConvVariants({ store: E.memoryStore(), remeasure: true });
   const x = E.keep(E.param(E.randomNormal([CONV.n, CONV.cin, CONV.side, CONV.side], 11)));
   const w = E.keep(E.param(E.affine(E.randomNormal([CONV.cout, CONV.cin, CONV.k, CONV.k], 12), 0.1, 0)));
   const small = E.keep(E.randomNormal([256], 13));
@@ -114,7 +124,7 @@ export async function calibrateAdapter(gpu: GpuContext): Promise<Calibration> {
       dispatchMs,
       tookMs: performance.now() - started,
       measuredAt: Date.now(),
-      convVariants: { choice: { ...variants.choice }, shapes: [...variants.shapes], timings: variants.timings },
+      convVariants: { choice: { ...variants.choice }, timed: variants.source === 'measured', shapes: [...variants.shapes], timings: variants.timings },
     };
   } finally {
     x.dispose();
