@@ -9,49 +9,13 @@ import { adapterKey, chooseConvVariants, convVariantReport, memoryStore, type Co
 import { refConv2d, refConv2dBackward, refConvTranspose2d, type RefConv2dOptions } from '../src/engine/reference/conv';
 import { checkOp, expectClose, randomArray, toF32 } from './support/check';
 import { useGpu } from './support/gpu';
+import { convCase } from './support/conv-case';
 
 beforeAll(async () => {
   await useGpu();
   setConvVariants({ forward: 'tiled', backwardInput: 'tiled' });
 });
 afterAll(() => setConvVariants({ forward: 'cpu', backwardInput: 'cpu' }));
-
-interface Shape { n?: number; cin: number; cout: number; h: number; w: number; kh: number; kw: number }
-interface Opts {
-  stride?: 1 | 2;
-  padding?: number | [number, number, number, number];
-  bias?: boolean;
-  residual?: boolean;
-  preResidual?: boolean;
-  cond?: boolean;
-  gate?: boolean;
-  mask?: E.ConvMask;
-}
-
-function outShape(s: Shape, o: Opts): number[] {
-  const p = o.padding ?? 0;
-  const [pt, pb, pl, pr] = typeof p === 'number' ? [p, p, p, p] : p;
-  const st = o.stride ?? 1;
-  return [s.n ?? 2, s.cout, Math.floor((s.h + pt + pb - s.kh) / st) + 1, Math.floor((s.w + pl + pr - s.kw) / st) + 1];
-}
-
-function convCase(name: string, s: Shape, o: Opts, seed = 1): Promise<void> {
-  const n = s.n ?? 2;
-  const pre = outShape(s, o);
-  const out = [pre[0], o.gate ? s.cout / 2 : s.cout, pre[2], pre[3]];
-  const extras = (['bias', 'residual', 'preResidual', 'cond'] as const).filter((k) => o[k]);
-  const shapes = { bias: [s.cout], residual: out, preResidual: pre, cond: [n, s.cout] };
-  const inputs = [{ shape: [n, s.cin, s.h, s.w] }, { shape: [s.cout, s.cin, s.kh, s.kw] }, ...extras.map((k) => ({ shape: shapes[k] }))];
-  const split = <T>(rest: T[]): { bias?: T; residual?: T; preResidual?: T; cond?: T } => Object.fromEntries(extras.map((k, i) => [k, rest[i]]));
-  const base = { stride: o.stride, padding: o.padding, mask: o.mask, gate: o.gate };
-  return checkOp({
-    name,
-    inputs,
-    seed,
-    gpu: (x, w, ...rest) => E.conv2d(x, w, { ...base, ...split(rest) }),
-    ref: (x, w, ...rest) => refConv2d(x, w, { ...base, ...split(rest) }),
-  });
-}
 
 describe('tiled conv variants: forward and gradients vs float64 and finite differences', () => {
   it('is selected, and runs', async () => {

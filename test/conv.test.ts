@@ -14,59 +14,9 @@ import {
 import type { NDArray } from '../src/engine/reference/ndarray';
 import { checkOp, expectClose, randomArray, toF32 } from './support/check';
 import { useGpu } from './support/gpu';
+import { convCase } from './support/conv-case';
 
 beforeAll(useGpu);
-
-interface ConvShape {
-  n?: number;
-  cin: number;
-  cout: number;
-  h: number;
-  w: number;
-  kh: number;
-  kw: number;
-}
-
-interface CaseOptions {
-  stride?: 1 | 2;
-  padding?: number | [number, number, number, number];
-  bias?: boolean;
-  residual?: boolean;
-  /** A pre-activation addend (before the gate). */
-  preResidual?: boolean;
-  /** Per-(image, channel) terms [N, Cout] (z's gate terms). */
-  cond?: boolean;
-  gate?: boolean;
-  mask?: E.ConvMask;
-}
-
-function outSize(s: ConvShape, o: CaseOptions): [number, number, number, number] {
-  const p = o.padding ?? 0;
-  const [pt, pb, pl, pr] = typeof p === 'number' ? [p, p, p, p] : p;
-  const st = o.stride ?? 1;
-  const ho = Math.floor((s.h + pt + pb - s.kh) / st) + 1;
-  const wo = Math.floor((s.w + pl + pr - s.kw) / st) + 1;
-  return [s.n ?? 2, o.gate ? s.cout / 2 : s.cout, ho, wo];
-}
-
-/** checkOp over conv2d: inputs x, w, then bias, residual, pre-residual and cond when asked for. */
-function convCase(name: string, s: ConvShape, o: CaseOptions, seed = 1): Promise<void> {
-  const n = s.n ?? 2;
-  const inputs = [{ shape: [n, s.cin, s.h, s.w] }, { shape: [s.cout, s.cin, s.kh, s.kw] }];
-  const extras = (['bias', 'residual', 'preResidual', 'cond'] as const).filter((k) => o[k]);
-  const [, , ho, wo] = outSize(s, o);
-  const shapes = { bias: [s.cout], residual: outSize(s, o), preResidual: [n, s.cout, ho, wo], cond: [n, s.cout] };
-  for (const k of extras) inputs.push({ shape: shapes[k] });
-  const split = <T>(rest: T[]): { bias?: T; residual?: T; preResidual?: T; cond?: T } =>
-    Object.fromEntries(extras.map((k, i) => [k, rest[i]]));
-  return checkOp({
-    name,
-    inputs,
-    seed,
-    gpu: (x, w, ...rest) => E.conv2d(x, w, { stride: o.stride, padding: o.padding, mask: o.mask, gate: o.gate, ...split(rest) }),
-    ref: (x, w, ...rest) => refConv2d(x, w, { stride: o.stride, padding: o.padding, mask: o.mask, gate: o.gate, ...split(rest) }),
-  });
-}
 
 describe('conv2d: kernel sizes, stride, padding', () => {
   it('1x1', () => convCase('1x1', { cin: 3, cout: 5, h: 7, w: 6, kh: 1, kw: 1 }, {}));
