@@ -264,7 +264,7 @@ async function trainCase(gpu: GpuContext, base: Record<string, string>, preset: 
     ratio: +(stepGflops / reference.best).toFixed(3), target_ratio: 0.6,
   });
   // Profile: record one step's dispatches, then replay each alone (5 times per submit).
-  const recorded: [KernelSpec, readonly GPUBuffer[], Uint32Array, readonly number[]][] = [];
+  const recorded: [KernelSpec, readonly (GPUBuffer | GPUBufferBinding)[], Uint32Array, readonly number[]][] = [];
   gpu.onDispatch = (spec, buffers, params, workgroups) => recorded.push([spec, buffers, params, workgroups]);
   trainer.trainStep();
   gpu.onDispatch = null;

@@ -67,7 +67,7 @@ async function timeMean(gpu: GpuContext, work: () => void, reps: number): Promis
  * but no kernel's work depends on them. Run it last: it writes into buffers already back in the pool.
  */
 async function profile(gpu: GpuContext, work: () => void): Promise<{ kernel: string; dispatches: number; ms: number }[]> {
-  const recorded: [KernelSpec, readonly GPUBuffer[], Uint32Array, readonly number[]][] = [];
+  const recorded: [KernelSpec, readonly (GPUBuffer | GPUBufferBinding)[], Uint32Array, readonly number[]][] = [];
   gpu.onDispatch = (spec, buffers, params, workgroups) => recorded.push([spec, buffers, params, workgroups]);
   try {
     E.tidy(work);

@@ -1,7 +1,7 @@
 // Tape-based reverse-mode autograd. An op computes its output with kernels, then calls record()
 // with a closure that maps the output's gradient to its inputs' gradients. Backward closures are
 // built from ops too, so every gradient runs on the GPU.
-import { engine, Tensor, ShapeError, shapeString, type TapeNode } from './tensor';
+import { empty, engine, Tensor, ShapeError, shapeString, type TapeNode } from './tensor';
 
 /** Attaches a backward closure to an op's output, when any input needs a gradient. */
 export function record(op: string, output: Tensor, inputs: readonly Tensor[], backward: TapeNode['backward'], opts: { accumulates?: readonly number[] } = {}): Tensor {
@@ -106,13 +106,51 @@ function topoOrder(root: Tensor): Tensor[] {
   return order; // inputs before outputs
 }
 
+/** While grad() runs with `into`: each wrt leaf's destination, and the leaves already handed theirs. */
+let destinations: Map<number, Tensor> | null = null;
+const handedOut = new Set<number>();
+/** Where an op would like an intermediate's gradient (gatherGradIn), and whether grad() is walking. */
+const preferred = new WeakMap<Tensor, Tensor>();
+let walking = false;
+
+/**
+ * Asks that `t`'s gradient be written to `slot` where an op can (gradTarget): an op that reads
+ * many gradients at once (weight norm of a packed model) then binds one buffer for all of them.
+ * Its backward still gets whatever gradient the tape gathered, and must check where it is.
+ */
+export function gatherGradIn(t: Tensor, slot: Tensor): void {
+  if (slot.size !== t.size) throw new ShapeError('gatherGradIn', `slot ${shapeString(slot.shape)} for ${shapeString(t.shape)}`);
+  preferred.set(t, slot);
+}
+
+/**
+ * Where a backward closure should write the gradient of `input`: the slot grad() was asked to
+ * gather it in (`into`, or gatherGradIn), the first time, so a parameter's gradient lands in its
+ * arena with no copy; otherwise a new tensor. Only for a gradient the op then returns for that input.
+ */
+export function gradTarget(input: Tensor): Tensor {
+  const slot = walking ? (destinations?.get(input.id) ?? preferred.get(input)) : undefined;
+  if (!slot || slot.isDisposed || handedOut.has(input.id)) return empty(input.shape);
+  handedOut.add(input.id);
+  return slot.view(input.shape);
+}
+
 /**
  * Gradients of `output` (seeded with `seed`, default 1 for a scalar) with respect to `wrt`: one per
  * entry, null where `output` does not depend on it. Backward closures may return their incoming
  * gradient itself (add does), so nothing is disposed here: run training steps inside tidy(), which
  * frees every intermediate gradient at the end of the step.
+ *
+ * `into`: a destination per wrt entry (same shape; null for none). Each gradient ends up there (ops
+ * write it there directly through gradTarget where they can; otherwise it is copied), and the
+ * result is a view of it. A null result leaves its destination as it was.
  */
-export function grad(output: Tensor, wrt: readonly Tensor[], seed?: Tensor): (Tensor | null)[] {
+export function grad(output: Tensor, wrt: readonly Tensor[], seed?: Tensor, opts: { into?: readonly (Tensor | null)[] } = {}): (Tensor | null)[] {
+  const into = opts.into;
+  if (into && into.length !== wrt.length) throw new ShapeError('grad', `${into.length} destinations for ${wrt.length} tensors`);
+  into?.forEach((d, i) => {
+    if (d && (d.size !== wrt[i].size || d.dtype !== 'f32')) throw new ShapeError('grad', `destination ${shapeString(d.shape)} for ${shapeString(wrt[i].shape)}`);
+  });
   const e = engine();
   if (!seed && output.size !== 1) {
     throw new ShapeError('grad', `output ${shapeString(output.shape)} is not a scalar; pass a seed gradient`);
@@ -134,6 +172,15 @@ export function grad(output: Tensor, wrt: readonly Tensor[], seed?: Tensor): (Te
   const grads = new Map<number, Tensor>([[output.id, seed ?? fill(output.shape, 1)]]);
   const before = e.gradEnabled;
   e.gradEnabled = false;
+  if (walking) throw new Error('grad: called from inside another grad()');
+  walking = true;
+  if (into) {
+    destinations = new Map();
+    // Only leaves: an intermediate's gradient is read again by the walk.
+    into.forEach((d, i) => {
+      if (d && !wrt[i].node) destinations!.set(wrt[i].id, d);
+    });
+  }
   try {
     for (let i = order.length - 1; i >= 0; i--) {
       const t = order[i];
@@ -166,8 +213,18 @@ export function grad(output: Tensor, wrt: readonly Tensor[], seed?: Tensor): (Te
     }
   } finally {
     e.gradEnabled = before;
+    destinations = null;
+    handedOut.clear();
+    walking = false;
   }
-  return wrt.map((t) => grads.get(t.id) ?? null);
+  if (!into) return wrt.map((t) => grads.get(t.id) ?? null);
+  return wrt.map((t, i) => {
+    const g = grads.get(t.id) ?? null;
+    const d = into[i];
+    if (!g || !d) return g;
+    if (g.size > 0 && (g.gpuBuffer !== d.gpuBuffer || g.byteOffset !== d.byteOffset)) e.gpu.copy(g.gpuBuffer, g.byteOffset, d.gpuBuffer, d.byteOffset, g.size * 4);
+    return d.view(t.shape);
+  });
 }
 
 /**

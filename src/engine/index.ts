@@ -5,7 +5,9 @@ import { add, fill } from './ops/elementwise';
 installAutogradHelpers({ fill, add });
 
 export * from './tensor';
-export { grad, noGrad, param, record, recordMany } from './autograd';
+export { grad, gradTarget, noGrad, param, record, recordMany } from './autograd';
 export * from './ops';
 export { weightNormMany, weightNormGroupSizes, type WeightNormPair } from './ops/norm-multi';
+export { weightNormArena, WeightNormArenaPlan } from './ops/norm-arena';
 export * from './optim';
+export { ArenaLayout, TensorArena, sliceAlignment } from './arena';

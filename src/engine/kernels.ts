@@ -1,7 +1,7 @@
 // Shared helpers for launching kernels from ops: the WGSL sources, parameter packing, grids.
 import elementwiseWgsl from '../../shaders/elementwise.wgsl?raw';
 import { grid1d, type KernelSpec } from '../gpu/context';
-import { engine } from './tensor';
+import { engine, type Bindable } from './tensor';
 
 export const SHADERS = {
   elementwise: elementwiseWgsl,
@@ -45,7 +45,7 @@ export class Params {
   }
 }
 
-export function launch(spec: KernelSpec, buffers: readonly GPUBuffer[], params: Uint32Array, workgroups: readonly number[]): void {
+export function launch(spec: KernelSpec, buffers: readonly Bindable[], params: Uint32Array, workgroups: readonly number[]): void {
   engine().gpu.dispatch(spec, buffers, params, workgroups);
 }
 

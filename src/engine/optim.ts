@@ -2,18 +2,17 @@
 // readback, and no allocation after the first step, which creates the arenas once and keeps them.
 //
 // Both moments of every tensor live in two arenas (src/engine/arena.ts: flat buffers, one slot per
-// tensor), and each dispatch (shaders/adam_multi.wgsl) serves a group of up to K tensors, K set by the
-// adapter's storage-buffer limit (6-7 on lavapipe, 2-3 at WebGPU's default of 8): a step is about
-// tensors / K update dispatches, plus tensors / (2K) sums of squares and one scale with global-norm
-// clipping, instead of one or two per tensor. Parameters and gradients stay in their own buffers, since
-// every other kernel binds whole buffers; gathering them into an arena by buffer copies was tried and
-// cost more than the dispatches it saved (docs/performance.md).
+// tensor). A packed model (ParamSet.pack: parameters in an arena of the same layout, gradients
+// gathered in another) is updated as one tensor: one update dispatch, plus one sum of squares and
+// one scale with global-norm clipping, however many tensors. Otherwise each dispatch
+// (shaders/adam_multi.wgsl) serves a group of up to K tensors, K set by the adapter's storage-buffer
+// limit (7 on lavapipe's 16, 2-3 at WebGPU's default of 8).
 import adamWgsl from '../../shaders/adam.wgsl?raw';
 import adamMultiWgsl from '../../shaders/adam_multi.wgsl?raw';
 import { Params, launch, threadsGrid } from './kernels';
-import { engine, keep, Tensor, ShapeError, shapeString } from './tensor';
+import { engine, keep, Tensor, ShapeError, shapeString, type Bindable } from './tensor';
 import { fill } from './ops/elementwise';
-import { ArenaLayout, arenaBuffer, gatherInto, scatterFrom, writeSlots } from './arena';
+import { ArenaLayout, arenaBuffer, gatherInto, scatterFrom, TensorArena, writeSlots } from './arena';
 import type { KernelSpec } from '../gpu/context';
 
 export interface AdamOptions {
@@ -39,7 +38,7 @@ export function movingAverageInPlace(state: Tensor, x: Tensor, momentum: number)
   if (state.size !== x.size || state.dtype !== 'f32' || x.dtype !== 'f32') {
     throw new ShapeError('movingAverage', `state ${shapeString(state.shape)} vs value ${shapeString(x.shape)}`);
   }
-  launch(EMA, [state.buffer, x.buffer], new Params().u(x.size, 0, 0, 0).f(0, momentum).build(), threadsGrid(x.size));
+  launch(EMA, [state.binding, x.binding], new Params().u(x.size, 0, 0, 0).f(0, momentum).build(), threadsGrid(x.size));
 }
 
 /**
@@ -184,7 +183,9 @@ export class Adam {
   }
 
   private init(params: readonly Tensor[]): ArenaLayout {
-    const layout = new ArenaLayout(params.map((p) => p.shape));
+    // Parameters packed in an arena (ParamSet.pack): the moments take its layout, so one dispatch
+    // can update every tensor, reading each element's moments at its own offset.
+    const layout = TensorArena.of(params)?.layout ?? new ArenaLayout(params.map((p) => p.shape));
     this.layout = layout;
     this.m = arenaBuffer(layout);
     this.v = arenaBuffer(layout);
@@ -238,16 +239,21 @@ export class Adam {
       gatherInto(layout, v, this.mirrors.v);
       this.mirrorsOut = false;
     }
+    const flat = this.flatArenas(layout, params, grads, missing);
+    if (flat) {
+      this.stepFlat(layout, flat.values, flat.grads);
+      return;
+    }
     this.plan(layout, grads.map((g) => g !== null || missing === 'zero'));
-    const gradOf = (i: number): GPUBuffer => (grads[i] ?? this.zeros!).buffer;
+    const gradOf = (i: number): Bindable => (grads[i] ?? this.zeros!).binding;
     const clipState = this.clipGlobalNorm > 0 ? this.clipState : null;
     if (clipState) {
       for (const group of this.sumsqGroups) {
         const words = new Params().u(group.n, group.slot, group.tensors.length, 0).f(this.clipValue, 0, 0, 0, 0, 0, 0, 0).array(group.starts, 20).build();
-        launch(sumsqSpec(group.tensors.length), [clipState.buffer, ...group.tensors.map(gradOf)], words, [partialsFor(group.n), 1]);
+        launch(sumsqSpec(group.tensors.length), [clipState.binding, ...group.tensors.map(gradOf)], words, [partialsFor(group.n), 1]);
       }
       // With no gradient at all the norm is 0 and the scale 1 (nothing is updated anyway).
-      launch(NORM_SCALE, [clipState.buffer], new Params().u(0, this.slotCount, 0, 0).f(0, this.clipGlobalNorm).build(), [1, 1]);
+      launch(NORM_SCALE, [clipState.binding], new Params().u(0, this.slotCount, 0, 0).f(0, this.clipGlobalNorm).build(), [1, 1]);
     }
     const lrT = (this.lr * Math.sqrt(1 - this.beta2 ** this.t)) / (1 - this.beta1 ** this.t);
     for (const group of this.updateGroups) {
@@ -257,11 +263,63 @@ export class Adam {
         .array(group.starts, 20)
         .array(group.tensors.map((i) => layout.offsets[i]), 16)
         .build();
-      const buffers: GPUBuffer[] = [m.buffer, v.buffer];
-      if (clipState) buffers.push(clipState.buffer);
-      for (const i of group.tensors) buffers.push(params[i].buffer, gradOf(i));
+      const buffers: Bindable[] = [m.binding, v.binding];
+      if (clipState) buffers.push(clipState.binding);
+      for (const i of group.tensors) buffers.push(params[i].binding, gradOf(i));
       launch(updateSpec(group.tensors.length, clipState !== null), buffers, words, threadsGrid(group.n));
     }
+  }
+
+  /**
+   * The arenas of a step that can run as one tensor: parameters packed in an arena of the moments'
+   * layout, each gradient in its slot of a gradient arena of the same layout (null ones zeroed there
+   * with missing: 'zero'; with 'skip' a null gradient needs the grouped path, which leaves its
+   * parameter alone).
+   */
+  private flatArenas(layout: ArenaLayout, params: readonly Tensor[], grads: readonly (Tensor | null)[], missing: 'skip' | 'zero'): { values: TensorArena; grads: TensorArena } | null {
+    const values = TensorArena.of(params);
+    if (!values || values.layout !== layout) return null;
+    const first = grads.find((g) => g !== null);
+    if (!first || !first.isSlice) return null;
+    const arena = TensorArena.ofSlot(first);
+    if (!arena || arena.layout !== layout || arena === values) return null;
+    for (let i = 0; i < grads.length; i++) {
+      const g = grads[i];
+      if (g ? !arena.holds(i, g) : missing === 'skip') return null;
+    }
+    const gpu = engine().gpu;
+    grads.forEach((g, i) => {
+      if (!g) gpu.clear(arena.whole.buffer, layout.offsets[i] * 4, layout.sizes[i] * 4);
+    });
+    return { values, grads: arena };
+  }
+
+  /** One update (and one sum of squares) over the whole arenas: the padding between slots is zero in all four. */
+  private stepFlat(layout: ArenaLayout, values: TensorArena, grads: TensorArena): void {
+    const global = this.clipGlobalNorm > 0;
+    const n = layout.total;
+    const clipState = global ? this.flatClipState() : null;
+    if (clipState) {
+      const partials = partialsFor(n);
+      const words = new Params().u(n, 0, 1, 0).f(this.clipValue, 0, 0, 0, 0, 0, 0, 0).array([0, n], 20).build();
+      launch(sumsqSpec(1), [clipState.binding, grads.whole.binding], words, [partials, 1]);
+      launch(NORM_SCALE, [clipState.binding], new Params().u(0, partials, 0, 0).f(0, this.clipGlobalNorm).build(), [1, 1]);
+    }
+    const lrT = (this.lr * Math.sqrt(1 - this.beta2 ** this.t)) / (1 - this.beta1 ** this.t);
+    const words = new Params().u(n, 0, 1, 0).f(this.clipValue, lrT, this.beta1, this.beta2, this.eps, 0, 0, 0).array([0, n], 20).array([0], 16).build();
+    const buffers: Bindable[] = [this.m!.binding, this.v!.binding];
+    if (clipState) buffers.push(clipState.binding);
+    buffers.push(values.whole.binding, grads.whole.binding);
+    launch(updateSpec(1, clipState !== null), buffers, words, threadsGrid(n));
+  }
+
+  /** The clipping state with room for the flat step's partial sums. */
+  private flatClipState(): Tensor {
+    if (!this.clipState || this.clipState.size < 4 + MAX_PARTIALS) {
+      this.clipState?.dispose();
+      this.clipState = keep(fill([4 + MAX_PARTIALS], 0));
+    }
+    return this.clipState;
   }
 
   /**

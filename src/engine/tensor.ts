@@ -24,12 +24,28 @@ export class ShapeError extends Error {
   }
 }
 
+/**
+ * Where a tensor's values live: a whole pooled buffer, or a slice of one (an arena's slot: `offset`
+ * bytes in, `parent` the whole buffer's storage, which each slice keeps alive).
+ */
 class Storage {
   refs = 1;
   constructor(
     readonly buffer: GPUBuffer,
     readonly bytes: number,
+    readonly offset = 0,
+    readonly parent: Storage | null = null,
   ) {}
+}
+
+/** What a kernel binds for a tensor: its whole buffer, or the byte range of a slice. */
+export type Bindable = GPUBuffer | GPUBufferBinding;
+
+function release(storage: Storage): void {
+  storage.refs -= 1;
+  if (storage.refs > 0) return;
+  if (storage.parent) release(storage.parent);
+  else engine().gpu.pool.release(storage.buffer);
 }
 
 /** The autograd record of how a tensor was made (see autograd.ts). */
@@ -66,9 +82,68 @@ export class Tensor {
     engine().track(this);
   }
 
-  get buffer(): GPUBuffer {
+  private get live(): Storage {
     if (!this.storage) throw new Error(`tensor #${this.id} ${shapeString(this.shape)} was used after dispose()`);
-    return this.storage.buffer;
+    return this.storage;
+  }
+
+  /**
+   * The whole buffer of a tensor that owns one. A slice of an arena has no buffer of its own: bind
+   * it with `binding` and address it with `byteOffset`, so no code reads its neighbours by mistake.
+   */
+  get buffer(): GPUBuffer {
+    const storage = this.live;
+    if (storage.parent) throw new Error(`tensor #${this.id} ${shapeString(this.shape)} is a slice of an arena (byte ${storage.offset}): bind it with .binding, address it with .byteOffset`);
+    return storage.buffer;
+  }
+
+  /** What a kernel binds for this tensor (a slice binds just its own bytes). */
+  get binding(): Bindable {
+    const storage = this.live;
+    if (!storage.parent) return storage.buffer;
+    return { buffer: storage.buffer, offset: storage.offset, size: Math.max(this.size, 1) * 4 };
+  }
+
+  /** The buffer this tensor's values are in (an arena's, for a slice) and where they start in it. */
+  get gpuBuffer(): GPUBuffer {
+    return this.live.buffer;
+  }
+
+  get byteOffset(): number {
+    return this.live.offset;
+  }
+
+  /** True for a slice of an arena. */
+  get isSlice(): boolean {
+    return this.live.parent !== null;
+  }
+
+  /**
+   * A tensor of `shape` over this one's values from element `offset` on (this must own its buffer):
+   * an arena's slot. It keeps the whole buffer alive until it is disposed.
+   */
+  slice(offset: number, shape: Shape): Tensor {
+    const whole = this.live;
+    if (whole.parent) throw new Error(`tensor #${this.id} is itself a slice: slice the arena`);
+    const n = sizeOf(shape);
+    if (!Number.isInteger(offset) || offset < 0 || offset + n > this.size) {
+      throw new ShapeError('slice', `elements ${offset}..${offset + n} of a tensor of ${this.size}`);
+    }
+    whole.refs += 1;
+    return new Tensor(shape, this.dtype, new Storage(whole.buffer, n * 4, offset * 4, whole));
+  }
+
+  /**
+   * Moves this tensor onto `target`'s storage (same shape and dtype; the values are not copied): a
+   * parameter packed into an arena keeps its identity, so layers holding it need not know.
+   */
+  rebase(target: Tensor): void {
+    if (target.size !== this.size || target.dtype !== this.dtype) throw new ShapeError('rebase', `${shapeString(this.shape)} onto ${shapeString(target.shape)}`);
+    const next = target.live;
+    next.refs += 1;
+    const before = this.live;
+    this.storage = next;
+    release(before);
   }
 
   get isDisposed(): boolean {
@@ -102,13 +177,13 @@ export class Tensor {
     if (!storage) return;
     this.storage = null;
     this.node = null;
-    storage.refs -= 1;
-    if (storage.refs === 0) engine().gpu.pool.release(storage.buffer);
+    release(storage);
   }
 
   /** Reads the values back (waits for the GPU). */
   async data(): Promise<Float32Array | Uint32Array> {
-    const bytes = await engine().gpu.read(this.buffer, this.size * 4);
+    const storage = this.live;
+    const bytes = await engine().gpu.read(storage.buffer, this.size * 4, storage.offset);
     return this.dtype === 'u32' ? new Uint32Array(bytes) : new Float32Array(bytes);
   }
 
@@ -195,6 +270,12 @@ export function fromArray(values: ArrayLike<number>, shape: Shape, dtype: DType 
   const data = dtype === 'u32' ? Uint32Array.from(values) : values instanceof Float32Array ? values : Float32Array.from(values);
   if (n > 0) engine().gpu.write(t.buffer, data);
   return t;
+}
+
+/** Overwrites a tensor's values (a whole tensor or a slice) from the host. */
+export function writeValues(t: Tensor, data: Float32Array | Uint32Array): void {
+  if (data.length !== t.size) throw new ShapeError('write', `${data.length} values for ${shapeString(t.shape)}`);
+  if (t.size > 0) engine().gpu.write(t.gpuBuffer, data, t.byteOffset);
 }
 
 type Kept = Tensor | readonly Tensor[] | Record<string, Tensor> | void | undefined | number;

@@ -49,11 +49,12 @@ export class BindGroupCache {
 
   /**
    * The bind group of `layout` with the uniform at @binding(0) (`uniformSize` bytes, dynamic offset)
-   * and `buffers` whole at @binding(1..n). `layoutKey` names the layout uniquely within the device.
+   * and `buffers` at @binding(1..n): a buffer whole, or a slice's byte range. `layoutKey` names the layout uniquely within the device.
    */
-  get(layoutKey: string, layout: GPUBindGroupLayout, uniform: GPUBuffer, uniformSize: number, buffers: readonly GPUBuffer[]): GPUBindGroup {
+  get(layoutKey: string, layout: GPUBindGroupLayout, uniform: GPUBuffer, uniformSize: number, buffers: readonly (GPUBuffer | GPUBufferBinding)[]): GPUBindGroup {
     let key = `${layoutKey}|${this.id(uniform)}`;
-    for (const buffer of buffers) key += `,${this.id(buffer)}`;
+    // A slice's key names its byte range too: two slots of one arena are two bindings.
+    for (const b of buffers) key += 'buffer' in b ? `,${this.id(b.buffer)}@${b.offset ?? 0}+${b.size ?? ''}` : `,${this.id(b)}`;
     const hit = this.entries.get(key);
     if (hit) {
       this.hits += 1;
@@ -63,11 +64,11 @@ export class BindGroupCache {
       layout,
       entries: [
         { binding: 0, resource: { buffer: uniform, offset: 0, size: uniformSize } },
-        ...buffers.map((buffer, i) => ({ binding: i + 1, resource: { buffer } })),
+        ...buffers.map((b, i) => ({ binding: i + 1, resource: 'buffer' in b ? b : { buffer: b } })),
       ],
     });
     this.created += 1;
-    const bound = [uniform, ...buffers];
+    const bound = [uniform, ...buffers.map((b) => ('buffer' in b ? b.buffer : b))];
     this.entries.set(key, { group, buffers: bound });
     for (const buffer of bound) {
       let keys = this.byBuffer.get(buffer);

@@ -77,7 +77,7 @@ export class GpuContext {
   private lostMessage: string | null = null;
   private readonly stagingFree: GPUBuffer[] = [];
   /** Called for every executed dispatch when set (the benchmark's per-kernel profile uses it). */
-  onDispatch: ((spec: KernelSpec, buffers: readonly GPUBuffer[], params: Uint32Array, workgroups: readonly number[]) => void) | null = null;
+  onDispatch: ((spec: KernelSpec, buffers: readonly (GPUBuffer | GPUBufferBinding)[], params: Uint32Array, workgroups: readonly number[]) => void) | null = null;
   /** While set, dispatch() only collects kernel variants (see prewarm). */
   private captured: Map<string, KernelSpec> | null = null;
 
@@ -232,7 +232,7 @@ export class GpuContext {
    * Records one dispatch. `params` fills the uniform at @binding(0) (at most 64 words);
    * `buffers` bind in order at @binding(1..n). Nothing is submitted until the batch fills or flush().
    */
-  dispatch(spec: KernelSpec, buffers: readonly GPUBuffer[], params: ArrayLike<number>, workgroups: readonly number[]): void {
+  dispatch(spec: KernelSpec, buffers: readonly (GPUBuffer | GPUBufferBinding)[], params: ArrayLike<number>, workgroups: readonly number[]): void {
     if (buffers.length !== spec.bindings.length) {
       throw new GpuError(`${spec.name}: ${buffers.length} buffers bound, kernel expects ${spec.bindings.length}`);
     }
@@ -288,6 +288,21 @@ export class GpuContext {
       this.pass = null;
     }
     this.encoder!.copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+    this.copyCount += 1;
+  }
+
+  /** Records zeroing `bytes` bytes of `buffer` from `offset` in the current batch (as copy does). */
+  clear(buffer: GPUBuffer, offset: number, bytes: number): void {
+    if (bytes === 0) return;
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    } else if (!this.encoder) {
+      this.openPass();
+      this.pass!.end();
+      this.pass = null;
+    }
+    this.encoder!.clearBuffer(buffer, offset, bytes);
     this.copyCount += 1;
   }
 

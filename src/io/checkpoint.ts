@@ -345,6 +345,6 @@ const expectedOf = (tensors: Tensors): ExpectedTensor[] =>
 export function restoreTensors(checkpoint: Checkpoint, params: Tensors, preset: string, optim?: Tensors): void {
   checkCompatible(checkpoint, expectedOf(params), preset, optim ? expectedOf(optim) : undefined);
   const gpu = engine().gpu;
-  for (const [name, t] of tensorEntries(params)) if (t.size > 0) gpu.write(t.buffer, checkpoint.params.get(name)!.data);
-  if (optim) for (const [name, t] of tensorEntries(optim)) if (t.size > 0) gpu.write(t.buffer, checkpoint.optim.get(name)!.data);
+  for (const [name, t] of tensorEntries(params)) if (t.size > 0) gpu.write(t.gpuBuffer, checkpoint.params.get(name)!.data, t.byteOffset);
+  if (optim) for (const [name, t] of tensorEntries(optim)) if (t.size > 0) gpu.write(t.gpuBuffer, checkpoint.optim.get(name)!.data, t.byteOffset);
 }

@@ -131,9 +131,33 @@ export class GateConditioning {
     return E.pairedLinear(z, this.tanhMap.weight(), this.sigmoidMap.weight(), this.tanhMap.b, this.sigmoidMap.b);
   }
 
+  /** Its maps as one item of E.pairedLinearMany. */
+  item(): E.PairedItem {
+    return { a: this.tanhMap.weight(), b: this.sigmoidMap.weight(), aBias: this.tanhMap.b, bBias: this.sigmoidMap.b };
+  }
+
   macs(): number {
     return 2 * this.tanhMap.macs();
   }
+}
+
+/** Each gate's z terms, computed together (see conditioningTerms). */
+export type ConditioningTerms = ReadonlyMap<GateConditioning, E.Tensor>;
+
+/**
+ * Every gate's z terms at once (E.pairedLinearMany): for a model whose parameters are packed (a
+ * training step) one dispatch each way serves them all, where one term per gate takes three.
+ */
+export function conditioningTerms(conds: readonly (GateConditioning | null)[], z: E.Tensor): ConditioningTerms {
+  const list = conds.filter((c): c is GateConditioning => c !== null);
+  const terms = E.pairedLinearMany(z, list.map((c) => c.item()));
+  return new Map(list.map((c, i) => [c, terms[i]]));
+}
+
+/** A gate's z term: from `terms` when they were computed together, else alone. */
+function termOf(cond: GateConditioning | null, z: E.Tensor | null, terms?: ConditioningTerms): E.Tensor | undefined {
+  if (!cond || !z) return undefined;
+  return terms?.get(cond) ?? cond.term(z);
 }
 
 /**
@@ -181,13 +205,13 @@ export class GatedStackLayer {
     this.hcond = latentDim ? new GateConditioning(params, `${name}.hstack`, latentDim, width, weightNorm) : null;
   }
 
-  forward(xv: E.Tensor, xh: E.Tensor, z: E.Tensor | null): { v: E.Tensor | null; h: E.Tensor } {
+  forward(xv: E.Tensor, xh: E.Tensor, z: E.Tensor | null, terms?: ConditioningTerms): { v: E.Tensor | null; h: E.Tensor } {
     const height = xv.shape[2];
     // Row r of vpre is the vertical stack at image row r - 1 (row 0 sees only the zero row on top).
     const vpre = this.vconv.forward(xv); // [B, 2P, H+1, W]
-    const vout = this.verticalOutput ? E.gate(vpre, { rows: [1, height], cond: this.vcond && z ? this.vcond.term(z) : undefined }) : null;
+    const vout = this.verticalOutput ? E.gate(vpre, { rows: [1, height], cond: termOf(this.vcond, z, terms) }) : null;
     const v2h = this.v2h.forward(vpre); // rows 0..H-1: the vertical pre-activation shifted down one row
-    const hgated = this.hconv.forward(xh, { preResidual: v2h, cond: this.hcond && z ? this.hcond.term(z) : undefined, gate: true });
+    const hgated = this.hconv.forward(xh, { preResidual: v2h, cond: termOf(this.hcond, z, terms), gate: true });
     const hout = this.h2h.forward(hgated, this.residual ? { residual: xh } : {});
     return { v: vout, h: hout };
   }
@@ -214,9 +238,9 @@ export class GatedHead {
     this.cond2 = latentDim ? new GateConditioning(params, 'pix.out2', latentDim, width, weightNorm) : null;
   }
 
-  forward(h: E.Tensor, z: E.Tensor | null): E.Tensor {
-    const a = this.out1.forward(h, { gate: true, cond: this.cond1 && z ? this.cond1.term(z) : undefined });
-    const b = this.out2.forward(a, { gate: true, cond: this.cond2 && z ? this.cond2.term(z) : undefined });
+  forward(h: E.Tensor, z: E.Tensor | null, terms?: ConditioningTerms): E.Tensor {
+    const a = this.out1.forward(h, { gate: true, cond: termOf(this.cond1, z, terms) });
+    const b = this.out2.forward(a, { gate: true, cond: termOf(this.cond2, z, terms) });
     return this.out3.forward(b);
   }
 
@@ -246,8 +270,10 @@ export class GatedPixelCnn {
   forward(input: E.Tensor, z: E.Tensor | null): E.Tensor {
     let v: E.Tensor | null = input;
     let h = input;
-    for (const layer of this.layers) ({ v, h } = layer.forward(v!, h, z));
-    return this.head.forward(h, z);
+    const conds = [...this.layers.flatMap((l) => [l.vcond, l.hcond]), this.head.cond1, this.head.cond2];
+    const terms = z && conds.some((c) => c !== null) ? conditioningTerms(conds, z) : undefined;
+    for (const layer of this.layers) ({ v, h } = layer.forward(v!, h, z, terms));
+    return this.head.forward(h, z, terms);
   }
 
   macs(): number {

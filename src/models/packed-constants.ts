@@ -29,7 +29,7 @@ export class PackedConstants {
     const gpu = E.engine().gpu;
     const packed = E.empty([this.words], 'u32');
     gpu.write(packed.buffer, this.table);
-    for (const { tensor, offset } of this.pieces) gpu.copy(tensor.buffer, 0, packed.buffer, offset * 4, tensor.size * 4);
+    for (const { tensor, offset } of this.pieces) gpu.copy(tensor.gpuBuffer, tensor.byteOffset, packed.buffer, offset * 4, tensor.size * 4);
     return packed;
   }
 }

@@ -36,6 +36,15 @@ export abstract class StepTrainer {
     return this.groupWeightNorm ? params.weightNorm.withWeights(fn) : fn();
   }
 
+  /**
+   * The loss's gradient for every parameter, gathered in the parameter arena's twin (ParamSet.pack,
+   * done by the trainers when they are built), where Adam updates all of them in one dispatch.
+   */
+  protected gradients(params: ParamSet, loss: E.Tensor): (E.Tensor | null)[] {
+    const arenas = params.pack();
+    return E.grad(loss, params.tensors(), undefined, { into: arenas.grads.slots });
+  }
+
   /** Continues a run from `step`: the step count and the batch order as if it had never stopped. */
   resumeAt(step: number): void {
     this.step = step;

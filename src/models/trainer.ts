@@ -41,6 +41,7 @@ export class MnistTrainer extends StepTrainer {
     }
     // The metric sums are [loss, reconstruction, kl].
     super(3, { lr: options.lr ?? 1e-3, clipValue: options.clipValue ?? 1 }, data.count, options);
+    model.params.pack();
   }
 
   protected recordStep(optimizer: E.Adam, accumulate: boolean): void {
@@ -53,7 +54,7 @@ export class MnistTrainer extends StepTrainer {
       const noise = this.model.hasLatent ? E.randomNormal([batchSize, this.model.config.latentDim], seed, [step, STREAM.noise]) : null;
       const { terms, grads } = this.withWeights(this.model.params, () => {
         const terms = this.model.loss(x, noise, this.model.klWeight(step));
-        return { terms, grads: E.grad(terms.loss, params) };
+        return { terms, grads: this.gradients(this.model.params, terms.loss) };
       });
       // A parameter the loss does not reach takes a zero gradient: its moments decay and it still moves.
       optimizer.step(params, grads, 'zero');

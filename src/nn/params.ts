@@ -1,6 +1,6 @@
 // Named parameters of a model: created once (seeded), kept outside every scope, listed in a fixed
 // order for the optimizer and checkpoints.
-import { engine, fromArray, keep, param, weightNormMany, type Tensor, type WeightNormPair } from '../engine';
+import { ArenaLayout, engine, fromArray, keep, param, sliceAlignment, TensorArena, weightNormArena, WeightNormArenaPlan, weightNormMany, type Tensor, type WeightNormPair } from '../engine';
 import { Rng } from './init';
 
 /**
@@ -13,6 +13,8 @@ export class WeightNormBank {
   private readonly pairs: WeightNormPair[] = [];
   private readonly slots = new Map<Tensor, number>();
   private weights: Tensor[] | null = null;
+  /** Set once the parameters are packed: all W in one dispatch each way (weightNormArena). */
+  private plan: WeightNormArenaPlan | null = null;
 
   /** Adds a layer's pair (layers call this when they are built). */
   register(v: Tensor, g: Tensor): void {
@@ -46,7 +48,7 @@ export class WeightNormBank {
    */
   withWeights<T>(fn: () => T): T {
     if (this.weights) throw new Error('WeightNormBank.withWeights: already inside withWeights');
-    this.weights = weightNormMany(this.pairs);
+    this.weights = this.plan ? weightNormArena(this.plan) : weightNormMany(this.pairs);
     try {
       return fn();
     } finally {
@@ -54,15 +56,30 @@ export class WeightNormBank {
     }
   }
 
+  /** The parameters were packed into `values` (ParamSet.pack). */
+  packedInto(values: TensorArena): void {
+    this.plan?.dispose();
+    this.plan = this.pairs.length > 0 ? new WeightNormArenaPlan(this.pairs, values) : null;
+  }
+
   clear(): void {
+    this.plan?.dispose();
+    this.plan = null;
     this.pairs.length = 0;
     this.slots.clear();
     this.weights = null;
   }
 }
 
+/** A model's parameters packed in one arena, and the arena their gradients are gathered in. */
+export interface ParamArenas {
+  values: TensorArena;
+  grads: TensorArena;
+}
+
 export class ParamSet {
   private readonly entries = new Map<string, Tensor>();
+  private arenas: ParamArenas | null = null;
   readonly rng: Rng;
   /** The weight-normed layers' pairs (see WeightNormBank). */
   readonly weightNorm = new WeightNormBank();
@@ -73,6 +90,7 @@ export class ParamSet {
 
   create(name: string, shape: number[], data: Float32Array): Tensor {
     if (this.entries.has(name)) throw new Error(`parameter ${name} defined twice`);
+    if (this.arenas) throw new Error(`parameter ${name} created after the parameters were packed`);
     const t = keep(param(fromArray(data, shape)));
     this.entries.set(name, t);
     return t;
@@ -96,6 +114,33 @@ export class ParamSet {
     return [...this.entries.entries()];
   }
 
+  /**
+   * Moves every parameter into one arena (values copied on the GPU; each tensor keeps its identity,
+   * so layers holding it are unaffected) and makes the arena its gradients are gathered in, in the
+   * same layout: Adam then updates all of them in one dispatch (trainers call this once, before
+   * the first step or restore). Idempotent; no parameter can be created after it.
+   */
+  pack(): ParamArenas {
+    if (this.arenas) return this.arenas;
+    const list = this.tensors();
+    const layout = new ArenaLayout(list.map((t) => t.shape), sliceAlignment());
+    const values = new TensorArena(layout);
+    const grads = new TensorArena(layout);
+    const gpu = engine().gpu;
+    list.forEach((t, i) => {
+      if (t.size > 0) gpu.copy(t.gpuBuffer, t.byteOffset, values.whole.buffer, layout.offsets[i] * 4, t.size * 4);
+      t.rebase(values.slots[i]);
+    });
+    this.arenas = { values, grads };
+    this.weightNorm.packedInto(values);
+    return this.arenas;
+  }
+
+  /** The arenas of pack(), or null before it. */
+  get packed(): ParamArenas | null {
+    return this.arenas;
+  }
+
   /** Total number of scalars. */
   count(): number {
     let n = 0;
@@ -112,12 +157,15 @@ export class ParamSet {
       if (!v) throw new Error(`missing values for parameter ${name}`);
       if (v.length !== t.size) throw new Error(`parameter ${name}: ${v.length} values for ${t.size} elements`);
     }
-    for (const [name, t] of this.entries) engine().gpu.write(t.buffer, values.get(name)!);
+    for (const [name, t] of this.entries) engine().gpu.write(t.gpuBuffer, values.get(name)!, t.byteOffset);
   }
 
   dispose(): void {
     for (const t of this.entries.values()) t.dispose();
     this.entries.clear();
+    this.arenas?.values.dispose();
+    this.arenas?.grads.dispose();
+    this.arenas = null;
     this.weightNorm.clear();
   }
 }

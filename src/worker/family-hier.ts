@@ -73,12 +73,12 @@ function cellHashes(values: Float32Array, n: number): string[] {
 
 /**
  * Dispatches of one hierarchical training step from its parameter-tensor count P (batch norm, the
- * three losses and the latent PixelCNN add work per layer): 7.1 P - 60, fitted to counts of the tiny
- * and small presets (within 8% after this round's dispatch work: 948 for 884 counted, 1,410 for 1,389;
- * test/trust-app.test.ts holds it to counts measured on the engine).
+ * three losses and the latent PixelCNN add work per layer): 7.5 P - 225, the line through counts of
+ * the tiny (P 142: 839 dispatches) and small (P 207: 1,326) presets with parameters packed (weight
+ * norm and Adam one dispatch each); test/trust-app.test.ts holds it to counts measured on the engine.
  */
 export function hierDispatchesPerStep(paramTensors: number): number {
-  return Math.max(1, Math.round(7.1 * paramTensors - 60));
+  return Math.max(1, Math.round(7.5 * paramTensors - 225));
 }
 
 type HierPrepared = Prepared<ColourData, HierTrainer>;

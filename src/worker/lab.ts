@@ -496,7 +496,7 @@ export class Lab {
     const s = this.need();
     await this.exclusive(async () => {
       const t = s.firstParameter();
-      this.gpu().write(t.buffer, new Float32Array(t.size).fill(Number.NaN));
+      this.gpu().write(t.gpuBuffer, new Float32Array(t.size).fill(Number.NaN), t.byteOffset);
     });
   }
 }

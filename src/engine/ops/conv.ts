@@ -14,9 +14,9 @@ import convBackwardInputWgsl from '../../../shaders/conv_backward_input.wgsl?raw
 import convBackwardWeightWgsl from '../../../shaders/conv_backward_weight.wgsl?raw';
 import convForwardTiledWgsl from '../../../shaders/conv_forward_tiled.wgsl?raw';
 import convBackwardInputTiledWgsl from '../../../shaders/conv_backward_input_tiled.wgsl?raw';
-import { record } from '../autograd';
+import { gradTarget, record } from '../autograd';
 import { Params, launch, threadsGrid } from '../kernels';
-import { empty, engine, Tensor, ShapeError, shapeString } from '../tensor';
+import { empty, engine, Tensor, ShapeError, shapeString, type Bindable } from '../tensor';
 import { MAX_WORKGROUPS_PER_DIM, grid1d, type KernelSpec } from '../../gpu/context';
 
 export interface ConvMask {
@@ -194,7 +194,7 @@ function runForward(x: Tensor, w: Tensor, g: Geometry, extras: ForwardExtras = {
     XP: xp,
   };
   const bindings = ['read', 'read', 'read', 'read', 'rw', 'rw', 'read'] as const;
-  const buffers = [x.buffer, w.buffer, (extras.bias ?? w).buffer, (addend ?? x).buffer, y.buffer, (extras.pre ?? dummy!).buffer, (extras.cond ?? w).buffer];
+  const buffers = [x.binding, w.binding, (extras.bias ?? w).binding, (addend ?? x).binding, y.binding, (extras.pre ?? dummy!).binding, (extras.cond ?? w).binding];
   if (variant === 'tiled') {
     // A workgroup: TILE_H x TILE_W outputs x 4*CB channels; CIT input channels per pass through workgroup memory.
     const cot = 4 * cb;
@@ -223,7 +223,7 @@ function runBackwardInput(gy: Tensor, w: Tensor, g: Geometry, bias?: Tensor, var
   const xp = positionsPerThread(perPhase);
   const constants: Record<string, number> = { ...geometryConstants(g, cb), HAS_BIAS: bias ? 1 : 0, XP: xp, HAS_PRIOR: prior ? 1 : 0 };
   const bindings = ['read', 'read', 'read', 'rw', 'read'] as const;
-  const buffers = [gy.buffer, w.buffer, (bias ?? w).buffer, d.buffer, (prior ?? gy).buffer];
+  const buffers = [gy.binding, w.binding, (bias ?? w).binding, d.binding, (prior ?? gy).binding];
   if (variant === 'tiled') {
     // A workgroup: TILE_H x TILE_W input positions x 4*CB channels; CHK output channels per pass.
     const cig = 4 * cb;
@@ -257,7 +257,7 @@ export function weightGradSplits(rows: number, rowLength: number, baseThreads: n
 }
 
 /** dW [cout, cin, kh, kw] = sum over n, oy, ox of gy[n, co, oy, ox] x[n, ci, ...]; masked taps exactly 0. */
-function runBackwardWeight(x: Tensor, gy: Tensor, g: Geometry, forceSplits?: number, sums?: SumsRequest): { dw: Tensor; sums: SumsResult } {
+function runBackwardWeight(x: Tensor, gy: Tensor, g: Geometry, forceSplits?: number, sums?: SumsRequest, weight?: Tensor): { dw: Tensor; sums: SumsResult } {
   const cb = channelBlock(g.cout, false);
   const cblocks = Math.ceil(g.cout / cb);
   // 1x1 kernels have one tap: block over 4 input channels instead of the kernel's columns.
@@ -274,11 +274,12 @@ function runBackwardWeight(x: Tensor, gy: Tensor, g: Geometry, forceSplits?: num
     chunkRows = Math.max(1, Math.ceil(rows / forceSplits));
     splits = Math.max(1, Math.ceil(rows / chunkRows));
   }
-  const part = empty([splits, g.cout, g.cin, g.kh, g.kw]);
+  // One split is the whole gradient: write it where the tape gathers it (no second pass, no copy).
+  const part = splits === 1 && weight ? gradTarget(weight).view([1, g.cout, g.cin, g.kh, g.kw]) : empty([splits, g.cout, g.cin, g.kh, g.kw]);
   const threads = splits * base;
   launch(
     spec('backwardWeight', pointwise ? 'conv_backward_weight_1x1' : 'conv_backward_weight', { ...geometryConstants(g, cb), ...(pointwise ? {} : { WCI: wci }) }, ['read', 'read', 'rw']),
-    [x.buffer, gy.buffer, part.buffer],
+    [x.binding, gy.binding, part.binding],
     params(g, threads, cblocks, ciBlocks, rows, chunkRows),
     threadsGrid(threads, WG),
   );
@@ -290,7 +291,7 @@ function runBackwardWeight(x: Tensor, gy: Tensor, g: Geometry, forceSplits?: num
   }
   // Second pass: one thread per weight sums its S partials (no workgroup barriers, unlike `sum`),
   // with the bias/cond sums in the same dispatch.
-  const dw = empty(shape);
+  const dw = weight ? gradTarget(weight).view(shape) : empty(shape);
   const result = gradSums({ partials: part, dw, splits }, sums ?? null);
   part.dispose();
   return { dw, sums: result };
@@ -337,7 +338,7 @@ function runGate(x: Tensor, l: GateLayout, cond?: Tensor): Tensor {
   const y = empty([l.n, l.half, ...(x.rank > 2 ? [l.rowsOut, ...x.shape.slice(3)] : [])]);
   launch(
     spec('forward', 'gate_forward', { HAS_COND: cond ? 1 : 0 }, ['read', 'rw', 'read']),
-    [x.buffer, y.buffer, (cond ?? x).buffer],
+    [x.binding, y.binding, (cond ?? x).binding],
     gateParams(l),
     planeGrid(l.rowsOut * l.rowLength, l.n * l.half),
   );
@@ -350,7 +351,7 @@ function runGateBackward(gy: Tensor, x: Tensor, l: GateLayout, cond?: Tensor, pr
   const dx = empty(x.shape);
   launch(
     spec('backwardInput', 'gate_backward', { HAS_COND: cond ? 1 : 0, HAS_PRIOR: prior ? 1 : 0 }, ['read', 'read', 'rw', 'read', 'read']),
-    [gy.buffer, x.buffer, dx.buffer, (cond ?? x).buffer, (prior ?? gy).buffer],
+    [gy.binding, x.binding, dx.binding, (cond ?? x).binding, (prior ?? gy).binding],
     gateParams(l),
     planeGrid(l.rowsIn * l.rowLength, l.n * l.half),
   );
@@ -376,6 +377,10 @@ interface SumsRequest {
   g: Tensor;
   perImage: boolean;
   total: boolean;
+  /** The bias whose gradient `total` is: it is written where the tape gathers that gradient. */
+  bias?: Tensor;
+  /** The cond whose gradient `perImage` is (likewise). */
+  cond?: Tensor;
 }
 
 interface SumsResult {
@@ -393,11 +398,11 @@ function gradSums(split: { partials: Tensor; dw: Tensor; splits: number } | null
   const splitGroups = Math.ceil(count / WG);
   const [n, c] = sums ? sums.g.shape : [0, 0];
   const plane = sums ? sums.g.size / (n * c) : 0;
-  const perImage = sums?.perImage ? empty([n, c]) : null;
-  const total = sums?.total ? empty([c]) : null;
+  const perImage = sums?.perImage ? (sums.cond ? gradTarget(sums.cond) : empty([n, c])) : null;
+  const total = sums?.total ? (sums.bias ? gradTarget(sums.bias) : empty([c])) : null;
   // A separate scratch buffer per unused binding: one buffer in two bindings, one of them writable, is invalid.
   const scratches: Tensor[] = [];
-  const or = (t: Tensor | null | undefined): GPUBuffer => (t ?? scratches[scratches.push(scratch()) - 1]).buffer;
+  const or = (t: Tensor | null | undefined): Bindable => (t ?? scratches[scratches.push(scratch()) - 1]).binding;
   const constants = { PER_IMAGE: perImage ? 1 : 0, TOTAL: total ? 1 : 0, SUM_Q: channelSumLanes(Math.max(n, 1)) };
   launch(
     spec('backwardWeight', 'conv_grad_sums', constants, ['read', 'rw', 'read', 'rw', 'rw']),
@@ -410,7 +415,7 @@ function gradSums(split: { partials: Tensor; dw: Tensor; splits: number } | null
 }
 
 /** Per-channel sums of g [N, C, ...] alone, in one dispatch (the bias and/or cond gradient). Exported for tests and benchmarks. */
-export function channelSums(g: Tensor, want: { perImage: boolean; total: boolean }): SumsResult {
+export function channelSums(g: Tensor, want: { perImage: boolean; total: boolean; cond?: Tensor }): SumsResult {
   return gradSums(null, { g, ...want });
 }
 
@@ -545,11 +550,11 @@ export function conv2d(x: Tensor, w: Tensor, opts: Conv2dOptions = {}): Tensor {
     // dispatch (or one of their own).
     const wantCond = cond?.requiresGrad ?? false;
     const wantBias = bias?.requiresGrad ?? false;
-    const request = wantCond || wantBias ? { g: dpre, perImage: wantCond, total: wantBias } : undefined;
+    const request = wantCond || wantBias ? { g: dpre, perImage: wantCond, total: wantBias, bias: bias ?? undefined, cond: cond ?? undefined } : undefined;
     const dx = x.requiresGrad ? runBackwardInput(dpre, w, g, undefined, selectedVariants.backwardInput, prior?.[0] ?? null) : null;
     let dw: Tensor | null = null;
     let sums: SumsResult | null = null;
-    if (w.requiresGrad) ({ dw, sums } = runBackwardWeight(x, dpre, g, undefined, request));
+    if (w.requiresGrad) ({ dw, sums } = runBackwardWeight(x, dpre, g, undefined, request, w));
     else if (request) sums = gradSums(null, request);
     const dcond = sums?.perImage ?? null;
     const grads: (Tensor | null)[] = [dx, dw];
@@ -605,10 +610,10 @@ export function convTranspose2d(x: Tensor, w: Tensor, opts: ConvTranspose2dOptio
     // dW[ci, co] = sum x[n, ci, iy, ix] gy[n, co, iy*s - p + ky, ...]: the weight kernel with the
     // roles of the forward convolution (its input is gy, its output gradient is x); the bias sums
     // (over gy) ride in its last dispatch.
-    const request = bias?.requiresGrad ? { g: gy, perImage: false, total: true } : undefined;
+    const request = bias?.requiresGrad ? { g: gy, perImage: false, total: true, bias } : undefined;
     let dw: Tensor | null = null;
     let sums: SumsResult | null = null;
-    if (w.requiresGrad) ({ dw, sums } = runBackwardWeight(gy, x, g, undefined, request));
+    if (w.requiresGrad) ({ dw, sums } = runBackwardWeight(gy, x, g, undefined, request, w));
     else if (request) sums = gradSums(null, request);
     const grads: (Tensor | null)[] = [dx, dw];
     if (bias) grads.push(sums?.total ?? null);
@@ -656,6 +661,6 @@ export function gate(x: Tensor, opts: GateOptions = {}): Tensor {
   const wantCond = cond?.requiresGrad ?? false;
   return record('gate', y, inputs, (gy, prior) => {
     const dx = runGateBackward(gy, x, layout, cond, wantCond ? null : (prior?.[0] ?? null));
-    return cond ? [dx, wantCond ? channelSums(dx, { perImage: true, total: false }).perImage : null] : [dx];
+    return cond ? [dx, wantCond ? channelSums(dx, { perImage: true, total: false, cond }).perImage : null] : [dx];
   }, { accumulates: wantCond ? [] : [0] });
 }

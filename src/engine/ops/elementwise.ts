@@ -70,7 +70,7 @@ function run(op: OpName, a: Tensor, b: Tensor, s = 0, t = 0, target?: Shape): Te
     .array(broadcastStrides(a.shape, outShape), 8)
     .array(broadcastStrides(b.shape, outShape), 8)
     .build();
-  launch(spec(op, !direct), [a.buffer, b.buffer, y.buffer], params, threadsGrid(y.size));
+  launch(spec(op, !direct), [a.binding, b.binding, y.binding], params, threadsGrid(y.size));
   return y;
 }
 
@@ -81,7 +81,7 @@ function unaryKernel(op: OpName, x: Tensor, s = 0, t = 0): Tensor {
 /** A tensor of `shape` filled with `value` (no gradient). */
 export function fill(shape: Shape, value: number): Tensor {
   const y = empty(shape);
-  launch(FILL_SPEC, [y.buffer], new Params().u(y.size, 0).f(value, 0).build(), threadsGrid(y.size));
+  launch(FILL_SPEC, [y.binding], new Params().u(y.size, 0).f(value, 0).build(), threadsGrid(y.size));
   return y;
 }
 

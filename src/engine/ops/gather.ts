@@ -29,12 +29,12 @@ function scatterAdd(indices: Tensor, g: Tensor, vocab: number, dim: number): Ten
   const out = empty([vocab, dim]);
   if (chunks === 1) {
     // One chunk: its partial table is the gradient.
-    launch(SCATTER_PARTIAL, [indices.buffer, g.buffer, out.buffer], params, threadsGrid(dim, 64));
+    launch(SCATTER_PARTIAL, [indices.binding, g.binding, out.binding], params, threadsGrid(dim, 64));
     return out;
   }
   const partial = empty([chunks, vocab, dim]);
-  launch(SCATTER_PARTIAL, [indices.buffer, g.buffer, partial.buffer], params, threadsGrid(chunks * dim, 64));
-  launch(SCATTER_REDUCE, [partial.buffer, out.buffer], params, threadsGrid(vocab * dim));
+  launch(SCATTER_PARTIAL, [indices.binding, g.binding, partial.binding], params, threadsGrid(chunks * dim, 64));
+  launch(SCATTER_REDUCE, [partial.binding, out.binding], params, threadsGrid(vocab * dim));
   partial.dispose(); // the pool keeps it alive until the batch that reads it is submitted
   return out;
 }
@@ -54,6 +54,6 @@ export function embedding(indices: Tensor, table: Tensor): Tensor {
   const [vocab, dim] = table.shape;
   const y = empty([...indices.shape, dim]);
   const params = new Params().u(indices.size, vocab, dim, 0, 0).build();
-  launch(GATHER, [indices.buffer, table.buffer, y.buffer], params, threadsGrid(y.size));
+  launch(GATHER, [indices.binding, table.binding, y.binding], params, threadsGrid(y.size));
   return record('embedding', y, [indices, table], (g) => [null, scatterAdd(indices, g, vocab, dim)]);
 }

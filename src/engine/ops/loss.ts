@@ -21,10 +21,10 @@ export function bernoulliNll(logits: Tensor, targets: Tensor): Tensor {
   const perImage = images === 0 ? 0 : logits.size / images;
   const params = new Params().u(images, perImage).build();
   const nll = empty([images]);
-  launch(NLL, [logits.buffer, targets.buffer, nll.buffer], params, [Math.ceil(images / 64)]);
+  launch(NLL, [logits.binding, targets.binding, nll.binding], params, [Math.ceil(images / 64)]);
   return record('bernoulliNll', nll, [logits, targets], (g) => {
     const gl = empty(logits.shape);
-    launch(NLL_BACKWARD, [logits.buffer, targets.buffer, g.buffer, gl.buffer], params, threadsGrid(logits.size));
+    launch(NLL_BACKWARD, [logits.binding, targets.binding, g.binding, gl.binding], params, threadsGrid(logits.size));
     return [gl, null];
   });
 }

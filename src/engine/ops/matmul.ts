@@ -109,7 +109,7 @@ function matmulKernel(a: Tensor, b: Tensor, transA: boolean, transB: boolean, bi
     .u(d.aBatched ? d.m * d.k : 0, d.bBatched ? d.k * d.n : 0, d.m * d.n, 0)
     .build();
   const spec = matmulSpec(d.m, d.n, d.k, { transA, transB, bias: bias !== null, variant: v });
-  launch(spec, [a.buffer, b.buffer, (bias ?? a).buffer, y.buffer], params, [
+  launch(spec, [a.binding, b.binding, (bias ?? a).binding, y.binding], params, [
     Math.ceil(d.n / 4 / v.wgX),
     Math.ceil(d.m / 4 / v.wgY),
     d.batch,
@@ -167,3 +167,4 @@ export function linear(x: Tensor, w: Tensor, bias?: Tensor | null): Tensor {
 }
 
 export { pairedLinear } from './paired-linear';
+export { pairedLinearMany, type PairedItem } from './paired-linear-many';

@@ -5,7 +5,7 @@
 // runs once, with every output's gradient, as grouped dispatches too.
 import normMultiWgsl from '../../../shaders/norm_multi.wgsl?raw';
 import type { KernelSpec } from '../../gpu/context';
-import { recordMany } from '../autograd';
+import { gradTarget, recordMany } from '../autograd';
 import { Params, launch, threadsGrid } from '../kernels';
 import { empty, engine, Tensor, ShapeError, shapeString } from '../tensor';
 
@@ -140,7 +140,7 @@ export function weightNormMany(pairs: readonly WeightNormPair[]): Tensor[] {
 
   const outputs = pairs.map(({ v }) => empty(v.shape));
   for (const group of groupsOf(live, rowsOf, lenOf, k.forward)) {
-    const buffers = group.pairs.flatMap((i) => [pairs[i].v.buffer, pairs[i].g.buffer, outputs[i].buffer]);
+    const buffers = group.pairs.flatMap((i) => [pairs[i].v.binding, pairs[i].g.binding, outputs[i].binding]);
     launch(forwardSpec(group.pairs.length), buffers, group.params, threadsGrid(group.rows, 64));
   }
 
@@ -150,15 +150,25 @@ export function weightNormMany(pairs: readonly WeightNormPair[]): Tensor[] {
       const grads = new Array<Tensor | null>(inputs.length).fill(null);
       for (const [i, { v, g }] of pairs.entries()) {
         if (!dws[i]) continue;
-        grads[2 * i] = empty(v.shape);
-        grads[2 * i + 1] = empty(g.shape);
+        grads[2 * i] = gradTarget(v);
+        grads[2 * i + 1] = gradTarget(g);
       }
-      const used = live.filter((i) => dws[i] !== null);
-      for (const group of groupsOf(used, rowsOf, lenOf, k.backward)) {
-        const buffers = group.pairs.flatMap((i) => [pairs[i].v.buffer, pairs[i].g.buffer, dws[i]!.buffer, grads[2 * i]!.buffer, grads[2 * i + 1]!.buffer]);
-        launch(backwardSpec(group.pairs.length), buffers, group.params, threadsGrid(group.rows, 64));
-      }
+      weightNormBackwardGrouped(pairs, dws, grads);
       return grads;
     }),
   ];
+}
+
+/**
+ * The grouped backward: for every pair with a gradient dws[i], writes dv and dg into grads[2i] and
+ * grads[2i + 1] (allocated by the caller) in ceil(pairs / K') dispatches.
+ */
+export function weightNormBackwardGrouped(pairs: readonly WeightNormPair[], dws: readonly (Tensor | null)[], grads: readonly (Tensor | null)[]): void {
+  const rowsOf = (i: number): number => pairs[i].v.shape[0];
+  const lenOf = (i: number): number => pairs[i].v.size / rowsOf(i);
+  const used = pairs.flatMap((_, i) => (rowsOf(i) > 0 && dws[i] !== null ? [i] : []));
+  for (const group of groupsOf(used, rowsOf, lenOf, weightNormGroupSizes().backward)) {
+    const buffers = group.pairs.flatMap((i) => [pairs[i].v.binding, pairs[i].g.binding, dws[i]!.binding, grads[2 * i]!.binding, grads[2 * i + 1]!.binding]);
+    launch(backwardSpec(group.pairs.length), buffers, group.params, threadsGrid(group.rows, 64));
+  }
 }

@@ -28,11 +28,11 @@ export function weightNorm(v: Tensor, g: Tensor): Tensor {
   const rows = v.shape[0];
   const params = new Params().u(rows, v.size / rows).build();
   const w = empty(v.shape);
-  launch(WN_FORWARD, [v.buffer, g.buffer, w.buffer], params, [Math.ceil(rows / 64)]);
+  launch(WN_FORWARD, [v.binding, g.binding, w.binding], params, [Math.ceil(rows / 64)]);
   return record('weightNorm', w, [v, g], (dw) => {
     const dv = empty(v.shape);
     const dg = empty(g.shape);
-    launch(WN_BACKWARD, [v.buffer, g.buffer, dw.buffer, dv.buffer, dg.buffer], params, [Math.ceil(rows / 64)]);
+    launch(WN_BACKWARD, [v.binding, g.binding, dw.binding, dv.binding, dg.binding], params, [Math.ceil(rows / 64)]);
     return [dv, dg];
   });
 }

@@ -2,7 +2,7 @@
 // PixelCNN's z conditioning (tanh and sigmoid terms side by side, as its gates read them) in one
 // dispatch forward and two backward, where two linear layers and a concat took about eleven.
 import pairedWgsl from '../../../shaders/paired_linear.wgsl?raw';
-import { record } from '../autograd';
+import { gradTarget, record } from '../autograd';
 import { Params, launch, threadsGrid } from '../kernels';
 import { empty, Tensor, ShapeError, shapeString } from '../tensor';
 import type { KernelSpec } from '../../gpu/context';
@@ -38,7 +38,7 @@ export function pairedLinear(x: Tensor, a: Tensor, b: Tensor, aBias?: Tensor | n
   const words = new Params().u(n, k, units, 0).build();
   const y = empty([n, 2 * units]);
   // Without biases the bias bindings are read-only aliases of x (never read).
-  launch(spec('paired_forward', hasBias, ['read', 'read', 'read', 'read', 'read', 'rw']), [x.buffer, a.buffer, b.buffer, (ba ?? x).buffer, (bb ?? x).buffer, y.buffer], words, threadsGrid(n * 2 * units, WG));
+  launch(spec('paired_forward', hasBias, ['read', 'read', 'read', 'read', 'read', 'rw']), [x.binding, a.binding, b.binding, (ba ?? x).binding, (bb ?? x).binding, y.binding], words, threadsGrid(n * 2 * units, WG));
   const inputs = hasBias ? [x, a, b, ba!, bb!] : [x, a, b];
   // The tape hands x's gradient so far to the input-gradient kernel, which adds it (z feeds every gate).
   return record(op, y, inputs, (dy, prior) => {
@@ -48,24 +48,19 @@ export function pairedLinear(x: Tensor, a: Tensor, b: Tensor, aBias?: Tensor | n
       const before = prior?.[0] ?? null;
       launch(
         spec('paired_backward_input', hasBias, ['read', 'read', 'read', 'rw', 'read'], before !== null),
-        [dy.buffer, a.buffer, b.buffer, dx.buffer, (before ?? dy).buffer],
+        [dy.binding, a.binding, b.binding, dx.binding, (before ?? dy).binding],
         words,
         threadsGrid(n * k, WG),
       );
     }
     const wantParams = a.requiresGrad || b.requiresGrad || (ba?.requiresGrad ?? false) || (bb?.requiresGrad ?? false);
     if (!wantParams) return hasBias ? [dx, null, null, null, null] : [dx, null, null];
-    const da = empty([units, k]);
-    const db = empty([units, k]);
+    const da = a.requiresGrad ? gradTarget(a) : empty([units, k]);
+    const db = b.requiresGrad ? gradTarget(b) : empty([units, k]);
     // The kernel writes every bias gradient it is given; without biases two scratch words take their place.
-    const dba = empty([hasBias ? units : 1]);
-    const dbb = empty([hasBias ? units : 1]);
-    launch(
-      spec('paired_backward_params', hasBias, ['read', 'read', 'rw', 'rw', 'rw', 'rw']),
-      [dy.buffer, x.buffer, da.buffer, db.buffer, dba.buffer, dbb.buffer],
-      words,
-      threadsGrid(2 * units * (k + 1), WG),
-    );
+    const dba = hasBias && ba!.requiresGrad ? gradTarget(ba!) : empty([hasBias ? units : 1]);
+    const dbb = hasBias && bb!.requiresGrad ? gradTarget(bb!) : empty([hasBias ? units : 1]);
+    pairedBackwardParams(dy, x, da, db, dba, dbb, hasBias);
     if (!hasBias) {
       dba.dispose();
       dbb.dispose();
@@ -73,4 +68,19 @@ export function pairedLinear(x: Tensor, a: Tensor, b: Tensor, aBias?: Tensor | n
     }
     return [dx, a.requiresGrad ? da : null, b.requiresGrad ? db : null, ba!.requiresGrad ? dba : null, bb!.requiresGrad ? dbb : null];
   }, { accumulates: [0] });
+}
+
+/**
+ * The parameter gradients of one pair given dy [N, 2P] and x [N, K]: da, db [P, K] and, with
+ * biases, dba, dbb [P] (otherwise scratch words). One dispatch.
+ */
+export function pairedBackwardParams(dy: Tensor, x: Tensor, da: Tensor, db: Tensor, dba: Tensor, dbb: Tensor, hasBias: boolean): void {
+  const [n, k] = x.shape;
+  const units = da.shape[0];
+  launch(
+    spec('paired_backward_params', hasBias, ['read', 'read', 'rw', 'rw', 'rw', 'rw']),
+    [dy.binding, x.binding, da.binding, db.binding, dba.binding, dbb.binding],
+    new Params().u(n, k, units, 0).build(),
+    threadsGrid(2 * units * (k + 1), WG),
+  );
 }

@@ -4,7 +4,7 @@
 // None of these record a gradient.
 import randomWgsl from '../../../shaders/random.wgsl?raw';
 import { Params, launch, threadsGrid } from '../kernels';
-import { empty, Tensor, ShapeError, shapeString, type Shape } from '../tensor';
+import { empty, Tensor, ShapeError, shapeString, type Shape, type Bindable } from '../tensor';
 import type { KernelSpec } from '../../gpu/context';
 
 /** A 64-bit seed: a JS number (integer, 0 <= n < 2^53) or [lo, hi] u32 words. */
@@ -31,12 +31,12 @@ function checkShape(op: string, shape: Shape): void {
   if (!shape.every((d) => Number.isInteger(d) && d >= 0)) throw new ShapeError(op, `invalid shape ${shapeString(shape)}`);
 }
 
-function draw(kernel: KernelSpec, y: Tensor, inputs: readonly GPUBuffer[], seed: Seed, offset: Seed): Tensor {
+function draw(kernel: KernelSpec, y: Tensor, inputs: readonly Bindable[], seed: Seed, offset: Seed): Tensor {
   const [k0, k1] = seedWords(seed);
   const [o0, o1] = seedWords(offset, 'offset');
   const params = new Params().u(y.size, k0, k1, o0, o1).build();
   // One thread per block of 4 elements, 64 threads per workgroup.
-  launch(kernel, [...inputs, y.buffer], params, threadsGrid(Math.ceil(y.size / 4), 64));
+  launch(kernel, [...inputs, y.binding], params, threadsGrid(Math.ceil(y.size / 4), 64));
   return y;
 }
 
@@ -61,5 +61,5 @@ export function randomNormal(shape: Shape, seed: Seed, offset: Seed = 0): Tensor
 /** 0/1 (f32) with P(1) = p element-wise: binarises images with their intensities as p. */
 export function bernoulli(p: Tensor, seed: Seed, offset: Seed = 0): Tensor {
   if (p.dtype !== 'f32') throw new ShapeError('bernoulli', `p must be f32, got ${p.dtype} ${shapeString(p.shape)}`);
-  return draw(BERNOULLI, empty(p.shape), [p.buffer], seed, offset);
+  return draw(BERNOULLI, empty(p.shape), [p.binding], seed, offset);
 }

@@ -34,7 +34,7 @@ function reduceKernel(x: Tensor, axes: readonly number[], scaleBy: number): Tens
     .array(axes.map((i) => x.shape[i]), 8, 1)
     .array(axes.map((i) => strides[i]), 8)
     .build();
-  launch(SUM_SPEC, [x.buffer, y.buffer], params, grid1d(y.size));
+  launch(SUM_SPEC, [x.binding, y.binding], params, grid1d(y.size));
   return y;
 }
 

@@ -55,11 +55,11 @@ function copyRegion(op: string, from: Tensor, to: Tensor, region: Region): void 
     .array(r.srcStrides, 8)
     .array(r.dstStrides, 8)
     .build();
-  launch(COPY_SPEC, [from.buffer, to.buffer], params, threadsGrid(n));
+  launch(COPY_SPEC, [from.binding, to.binding], params, threadsGrid(n));
 }
 
 function zeroFill(t: Tensor): void {
-  launch(ZERO_SPEC, [t.buffer], new Params().u(t.size, 0, 0, 0).build(), threadsGrid(t.size));
+  launch(ZERO_SPEC, [t.binding], new Params().u(t.size, 0, 0, 0).build(), threadsGrid(t.size));
 }
 
 function normAxis(op: string, axis: number, rank: number): number {

@@ -46,13 +46,13 @@ function rowsOf(op: string, x: Tensor, axis: number): Rows {
 
 function rowKernel(forward: KernelSpec, x: Tensor, r: Rows): Tensor {
   const y = empty(x.shape);
-  launch(forward, [x.buffer, y.buffer], r.params, threadsGrid(r.rows, THREADS));
+  launch(forward, [x.binding, y.binding], r.params, threadsGrid(r.rows, THREADS));
   return y;
 }
 
 function rowBackward(backward: KernelSpec, g: Tensor, y: Tensor, r: Rows): Tensor {
   const dx = empty(y.shape);
-  launch(backward, [g.buffer, y.buffer, dx.buffer], r.params, threadsGrid(r.rows, THREADS));
+  launch(backward, [g.binding, y.binding, dx.binding], r.params, threadsGrid(r.rows, THREADS));
   return dx;
 }
 
@@ -86,10 +86,10 @@ export function softmaxCrossEntropy(logits: Tensor, targets: Tensor, axis = -1):
     );
   }
   const loss = empty(rowShape);
-  launch(XENT, [logits.buffer, targets.buffer, loss.buffer], r.params, threadsGrid(r.rows, THREADS));
+  launch(XENT, [logits.binding, targets.binding, loss.binding], r.params, threadsGrid(r.rows, THREADS));
   return record('softmaxCrossEntropy', loss, [logits, targets], (g) => {
     const dx = empty(logits.shape);
-    launch(XENT_BACKWARD, [logits.buffer, targets.buffer, g.buffer, dx.buffer], r.params, threadsGrid(r.rows, THREADS));
+    launch(XENT_BACKWARD, [logits.binding, targets.binding, g.binding, dx.binding], r.params, threadsGrid(r.rows, THREADS));
     return [dx, null];
   });
 }

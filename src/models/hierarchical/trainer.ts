@@ -44,6 +44,7 @@ export class HierTrainer extends StepTrainer {
     // The metric sums are [loss, reconstruction, kl1, kl2]. A constant learning rate: the reference's
     // 32px/64px settings multiply it by 0.1 at step 180k (docs/departures.md).
     super(4, { lr: options.lr ?? 1e-3, clipGlobalNorm: options.clipGlobalNorm ?? 5 }, data.count, options);
+    model.params.pack();
   }
 
   protected recordStep(optimizer: E.Adam, accumulate: boolean): void {
@@ -58,7 +59,7 @@ export class HierTrainer extends StepTrainer {
       const noise = this.model.posteriorNoise(batchSize, seed, [step, NOISE_STREAM]);
       const { terms, grads } = this.withWeights(this.model.params, () => {
         const terms = this.model.terms(x, noise, schedule(this.model.config, step));
-        return { terms, grads: E.grad(terms.loss, params) };
+        return { terms, grads: this.gradients(this.model.params, terms.loss) };
       });
       // A parameter the loss does not reach takes a zero gradient: its moments decay and it still moves.
       optimizer.step(params, grads, 'zero');

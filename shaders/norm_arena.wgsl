@@ -1,0 +1,90 @@
+// Weight normalisation of every layer of a model in one dispatch each way (src/engine/ops/norm-arena.ts),
+// for parameters packed in an arena (ParamSet.pack): v and g are read at their offsets in the values
+// arena, each W is written to its slot of one weights arena, and backward reads every dW from one
+// buffer and writes dv and dg at v's and g's offsets in the gradient arena (the values' layout).
+// The arithmetic is shaders/norm.wgsl's, in the same order: one thread per output row,
+//   W = g v / ||v||;  backward, given dW: dg = (dW . v) / n, dv = (g / n) (dW - (dW . v) v / n^2).
+// Pair j's row of the flat row range is found by binary search over the pairs' first rows. The two
+// entry points bind binding 3 differently, so norm-arena.ts compiles the common part with one section.
+
+struct Params {
+  rows: u32,   // rows of all pairs
+  pairs: u32,
+  _pad0: u32,
+  _pad1: u32,
+}
+
+// Per pair, 8 words: first row, elements per row, v's, g's and W's (or dW's) element offsets, pad.
+struct Pair {
+  row_start: u32,
+  len: u32,
+  v_off: u32,
+  g_off: u32,
+  w_off: u32,
+  _pad0: u32,
+  _pad1: u32,
+  _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> table: array<Pair>;
+@group(0) @binding(2) var<storage, read> values: array<f32>;
+
+// The pair whose rows hold flat row i: the last j with row_start <= i.
+fn pair_of(i: u32) -> u32 {
+  var lo = 0u;
+  var hi = p.pairs;
+  while (hi - lo > 1u) {
+    let mid = (lo + hi) / 2u;
+    if (table[mid].row_start <= i) { lo = mid; } else { hi = mid; }
+  }
+  return lo;
+}
+
+fn row_of(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+  return gid.x + gid.y * nwg.x * 64u;
+}
+
+// ---- forward: values (v, g) -> weights (W) -------------------------------------------------------
+@group(0) @binding(3) var<storage, read_write> weights: array<f32>;
+
+@compute @workgroup_size(64)
+fn weight_norm_forward_arena(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = row_of(gid, nwg);
+  if (i >= p.rows) { return; }
+  let q = table[pair_of(i)];
+  let r = i - q.row_start;
+  let v = q.v_off + r * q.len;
+  let w = q.w_off + r * q.len;
+  var sq = 0.0;
+  for (var e = 0u; e < q.len; e++) { sq += values[v + e] * values[v + e]; }
+  let s = values[q.g_off + r] * inverseSqrt(sq);
+  for (var e = 0u; e < q.len; e++) { weights[w + e] = values[v + e] * s; }
+}
+
+// ---- backward: values (v, g) and dW -> grads (dv, dg at v's and g's offsets) ---------------------
+// A pair with empty rows (len 0) has dg = 0: W does not depend on g then (norm.wgsl's 0 * inf is NaN).
+@group(0) @binding(3) var<storage, read> grad_weights: array<f32>;
+@group(0) @binding(4) var<storage, read_write> grads: array<f32>;
+
+@compute @workgroup_size(64)
+fn weight_norm_backward_arena(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = row_of(gid, nwg);
+  if (i >= p.rows) { return; }
+  let q = table[pair_of(i)];
+  let r = i - q.row_start;
+  let v = q.v_off + r * q.len;
+  let w = q.w_off + r * q.len;
+  var sq = 0.0;
+  var dot = 0.0;
+  for (var e = 0u; e < q.len; e++) {
+    let x = values[v + e];
+    sq += x * x;
+    dot += grad_weights[w + e] * x;
+  }
+  let inv = inverseSqrt(sq);
+  let scale = values[q.g_off + r] * inv;
+  let k = dot * inv * inv;
+  for (var e = 0u; e < q.len; e++) { grads[v + e] = scale * (grad_weights[w + e] - k * values[v + e]); }
+  grads[q.g_off + r] = select(dot * inv, 0.0, q.len == 0u);
+}
