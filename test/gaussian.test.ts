@@ -1,7 +1,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as E from '../src/engine';
 import * as R from '../src/engine/reference/gaussian';
-import { checkOp } from './support/check';
+import type { NDArray } from '../src/engine/reference/ndarray';
+import { checkOp, expectClose } from './support/check';
 import { useGpu } from './support/gpu';
 
 beforeAll(useGpu);
@@ -67,4 +68,70 @@ describe('Gaussian KLs and log density', () => {
     expect(() => E.klStandardNormal(a, b)).toThrow(/klStandardNormal/);
     expect(() => E.gaussianLogDensity(a, a, E.fromArray([0, 1], [2], 'u32'))).toThrow(/gaussianLogDensity.*u32/);
   });
+});
+
+describe('gaussianLatent (z and the KL in one op)', () => {
+  const catRef = (stats: NDArray, noise: NDArray): NDArray => {
+    const { z, kl } = R.gaussianLatent(stats, noise);
+    return { shape: [z.data.length + kl.data.length], data: Float64Array.from([...z.data, ...kl.data]) };
+  };
+  it('both outputs, against float64 and finite differences', () =>
+    checkOp({
+      name: 'gaussianLatent',
+      inputs: [{ shape: [5, 7, 2] }, { shape: [5, 7], grad: false }],
+      gpu: (s, e) => {
+        const { z, kl } = E.gaussianLatent(s, e);
+        return E.concat([z.view([z.size]), kl.view([kl.size])], 0);
+      },
+      ref: catRef,
+    }));
+  it('z alone and the KL alone (the other output\'s gradient absent)', async () => {
+    await checkOp({
+      name: 'gaussianLatent z',
+      inputs: [{ shape: [3, 4, 2] }, { shape: [3, 4], grad: false }],
+      gpu: (s, e) => E.gaussianLatent(s, e).z,
+      ref: (s, e) => R.gaussianLatent(s, e).z,
+      seed: 4,
+    });
+    await checkOp({
+      name: 'gaussianLatent kl',
+      inputs: [{ shape: [3, 4, 2] }, { shape: [3, 4], grad: false }],
+      gpu: (s, e) => E.gaussianLatent(s, e).kl,
+      ref: (s, e) => R.gaussianLatent(s, e).kl,
+      seed: 5,
+    });
+  });
+  it('the values of the ops it replaces, in 2 dispatches where they take over 20', async () => {
+    const stats = Array.from({ length: 6 * 3 * 2 }, (_, i) => Math.sin(i * 1.7) * 1.2);
+    const noise = Array.from({ length: 6 * 3 }, (_, i) => Math.cos(i * 0.9));
+    const gpu = E.engine().gpu;
+    const run = (fused: boolean): Promise<{ values: number[][]; dispatches: number }> =>
+      E.tidyAsync(async () => {
+        const s = E.param(E.fromArray(stats, [6, 3, 2]));
+        const e = E.fromArray(noise, [6, 3]);
+        const before = gpu.stats().dispatches;
+        let z: E.Tensor;
+        let kl: E.Tensor;
+        if (fused) ({ z, kl } = E.gaussianLatent(s, e));
+        else {
+          const mu = E.slice(s, [0, 0, 0], [6, 3, 1]).view([6, 3]);
+          const logSigma = E.slice(s, [0, 0, 1], [6, 3, 1]).view([6, 3]);
+          z = E.add(mu, E.mul(e, E.exp(logSigma)));
+          kl = E.klStandardNormal(mu, logSigma);
+        }
+        const loss = E.add(E.sum(E.mul(z, z)), E.sum(kl));
+        const [g] = E.grad(loss, [s]);
+        const dispatches = gpu.stats().dispatches - before;
+        return { values: await Promise.all([z, kl, g!].map(async (t) => Array.from(await t.data()))), dispatches };
+      });
+    const fused = await run(true);
+    const composed = await run(false);
+    fused.values.forEach((v, i) => expectClose(v, composed.values[i], 1e-6, ['z', 'kl', 'gradient'][i]));
+    expect(composed.dispatches - fused.dispatches).toBeGreaterThanOrEqual(15);
+  });
+  it('rejects statistics that are not [N, Z, 2] pairs for the noise, naming the op', () =>
+    E.tidy(() => {
+      expect(() => E.gaussianLatent(E.zeros([2, 3, 3]), E.zeros([2, 3]))).toThrow(/gaussianLatent.*\[2,3,3\]/);
+      expect(() => E.gaussianLatent(E.zeros([2, 3, 2]), E.zeros([3, 2]))).toThrow(/gaussianLatent/);
+    }));
 });

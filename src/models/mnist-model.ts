@@ -108,9 +108,11 @@ export class MnistModel {
     let kl: E.Tensor;
     if (this.encoder) {
       if (!noise) throw new Error('loss: a latent model needs noise for z');
-      const { mu, logSigma } = this.encoder.forward(x);
-      z = E.add(mu, E.mul(noise, E.exp(logSigma)));
-      kl = E.sum(E.klStandardNormal(mu, logSigma), 1);
+      // z and the KL from the encoder's statistics in one fused op (the same values as slicing mu and
+      // log sigma, mu + noise * exp(log sigma) and klStandardNormal).
+      const latent = E.gaussianLatent(this.encoder.statistics(x), noise);
+      z = latent.z;
+      kl = E.sum(latent.kl, 1);
     } else {
       kl = E.zeros([batch]);
     }

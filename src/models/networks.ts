@@ -35,6 +35,15 @@ export class Encoder {
 
   /** x [B,1,S,S] -> { mu, logSigma } each [B, Z]. */
   forward(x: E.Tensor): { mu: E.Tensor; logSigma: E.Tensor } {
+    const pairs = this.statistics(x);
+    const batch = x.shape[0];
+    const mu = E.slice(pairs, [0, 0, 0], [batch, this.c.latentDim, 1]).view([batch, this.c.latentDim]);
+    const logSigma = E.slice(pairs, [0, 0, 1], [batch, this.c.latentDim, 1]).view([batch, this.c.latentDim]);
+    return { mu, logSigma };
+  }
+
+  /** x [B,1,S,S] -> the statistics [B, Z, 2] as the reference interleaves them: (mu, log sigma) pairs. */
+  statistics(x: E.Tensor): E.Tensor {
     let h = x;
     this.convs.forEach((conv, i) => {
       h = E.relu(conv.forward(h));
@@ -45,11 +54,8 @@ export class Encoder {
     });
     const batch = x.shape[0];
     const stats = this.out.forward(h.view([batch, h.size / batch]));
-    // Interleaved split, as the reference: mu = out[:, 0::2], log sigma = out[:, 1::2].
-    const pairs = stats.view([batch, this.c.latentDim, 2]);
-    const mu = E.slice(pairs, [0, 0, 0], [batch, this.c.latentDim, 1]).view([batch, this.c.latentDim]);
-    const logSigma = E.slice(pairs, [0, 0, 1], [batch, this.c.latentDim, 1]).view([batch, this.c.latentDim]);
-    return { mu, logSigma };
+    // Interleaved, as the reference: mu = out[:, 0::2], log sigma = out[:, 1::2].
+    return stats.view([batch, this.c.latentDim, 2]);
   }
 
   macs(): number {

@@ -15,3 +15,17 @@ export const klDiagGaussians = (muQ: NDArray, logSigmaQ: NDArray, muP: NDArray, 
   broadcastMap([muQ, logSigmaQ, muP, logSigmaP], klDiagScalar);
 export const klStandardNormal = (mu: NDArray, logSigma: NDArray): NDArray => broadcastMap([mu, logSigma], klStandardScalar);
 export const gaussianLogDensity = (x: NDArray, mu: NDArray, logSigma: NDArray): NDArray => broadcastMap([x, mu, logSigma], logDensityScalar);
+
+/** z = mu + e exp(l) and KL(N(mu, e^{2l}) || N(0, 1)) from interleaved statistics [N, Z, 2] and noise [N, Z]. */
+export function gaussianLatent(stats: NDArray, noise: NDArray): { z: NDArray; kl: NDArray } {
+  const count = noise.data.length;
+  const z = new Float64Array(count);
+  const kl = new Float64Array(count);
+  for (let i = 0; i < count; i++) {
+    const m = stats.data[2 * i];
+    const l = stats.data[2 * i + 1];
+    z[i] = m + noise.data[i] * Math.exp(l);
+    kl[i] = klStandardScalar(m, l);
+  }
+  return { z: { shape: [...noise.shape], data: z }, kl: { shape: [...noise.shape], data: kl } };
+}
