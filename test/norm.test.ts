@@ -35,6 +35,34 @@ describe('batchNorm', () => {
       seed: 2,
     }));
 
+  it('training with more values per channel than a workgroup has threads, in one dispatch each way', async () => {
+    await checkOp({
+      name: 'batchNorm train 495 per channel',
+      inputs: [{ shape: [5, 3, 9, 11] }, { shape: [3] }, { shape: [3] }],
+      gpu: (x, g, b) => E.batchNorm(x, g, b, { training: true, eps }),
+      ref: (x, g, b) => batchNormRef(x, g, b, eps),
+      seed: 6,
+      fdSamples: 12,
+    });
+    const gpu = E.engine().gpu;
+    const entries: string[] = [];
+    E.tidy(() => {
+      const x = E.param(E.fill([2, 3, 4, 4], 0.5));
+      const g = E.param(E.ones([3]));
+      const b = E.param(E.zeros([3]));
+      const running = { mean: E.zeros([3]), var: E.ones([3]) };
+      const y = E.batchNorm(x, g, b, { training: true, eps, running });
+      const seed = E.fromArray(Array.from({ length: y.size }, (_, i) => Math.sin(i)), y.shape);
+      gpu.onDispatch = (spec) => void entries.push(spec.entry);
+      try {
+        E.grad(y, [x, g, b], seed);
+      } finally {
+        gpu.onDispatch = null;
+      }
+    });
+    expect(entries).toEqual(['batch_norm_backward']);
+  });
+
   const runMean = toF32(randomArray([4], 50));
   const runVar = toF32(randomArray([4], 51, 'positive'));
   it('inference uses the running statistics', () =>

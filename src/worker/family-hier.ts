@@ -73,12 +73,13 @@ function cellHashes(values: Float32Array, n: number): string[] {
 
 /**
  * Dispatches of one hierarchical training step from its parameter-tensor count P (batch norm, the
- * three losses and the latent PixelCNN add work per layer): 7.5 P - 225, the line through counts of
- * the tiny (P 142: 839 dispatches) and small (P 207: 1,326) presets with parameters packed (weight
- * norm and Adam one dispatch each); test/trust-app.test.ts holds it to counts measured on the engine.
+ * three losses and the latent PixelCNN add work per layer): 3.03 P + 61, the line through counts of
+ * the tiny (P 142: 491 dispatches) and small (P 207: 688) presets with parameters packed (weight
+ * norm and Adam one dispatch each) and batch norm fused (one each way per layer);
+ * test/trust-app.test.ts holds it to counts measured on the engine.
  */
 export function hierDispatchesPerStep(paramTensors: number): number {
-  return Math.max(1, Math.round(7.5 * paramTensors - 225));
+  return Math.max(1, Math.round(3.03 * paramTensors + 61));
 }
 
 type HierPrepared = Prepared<ColourData, HierTrainer>;

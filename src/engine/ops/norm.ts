@@ -1,15 +1,13 @@
-// Weight normalisation (one fused kernel each way) and batch normalisation, composed from
-// element-wise and reduction ops (so its gradients, through the batch statistics, come from those
-// ops' backward passes).
-// Running statistics are updated in place on the GPU (optim.ts's moving-average kernel).
+// Weight normalisation (one fused kernel each way) and batch normalisation: in training one fused
+// kernel each way (shaders/batch_norm.wgsl, which also moves the running statistics in place on the
+// GPU); with running statistics (inference) a few element-wise ops.
 import normWgsl from '../../../shaders/norm.wgsl?raw';
+import batchNormWgsl from '../../../shaders/batch_norm.wgsl?raw';
 import type { KernelSpec } from '../../gpu/context';
-import { noGrad, record } from '../autograd';
+import { gradTarget, record } from '../autograd';
 import { Params, launch } from '../kernels';
 import { empty, Tensor, ShapeError, shapeString } from '../tensor';
-import { movingAverageInPlace } from '../optim';
-import { add, mul, rsqrt, square, sub } from './elementwise';
-import { mean } from './reduce';
+import { add, mul, rsqrt, sub } from './elementwise';
 import { reshape } from './shape';
 
 /**
@@ -75,30 +73,56 @@ export function batchNorm(x: Tensor, gamma: Tensor | null, beta: Tensor | null, 
   }
   if (!opts.training && !opts.running) throw new ShapeError('batchNorm', `inference on x ${shapeString(x.shape)} needs running statistics`);
   const eps = opts.eps ?? 1e-5;
-  const axes = x.rank === 4 ? [0, 2, 3] : [0];
   const channelShape = x.rank === 4 ? [1, c, 1, 1] : [1, c];
 
-  let normalized: Tensor;
-  if (opts.training) {
-    const mu = mean(x, axes, true);
-    const centered = sub(x, mu);
-    const variance = mean(square(centered), axes, true);
-    normalized = mul(centered, rsqrt(variance, eps));
-    const running = opts.running;
-    if (running) {
-      const momentum = opts.momentum ?? 0.1;
-      noGrad(() => {
-        movingAverageInPlace(running.mean, mu, momentum);
-        movingAverageInPlace(running.var, variance, momentum);
-      });
-    }
-  } else {
-    const running = opts.running!;
-    const mu = reshape(running.mean, channelShape);
-    const inv = rsqrt(reshape(running.var, channelShape), eps);
-    normalized = mul(sub(x, mu), inv);
-  }
+  if (opts.training) return batchNormTraining(x, gamma, beta, eps, opts.running ?? null, opts.momentum ?? 0.1);
+  const running = opts.running!;
+  const mu = reshape(running.mean, channelShape);
+  const inv = rsqrt(reshape(running.var, channelShape), eps);
+  const normalized = mul(sub(x, mu), inv);
   let y = gamma ? mul(normalized, reshape(gamma, channelShape)) : normalized;
   if (beta) y = add(y, reshape(beta, channelShape));
   return y;
+}
+
+const BN_SECTIONS = (() => {
+  const f = batchNormWgsl.indexOf('// ---- forward');
+  const b = batchNormWgsl.indexOf('// ---- backward');
+  if (f < 0 || b < 0) throw new Error('batch_norm.wgsl: a section is missing');
+  return { forward: batchNormWgsl.slice(0, b), backward: batchNormWgsl.slice(0, f) + batchNormWgsl.slice(b) };
+})();
+const BN_FORWARD: KernelSpec = { name: 'batch_norm.wgsl', code: BN_SECTIONS.forward, entry: 'batch_norm_forward', bindings: ['read', 'read', 'read', 'rw', 'rw', 'rw', 'rw'] };
+const BN_BACKWARD: KernelSpec = { name: 'batch_norm.wgsl', code: BN_SECTIONS.backward, entry: 'batch_norm_backward', bindings: ['read', 'read', 'read', 'read', 'rw', 'rw', 'rw'] };
+
+/**
+ * Training-mode batch norm in one dispatch each way (shaders/batch_norm.wgsl: one workgroup per
+ * channel): the batch mean and biased variance, the normalised and scaled output, the running
+ * statistics moved in the same dispatch; the backward gives x's, gamma's and beta's gradients.
+ */
+function batchNormTraining(x: Tensor, gamma: Tensor | null, beta: Tensor | null, eps: number, running: RunningStats | null, momentum: number): Tensor {
+  const [n, c] = x.shape;
+  const plane = x.rank === 4 ? x.shape[2] * x.shape[3] : 1;
+  const y = empty(x.shape);
+  const saved = empty([2 * c]);
+  const scratch: Tensor[] = [];
+  const or = (t: Tensor | null): Tensor => t ?? scratch[scratch.push(empty([1])) - 1];
+  const flags = (gamma ? 1 : 0) | (beta ? 2 : 0) | (running ? 4 : 0);
+  const words = (f: number): Uint32Array => new Params().u(n, c, plane, f).f(eps, momentum, 0, 0).build();
+  if (n * plane > 0) {
+    launch(BN_FORWARD, [x.binding, (gamma ?? x).binding, (beta ?? x).binding, y.binding, saved.binding, or(running?.mean ?? null).binding, or(running?.var ?? null).binding], words(flags), [c]);
+  }
+  for (const t of scratch.splice(0)) t.dispose();
+  const inputs = [x, ...(gamma ? [gamma] : []), ...(beta ? [beta] : [])];
+  return record('batchNorm', y, inputs, (dy) => {
+    const dx = x.requiresGrad ? gradTarget(x) : empty(x.shape);
+    const dgamma = gamma?.requiresGrad ? gradTarget(gamma) : null;
+    const dbeta = beta?.requiresGrad ? gradTarget(beta) : null;
+    const f = (gamma ? 1 : 0) | (dgamma ? 8 : 0) | (dbeta ? 16 : 0);
+    if (n * plane > 0) launch(BN_BACKWARD, [x.binding, dy.binding, (gamma ?? x).binding, saved.binding, dx.binding, or(dgamma).binding, or(dbeta).binding], words(f), [c]);
+    for (const t of scratch.splice(0)) t.dispose();
+    const grads: (Tensor | null)[] = [x.requiresGrad ? dx : null];
+    if (gamma) grads.push(dgamma);
+    if (beta) grads.push(dbeta);
+    return grads;
+  });
 }
