@@ -129,6 +129,7 @@ else
   # First the conv kernel choice (remembered in the cache dir, so every row after runs with it).
   bench 60 --conv-variants
   bench 60 --steps tiny,small,table1 --steps-count 20
+  bench 60 --steps hier-tiny,hier-small --steps-count 10
   bench 90 --train gated-pixelvae-cond
   bench 60 --sample
   bench 90 --sample-hier tiny,small

@@ -1,4 +1,4 @@
-// Training-step overhead of the app's setups (`npm run bench -- --steps tiny,small,table1`): steps/s,
+// Training-step overhead of the app's setups (`npm run bench -- --steps tiny,small,table1,hier-small`): steps/s,
 // and per step the host time (JavaScript recording and submitting the step, the trainStep() call
 // itself) apart from the time spent waiting for the GPU, with the dispatches and buffer copies a step
 // records and the bind groups it creates (a reused one costs the host almost nothing). Small models
@@ -10,13 +10,20 @@ import type { ImageSet } from '../data/mnist';
 import { mnistConfig, type MnistModelConfig } from '../models/config';
 import { MnistModel } from '../models/mnist-model';
 import { MnistTrainer } from '../models/trainer';
+import type { StepTrainer } from '../models/step-trainer';
+import { GpuColourSet } from '../data/colour-gpu';
+import { hierConfig } from '../models/hierarchical/config';
+import { HierarchicalPixelVae } from '../models/hierarchical/model';
+import { HierTrainer } from '../models/hierarchical/trainer';
 import { FAMILIES } from '../worker/families';
 
-export const STEP_SETUPS = ['tiny', 'cpu', 'small', 'table1'] as const;
+/** MNIST setups of the app (gated-pixelvae-cond), and the hierarchical model's tiny and small presets. */
+export const STEP_SETUPS = ['tiny', 'cpu', 'small', 'table1', 'hier-tiny', 'hier-small'] as const;
 export type StepSetup = (typeof STEP_SETUPS)[number];
+type MnistStepSetup = Exclude<StepSetup, 'hier-tiny' | 'hier-small'>;
 
 /** The app's MNIST setup of that name (its default preset, gated-pixelvae-cond, with the quick sizes); table1: paper sizes. */
-export function stepSetupConfig(setup: StepSetup): MnistModelConfig {
+export function stepSetupConfig(setup: MnistStepSetup): MnistModelConfig {
   if (setup === 'table1') return mnistConfig('gated-pixelvae-cond');
   const family = FAMILIES.find((f) => f.id === 'mnist');
   const sizes = family?.quickSizes?.find((q) => q.id === setup)?.sizes;
@@ -58,13 +65,59 @@ export interface StepBenchOptions {
  * step, so host and GPU time of one step are apart: host = the trainStep() call, which records every
  * dispatch and submits full batches; wait = the rest until the GPU is done).
  */
+/** A setup ready to time: its trainer, what the record names, its forward timings, and cleanup. */
+interface BenchSetup {
+  trainer: StepTrainer;
+  preset: string;
+  imageSize: number;
+  params: number;
+  paramTensors: number;
+  /** The forward pass as training and evaluation run it (MNIST setups; none for the hierarchical). */
+  forwards: () => Promise<Record<string, number>>;
+  dispose: () => void;
+}
+
+function buildSetup(gpu: GpuContext, setup: StepSetup, batch: number): BenchSetup {
+  if (setup === 'hier-tiny' || setup === 'hier-small') {
+    const config = hierConfig(setup === 'hier-tiny' ? 'tiny' : 'small');
+    const size = config.imageSize;
+    const count = Math.max(64, batch);
+    const digits = syntheticDigits(count * 3, size);
+    const data = GpuColourSet.upload({ name: 'synthetic', count, size, images: digits.images, labels: new Uint8Array(count) });
+    const model = new HierarchicalPixelVae(config);
+    const trainer = new HierTrainer(model, data, { batchSize: batch, seed: 1 });
+    return {
+      trainer, preset: `hier-${config.preset}`, imageSize: size, params: model.params.count(), paramTensors: model.params.names().length,
+      forwards: async () => ({}),
+      dispose: () => {
+        trainer.dispose();
+        trainer.optimizer.dispose();
+        data.dispose();
+        model.dispose();
+      },
+    };
+  }
+  const config = stepSetupConfig(setup);
+  const model = new MnistModel(config);
+  const data = GpuImageSet.upload(syntheticDigits(256, config.imageSize), 'intensity');
+  const trainer = new MnistTrainer(model, data, { batchSize: batch, seed: 1 });
+  return {
+    trainer, preset: config.preset, imageSize: config.imageSize, params: model.params.count(), paramTensors: model.params.names().length,
+    forwards: () => timeForwards(gpu, model, data, batch),
+    dispose: () => {
+      trainer.dispose();
+      trainer.optimizer.dispose();
+      data.dispose();
+      model.dispose();
+    },
+  };
+}
+
 export async function runStepBench(gpu: GpuContext, opts: StepBenchOptions, emit: (record: Record<string, unknown>) => void, driver = 'system'): Promise<void> {
   const adapter = `${gpu.adapter.vendor || '?'} ${gpu.adapter.architecture || gpu.adapter.description || '?'}${gpu.adapter.isFallbackAdapter ? ' (fallback)' : ''}`;
   for (const setup of opts.setups) {
-    const config = stepSetupConfig(setup);
-    const model = new MnistModel(config);
-    const data = GpuImageSet.upload(syntheticDigits(256, config.imageSize), 'intensity');
-    const trainer = new MnistTrainer(model, data, { batchSize: opts.batch, seed: 1 });
+    const built = buildSetup(gpu, setup, opts.batch);
+    const trainer = built.trainer;
     try {
       await trainer.prewarm();
       const s0 = gpu.stats();
@@ -109,12 +162,12 @@ export async function runStepBench(gpu: GpuContext, opts: StepBenchOptions, emit
       }
       await gpu.sync();
       const pipelinedMs = (performance.now() - t) / pipelined;
-      const fwd = await timeForwards(gpu, model, data, opts.batch);
+      const fwd = await built.forwards();
       const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
       const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
       emit({
-        adapter, driver, case: `train step ${setup} b${opts.batch}`, preset: config.preset, image_size: config.imageSize, params: model.params.count(),
-        param_tensors: model.params.names().length,
+        adapter, driver, case: `train step ${setup} b${opts.batch}`, preset: built.preset, image_size: built.imageSize, params: built.params,
+        param_tensors: built.paramTensors,
         dispatches_per_step: (c1.dispatches - c0.dispatches) / steps, copies_per_step: (c1.copies - c0.copies) / steps,
         submits_per_step: +((c1.submits - c0.submits) / steps).toFixed(2),
         bind_groups_created_per_step: +((c1.bindGroupsCreated - c0.bindGroupsCreated) / steps).toFixed(2),
@@ -128,10 +181,7 @@ export async function runStepBench(gpu: GpuContext, opts: StepBenchOptions, emit
         ...fwd,
       });
     } finally {
-      trainer.dispose();
-      trainer.optimizer.dispose();
-      data.dispose();
-      model.dispose();
+      built.dispose();
     }
   }
 }

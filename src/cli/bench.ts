@@ -78,7 +78,8 @@ function parseArgs(argv: string[]): BenchOptions {
              sampler, timed for tiny and estimated from one pass per network for the others
              (--sample-hier-full P: presets to time in full)
   --steps S  instead, time training steps of the app's setups S (comma-separated: tiny, cpu, small,
-             table1 = gated-pixelvae-cond at paper sizes) at batch 32 (--steps-batch N, --steps-count N):
+             table1 = gated-pixelvae-cond at paper sizes; hier-tiny, hier-small = the hierarchical
+             model's presets) at batch 32 (--steps-batch N, --steps-count N):
              steps/s, host ms per step (recording and submitting) apart from the GPU wait, and the
              dispatches, buffer copies and bind groups created per step
   --conv-variants  instead, time the conv kernel variants (CPU-shaped, tiled) per direction on a few
