@@ -45,6 +45,20 @@ fn row_of(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
   return gid.x + gid.y * nwg.x * 64u;
 }
 
+// Flat row i: its pair, and where its v row and its W (or dW) row start.
+struct Row {
+  q: Pair,
+  r: u32,
+  v: u32,
+  w: u32,
+}
+
+fn row_at(i: u32) -> Row {
+  let q = table[pair_of(i)];
+  let r = i - q.row_start;
+  return Row(q, r, q.v_off + r * q.len, q.w_off + r * q.len);
+}
+
 // ---- forward: values (v, g) -> weights (W) -------------------------------------------------------
 @group(0) @binding(3) var<storage, read_write> weights: array<f32>;
 
@@ -52,13 +66,13 @@ fn row_of(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
 fn weight_norm_forward_arena(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = row_of(gid, nwg);
   if (i >= p.rows) { return; }
-  let q = table[pair_of(i)];
-  let r = i - q.row_start;
-  let v = q.v_off + r * q.len;
-  let w = q.w_off + r * q.len;
+  let row = row_at(i);
+  let q = row.q;
+  let v = row.v;
+  let w = row.w;
   var sq = 0.0;
   for (var e = 0u; e < q.len; e++) { sq += values[v + e] * values[v + e]; }
-  let s = values[q.g_off + r] * inverseSqrt(sq);
+  let s = values[q.g_off + row.r] * inverseSqrt(sq);
   for (var e = 0u; e < q.len; e++) { weights[w + e] = values[v + e] * s; }
 }
 
@@ -71,10 +85,10 @@ fn weight_norm_forward_arena(@builtin(global_invocation_id) gid: vec3<u32>, @bui
 fn weight_norm_backward_arena(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = row_of(gid, nwg);
   if (i >= p.rows) { return; }
-  let q = table[pair_of(i)];
-  let r = i - q.row_start;
-  let v = q.v_off + r * q.len;
-  let w = q.w_off + r * q.len;
+  let row = row_at(i);
+  let q = row.q;
+  let v = row.v;
+  let w = row.w;
   var sq = 0.0;
   var dot = 0.0;
   for (var e = 0u; e < q.len; e++) {
@@ -83,8 +97,8 @@ fn weight_norm_backward_arena(@builtin(global_invocation_id) gid: vec3<u32>, @bu
     dot += grad_weights[w + e] * x;
   }
   let inv = inverseSqrt(sq);
-  let scale = values[q.g_off + r] * inv;
+  let scale = values[q.g_off + row.r] * inv;
   let k = dot * inv * inv;
   for (var e = 0u; e < q.len; e++) { grads[v + e] = scale * (grad_weights[w + e] - k * values[v + e]); }
-  grads[q.g_off + r] = select(dot * inv, 0.0, q.len == 0u);
+  grads[q.g_off + row.r] = select(dot * inv, 0.0, q.len == 0u);
 }

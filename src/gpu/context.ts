@@ -276,9 +276,11 @@ export class GpuContext {
     return this.pass;
   }
 
-  /** Records a buffer-to-buffer copy in the current batch (closing the open compute pass). */
-  copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
-    // Consecutive copies share the gap between two passes (no empty pass opened for each).
+  /**
+   * The batch's encoder with no compute pass open, for a buffer command between dispatches.
+   * Consecutive buffer commands share the gap between two passes (no empty pass opened for each).
+   */
+  private encoderBetweenPasses(): GPUCommandEncoder {
     if (this.pass) {
       this.pass.end();
       this.pass = null;
@@ -287,23 +289,18 @@ export class GpuContext {
       this.pass!.end();
       this.pass = null;
     }
-    this.encoder!.copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
     this.copyCount += 1;
+    return this.encoder!;
   }
 
-  /** Records zeroing `bytes` bytes of `buffer` from `offset` in the current batch (as copy does). */
+  /** Records a buffer-to-buffer copy in the current batch (closing the open compute pass). */
+  copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
+    this.encoderBetweenPasses().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+  }
+
+  /** Records zeroing `bytes` bytes of `buffer` from `offset` in the current batch (counted as a copy). */
   clear(buffer: GPUBuffer, offset: number, bytes: number): void {
-    if (bytes === 0) return;
-    if (this.pass) {
-      this.pass.end();
-      this.pass = null;
-    } else if (!this.encoder) {
-      this.openPass();
-      this.pass!.end();
-      this.pass = null;
-    }
-    this.encoder!.clearBuffer(buffer, offset, bytes);
-    this.copyCount += 1;
+    if (bytes > 0) this.encoderBetweenPasses().clearBuffer(buffer, offset, bytes);
   }
 
   /** Submits everything recorded so far. Cheap when nothing is pending. */

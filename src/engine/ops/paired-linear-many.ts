@@ -9,7 +9,7 @@ import type { KernelSpec } from '../../gpu/context';
 import { ArenaLayout, sliceAlignment } from '../arena';
 import { gatherGradIn, gradTarget, recordMany } from '../autograd';
 import { Params, launch, threadsGrid } from '../kernels';
-import { empty, engine, fromArray, Tensor, ShapeError, shapeString } from '../tensor';
+import { empty, engine, fromArray, keep, Tensor, ShapeError, shapeString } from '../tensor';
 import { pairedBackwardParams, pairedLinear } from './paired-linear';
 
 export interface PairedItem {
@@ -47,6 +47,13 @@ function sharedBuffer(ts: readonly Tensor[]): GPUBuffer | null {
   return ts.every((t) => t.gpuBuffer === buffer) ? buffer : null;
 }
 
+/**
+ * Uploaded tables by content, per GPU context: a model's tables are the same every step (its arenas'
+ * layouts do not move), so each is uploaded once. A few dozen at most are kept.
+ */
+const tableCache = new WeakMap<object, Map<string, Tensor>>();
+const TABLES_KEPT = 32;
+
 /** The items' table: units, a, b, biases, y offsets (elements) and first column, 8 words each. */
 function tableOf(items: readonly { units: number; a: Tensor; b: Tensor; aBias: Tensor | null; bBias: Tensor | null }[], y: readonly number[], starts: readonly number[]): Tensor {
   const words = new Uint32Array(items.length * WORDS_PER_ITEM);
@@ -54,7 +61,20 @@ function tableOf(items: readonly { units: number; a: Tensor; b: Tensor; aBias: T
     const o = i * WORDS_PER_ITEM;
     words.set([it.units, it.a.byteOffset / 4, it.b.byteOffset / 4, (it.aBias?.byteOffset ?? 0) / 4, (it.bBias?.byteOffset ?? 0) / 4, y[i], starts[i], 0], o);
   });
-  return fromArray(words, [words.length], 'u32');
+  const gpu = engine().gpu;
+  let cache = tableCache.get(gpu);
+  if (!cache) tableCache.set(gpu, (cache = new Map()));
+  const key = words.join(',');
+  const hit = cache.get(key);
+  if (hit && !hit.isDisposed) return hit;
+  const table = keep(fromArray(words, [words.length], 'u32'));
+  cache.set(key, table);
+  if (cache.size > TABLES_KEPT) {
+    const [oldest, t] = cache.entries().next().value as [string, Tensor];
+    cache.delete(oldest);
+    t.dispose();
+  }
+  return table;
 }
 
 /**
