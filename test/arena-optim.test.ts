@@ -1,7 +1,8 @@
 // The multi-tensor optimizer (src/engine/optim.ts, shaders/adam_multi.wgsl; moments in the arenas of
 // src/engine/arena.ts): one dispatch per group of tensors instead of one per tensor. Checked against the
 // float64 Adam of src/engine/reference/optim.ts for 50 steps of a small multi-tensor net, with each kind
-// of clipping; the per-tensor moments a checkpoint reads and writes; and the dispatch count of a step.
+// of clipping, its parameters separate or packed in one arena (ParamSet.pack: one update dispatch);
+// the per-tensor moments a checkpoint reads and writes; and the dispatch count of a step.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as E from '../src/engine';
 import { ArenaLayout } from '../src/engine/arena';
@@ -27,7 +28,7 @@ interface Net {
  * exceed 1 and the global norm exceeds the clip at first), plus `unused` parameters the loss does not
  * reach (null gradients), placed between used ones so the arena has several runs.
  */
-function makeNet(seed: number, unused: boolean): Net {
+function makeNet(seed: number, unused: boolean, packed = false): Net {
   const x = E.keep(E.fromArray(toF32(randomArray([11, 7], seed)).data, [11, 7]));
   const y = E.keep(E.fromArray(toF32(randomArray([11, 3], seed + 1)).data, [11, 3]));
   const p = (shape: number[], s: number, scale = 1): E.Tensor =>
@@ -38,22 +39,36 @@ function makeNet(seed: number, unused: boolean): Net {
   const b2 = p([3], seed + 5, 0.1);
   const extra = unused ? [p([5], seed + 6), p([2, 3], seed + 7)] : [];
   const params = unused ? [w1, extra[0], b1, w2, extra[1], b2] : [w1, b1, w2, b2];
+  // Packed as ParamSet.pack does: every parameter a slice of one arena, gradients gathered in a twin.
+  let arenas: { values: E.TensorArena; grads: E.TensorArena } | null = null;
+  if (packed) {
+    const values = new E.TensorArena(new E.ArenaLayout(params.map((t) => t.shape), E.sliceAlignment()));
+    params.forEach((t, i) => {
+      E.engine().gpu.copy(t.buffer, 0, values.whole.buffer, values.layout.offsets[i] * 4, t.size * 4);
+      t.rebase(values.slots[i]);
+    });
+    arenas = { values, grads: new E.TensorArena(values.layout) };
+  }
   return {
     params,
     grads: () => {
       const h = E.tanh(E.linear(x, w1, b1));
       const loss = E.affine(E.sum(E.square(E.sub(E.linear(h, w2, b2), y))), 3, 0);
-      return E.grad(loss, params);
+      return E.grad(loss, params, undefined, arenas ? { into: arenas.grads.slots } : {});
     },
     dispose: () => {
       for (const t of [x, y, w1, b1, w2, b2, ...extra]) t.dispose();
+      arenas?.values.dispose();
+      arenas?.grads.dispose();
     },
   };
 }
 
 /** 50 GPU Adam steps, each against a float64 step from the GPU's own parameters and the same gradients. */
-async function fiftySteps(opts: E.AdamOptions, withUnused: boolean): Promise<{ clippedSteps: number }> {
-  const net = makeNet(21, withUnused);
+async function fiftySteps(opts: E.AdamOptions, withUnused: boolean, packed = false): Promise<{ clippedSteps: number; updateDispatches: number }> {
+  const net = makeNet(21, withUnused, packed);
+  const gpu = E.engine().gpu;
+  let updateDispatches = 0;
   const adam = new E.Adam(opts);
   const cpu = new AdamReference(
     { lr: opts.lr ?? 1e-3, beta1: opts.beta1 ?? 0.9, beta2: opts.beta2 ?? 0.999, eps: opts.eps ?? 1e-8, clipValue: opts.clipValue ?? 0, clipGlobalNorm: opts.clipGlobalNorm ?? 0 },
@@ -66,7 +81,13 @@ async function fiftySteps(opts: E.AdamOptions, withUnused: boolean): Promise<{ c
       const before = await Promise.all(net.params.map(async (t) => Float64Array.from(await t.data())));
       const grads = net.grads();
       const gData = await Promise.all(grads.map(async (g) => (g ? await g.data() : null)));
-      adam.step(net.params, grads);
+      updateDispatches = 0;
+      gpu.onDispatch = (spec) => void (spec.entry === 'update_multi' && updateDispatches++);
+      try {
+        adam.step(net.params, grads);
+      } finally {
+        gpu.onDispatch = null;
+      }
       const norm = cpu.step(before, gData);
       const c = opts.clipValue ?? 0;
       if (c > 0 && gData.some((g) => g && g.some((v) => Math.abs(v) > c))) clippedSteps++;
@@ -90,7 +111,7 @@ async function fiftySteps(opts: E.AdamOptions, withUnused: boolean): Promise<{ c
   }
   adam.dispose();
   net.dispose();
-  return { clippedSteps };
+  return { clippedSteps, updateDispatches };
 }
 
 describe('arena Adam against the float64 reference, 50 steps', () => {
@@ -103,6 +124,19 @@ describe('arena Adam against the float64 reference, 50 steps', () => {
     expect(clippedSteps, 'steps where the global norm exceeded 5').toBeGreaterThan(5);
   });
   it('no clipping, non-default betas', () => fiftySteps({ lr: 0.01, beta1: 0.8, beta2: 0.95, eps: 1e-6 }, false));
+  it('packed parameters (one arena): element-wise clipping, the whole update in one dispatch', async () => {
+    const { clippedSteps, updateDispatches } = await fiftySteps({ lr: 0.02, clipValue: 1 }, false, true);
+    expect(clippedSteps).toBeGreaterThan(5);
+    expect(updateDispatches).toBe(1);
+  });
+  it('packed parameters: global-norm clipping, in one dispatch', async () => {
+    const { clippedSteps, updateDispatches } = await fiftySteps({ lr: 0.02, clipGlobalNorm: 5 }, false, true);
+    expect(clippedSteps).toBeGreaterThan(5);
+    expect(updateDispatches).toBe(1);
+  });
+  // With missing: 'skip' a null gradient leaves its parameter alone, which the one-dispatch update
+  // cannot: it takes the grouped update (fiftySteps checks those parameters never moved).
+  it('packed parameters, some without gradients: those stay where they were', () => fiftySteps({ lr: 0.02, clipGlobalNorm: 5 }, true, true));
 });
 
 describe('arena layout', () => {
