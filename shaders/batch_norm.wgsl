@@ -2,8 +2,9 @@
 // workgroup per channel (src/engine/ops/norm.ts, batchNorm), where the same arithmetic as separate
 // ops took about 20 dispatches forward and 20 backward per layer:
 //   forward   mean, then the biased variance of (x - mean), then y = (x - mean) * r * gamma + beta
-//             with r = 1 / sqrt(var + eps); saves (mean, r) per channel for the backward and, when
-//             asked, moves the running statistics: s += momentum * (batch value - s).
+//             with r = 1 / sqrt(var + eps), plus a residual when given (a residual block's sum);
+//             saves (mean, r) per channel for the backward and, when asked, moves the running
+//             statistics: s += momentum * (batch value - s).
 //   backward  with xhat = (x - mean) r and g = dy * gamma: dx = r (g - mean(g) - xhat mean(g xhat)),
 //             dgamma = sum(dy xhat), dbeta = sum(dy).
 // Sums run over a strided loop per thread, then a tree in workgroup memory.
@@ -13,7 +14,7 @@ struct Params {
   c: u32,
   plane: u32,     // P
   flags: u32,     // bit 0: gamma given; 1: beta given; 2: running statistics given (forward);
-                  // 3, 4: gamma's, beta's gradient wanted (backward)
+                  // 3, 4: gamma's, beta's gradient wanted (backward); 5: a residual added (forward)
   eps: f32,
   momentum: f32,
   _pad0: u32,
@@ -50,10 +51,11 @@ fn reduce(lid: u32, both: bool) -> vec2<f32> {
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> gamma: array<f32>;       // (any buffer without gamma)
 @group(0) @binding(3) var<storage, read> beta: array<f32>;        // (any buffer without beta)
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;
-@group(0) @binding(5) var<storage, read_write> saved: array<f32>; // [2C]: mean, then r
-@group(0) @binding(6) var<storage, read_write> running_mean: array<f32>;  // [C] (a scratch word without)
-@group(0) @binding(7) var<storage, read_write> running_var: array<f32>;   // [C] (likewise)
+@group(0) @binding(4) var<storage, read> residual: array<f32>;    // added to y, as x (any buffer without)
+@group(0) @binding(5) var<storage, read_write> y: array<f32>;
+@group(0) @binding(6) var<storage, read_write> saved: array<f32>; // [2C]: mean, then r
+@group(0) @binding(7) var<storage, read_write> running_mean: array<f32>;  // [C] (a scratch word without)
+@group(0) @binding(8) var<storage, read_write> running_var: array<f32>;   // [C] (likewise)
 
 @compute @workgroup_size(256)
 fn batch_norm_forward(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
@@ -73,9 +75,11 @@ fn batch_norm_forward(@builtin(local_invocation_index) lid: u32, @builtin(workgr
   let r = 1.0 / sqrt(variance + p.eps);
   let g = select(1.0, gamma[c], (p.flags & 1u) != 0u);
   let b = select(0.0, beta[c], (p.flags & 2u) != 0u);
+  let has_residual = (p.flags & 32u) != 0u;
   for (var i = lid; i < m; i += WG) {
     let k = at(c, i);
-    y[k] = (x[k] - mean) * r * g + b;
+    let out = (x[k] - mean) * r * g + b;
+    y[k] = select(out, out + residual[k], has_residual);
   }
   if (lid == 0u) {
     saved[c] = mean;

@@ -1,4 +1,4 @@
-import { beforeAll, describe, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import * as E from '../src/engine';
 import * as R from '../src/engine/reference/elementwise';
 import { checkOp } from './support/check';
@@ -76,5 +76,23 @@ describe('Bernoulli cross-entropy from logits', () => {
       inputs: [{ shape: [3, 1, 5, 7] }, { shape: [3, 1, 5, 7], fill: 'binary', grad: false }],
       gpu: E.bceWithLogits,
       ref: R.binary(R.BINARY.bceWithLogits),
+    }));
+});
+
+describe('sigmoidTanh (a gate from two tensors)', () => {
+  const sigmoidTanhRef = R.binary((a, b) => (1 / (1 + Math.exp(-a))) * Math.tanh(b));
+  it('forward against float64, backward against finite differences, odd sizes', () =>
+    checkOp({ name: 'sigmoidTanh', inputs: [{ shape: [3, 5, 7] }, { shape: [3, 5, 7] }], gpu: E.sigmoidTanh, ref: sigmoidTanhRef }));
+  it('large inputs saturate without NaN; a NaN input stays NaN', async () => {
+    const y = await E.tidyAsync(async () => E.sigmoidTanh(E.fromArray([60, -60, 0.5, Number.NaN], [4]), E.fromArray([80, 80, -90, 1], [4])).data());
+    expect(y[0]).toBe(1);
+    expect(y[1]).toBeGreaterThanOrEqual(0);
+    expect(y[1]).toBeLessThan(1e-20);
+    expect(Math.abs(y[2] + 1 / (1 + Math.exp(-0.5)))).toBeLessThan(1e-6);
+    expect(Number.isNaN(y[3])).toBe(true);
+  });
+  it('rejects tensors of different shapes, naming the op', () =>
+    E.tidy(() => {
+      expect(() => E.sigmoidTanh(E.zeros([2, 3]), E.zeros([3, 2]))).toThrow(/sigmoidTanh.*\[2,3\].*\[3,2\]/);
     }));
 });

@@ -63,6 +63,18 @@ describe('batchNorm', () => {
     expect(entries).toEqual(['batch_norm_backward']);
   });
 
+  it('training with a residual added (a residual block\'s sum): its gradient is the output\'s', () =>
+    checkOp({
+      name: 'batchNorm train + residual',
+      inputs: [{ shape: [3, 4, 5, 3] }, { shape: [4] }, { shape: [4] }, { shape: [3, 4, 5, 3] }],
+      gpu: (x, g, b, r) => E.batchNorm(x, g, b, { training: true, eps, residual: r }),
+      ref: (x, g, b, r) => {
+        const y = batchNormRef(x, g, b, eps);
+        return { shape: y.shape, data: y.data.map((v, i) => v + r.data[i]) };
+      },
+      seed: 8,
+    }));
+
   const runMean = toF32(randomArray([4], 50));
   const runVar = toF32(randomArray([4], 51, 'positive'));
   it('inference uses the running statistics', () =>

@@ -1,5 +1,6 @@
 // Element-wise ops with NumPy broadcasting. Each op is its kernel code (an OP number of
 // shaders/elementwise.wgsl) and its backward, side by side.
+import sigmoidTanhWgsl from '../../../shaders/sigmoid_tanh.wgsl?raw';
 import { record } from '../autograd';
 import { Params, SHADERS, launch, stridesOf, threadsGrid, MAX_RANK } from '../kernels';
 import { empty, Tensor, ShapeError, shapeString, type Shape } from '../tensor';
@@ -229,4 +230,33 @@ export function bceWithLogits(logits: Tensor, targets: Tensor): Tensor {
     logits.requiresGrad ? mul(g, run('bceLogitsGrad', logits, targets)) : null,
     targets.requiresGrad ? mul(g, neg(logits)) : null,
   ]);
+}
+
+const [ST_COMMON, ST_FORWARD, ST_BACKWARD] = (() => {
+  const f = sigmoidTanhWgsl.indexOf('// ---- forward');
+  const b = sigmoidTanhWgsl.indexOf('// ---- backward');
+  if (f < 0 || b < 0) throw new Error('sigmoid_tanh.wgsl: a section is missing');
+  return [sigmoidTanhWgsl.slice(0, f), sigmoidTanhWgsl.slice(f, b), sigmoidTanhWgsl.slice(b)];
+})();
+const ST_FORWARD_SPEC: KernelSpec = { name: 'sigmoid_tanh.wgsl', code: ST_COMMON + ST_FORWARD, entry: 'sigmoid_tanh_forward', bindings: ['read', 'read', 'rw'] };
+const ST_BACKWARD_SPEC: KernelSpec = { name: 'sigmoid_tanh.wgsl', code: ST_COMMON + ST_BACKWARD, entry: 'sigmoid_tanh_backward', bindings: ['read', 'read', 'read', 'rw', 'rw'] };
+
+/**
+ * sigmoid(a) * tanh(b) for a and b of one shape (a gate whose halves are separate tensors), in one
+ * dispatch forward and one backward: the values of mul(sigmoid(a), tanh(b)).
+ */
+export function sigmoidTanh(a: Tensor, b: Tensor): Tensor {
+  if (a.dtype !== 'f32' || b.dtype !== 'f32' || a.shape.length !== b.shape.length || a.shape.some((d, i) => d !== b.shape[i])) {
+    throw new ShapeError('sigmoidTanh', `a ${shapeString(a.shape)} and b ${shapeString(b.shape)} must be f32 of one shape`);
+  }
+  const n = a.size;
+  const words = new Params().u(n, 0, 0, 0).build();
+  const y = empty(a.shape);
+  launch(ST_FORWARD_SPEC, [a.binding, b.binding, y.binding], words, threadsGrid(n));
+  return record('sigmoidTanh', y, [a, b], (dy) => {
+    const da = empty(a.shape);
+    const db = empty(b.shape);
+    launch(ST_BACKWARD_SPEC, [a.binding, b.binding, dy.binding, da.binding, db.binding], words, threadsGrid(n));
+    return [a.requiresGrad ? da : null, b.requiresGrad ? db : null];
+  });
 }

@@ -53,6 +53,8 @@ export interface BatchNormOptions {
    * average over s batches is momentum = 1 / (s + 1); momentum 1 overwrites (its ordinary steps).
    */
   momentum?: number;
+  /** Added to the output (a residual block's sum; its gradient is the output's). */
+  residual?: Tensor;
 }
 
 /**
@@ -75,14 +77,18 @@ export function batchNorm(x: Tensor, gamma: Tensor | null, beta: Tensor | null, 
   const eps = opts.eps ?? 1e-5;
   const channelShape = x.rank === 4 ? [1, c, 1, 1] : [1, c];
 
-  if (opts.training) return batchNormTraining(x, gamma, beta, eps, opts.running ?? null, opts.momentum ?? 0.1);
+  const residual = opts.residual ?? null;
+  if (residual && (residual.dtype !== 'f32' || residual.shape.length !== x.shape.length || residual.shape.some((d, i) => d !== x.shape[i]))) {
+    throw new ShapeError('batchNorm', `residual ${shapeString(residual.shape)} must have x's shape ${shapeString(x.shape)}`);
+  }
+  if (opts.training) return batchNormTraining(x, gamma, beta, eps, opts.running ?? null, opts.momentum ?? 0.1, residual);
   const running = opts.running!;
   const mu = reshape(running.mean, channelShape);
   const inv = rsqrt(reshape(running.var, channelShape), eps);
   const normalized = mul(sub(x, mu), inv);
   let y = gamma ? mul(normalized, reshape(gamma, channelShape)) : normalized;
   if (beta) y = add(y, reshape(beta, channelShape));
-  return y;
+  return residual ? add(y, residual) : y;
 }
 
 const BN_SECTIONS = (() => {
@@ -91,7 +97,7 @@ const BN_SECTIONS = (() => {
   if (f < 0 || b < 0) throw new Error('batch_norm.wgsl: a section is missing');
   return { forward: batchNormWgsl.slice(0, b), backward: batchNormWgsl.slice(0, f) + batchNormWgsl.slice(b) };
 })();
-const BN_FORWARD: KernelSpec = { name: 'batch_norm.wgsl', code: BN_SECTIONS.forward, entry: 'batch_norm_forward', bindings: ['read', 'read', 'read', 'rw', 'rw', 'rw', 'rw'] };
+const BN_FORWARD: KernelSpec = { name: 'batch_norm.wgsl', code: BN_SECTIONS.forward, entry: 'batch_norm_forward', bindings: ['read', 'read', 'read', 'read', 'rw', 'rw', 'rw', 'rw'] };
 const BN_BACKWARD: KernelSpec = { name: 'batch_norm.wgsl', code: BN_SECTIONS.backward, entry: 'batch_norm_backward', bindings: ['read', 'read', 'read', 'read', 'rw', 'rw', 'rw'] };
 
 /**
@@ -99,20 +105,20 @@ const BN_BACKWARD: KernelSpec = { name: 'batch_norm.wgsl', code: BN_SECTIONS.bac
  * channel): the batch mean and biased variance, the normalised and scaled output, the running
  * statistics moved in the same dispatch; the backward gives x's, gamma's and beta's gradients.
  */
-function batchNormTraining(x: Tensor, gamma: Tensor | null, beta: Tensor | null, eps: number, running: RunningStats | null, momentum: number): Tensor {
+function batchNormTraining(x: Tensor, gamma: Tensor | null, beta: Tensor | null, eps: number, running: RunningStats | null, momentum: number, residual: Tensor | null): Tensor {
   const [n, c] = x.shape;
   const plane = x.rank === 4 ? x.shape[2] * x.shape[3] : 1;
   const y = empty(x.shape);
   const saved = empty([2 * c]);
   const scratch: Tensor[] = [];
   const or = (t: Tensor | null): Tensor => t ?? scratch[scratch.push(empty([1])) - 1];
-  const flags = (gamma ? 1 : 0) | (beta ? 2 : 0) | (running ? 4 : 0);
+  const flags = (gamma ? 1 : 0) | (beta ? 2 : 0) | (running ? 4 : 0) | (residual ? 32 : 0);
   const words = (f: number): Uint32Array => new Params().u(n, c, plane, f).f(eps, momentum, 0, 0).build();
   if (n * plane > 0) {
-    launch(BN_FORWARD, [x.binding, (gamma ?? x).binding, (beta ?? x).binding, y.binding, saved.binding, or(running?.mean ?? null).binding, or(running?.var ?? null).binding], words(flags), [c]);
+    launch(BN_FORWARD, [x.binding, (gamma ?? x).binding, (beta ?? x).binding, (residual ?? x).binding, y.binding, saved.binding, or(running?.mean ?? null).binding, or(running?.var ?? null).binding], words(flags), [c]);
   }
   for (const t of scratch.splice(0)) t.dispose();
-  const inputs = [x, ...(gamma ? [gamma] : []), ...(beta ? [beta] : [])];
+  const inputs = [x, ...(gamma ? [gamma] : []), ...(beta ? [beta] : []), ...(residual ? [residual] : [])];
   return record('batchNorm', y, inputs, (dy) => {
     const dx = x.requiresGrad ? gradTarget(x) : empty(x.shape);
     const dgamma = gamma?.requiresGrad ? gradTarget(gamma) : null;
@@ -123,6 +129,8 @@ function batchNormTraining(x: Tensor, gamma: Tensor | null, beta: Tensor | null,
     const grads: (Tensor | null)[] = [x.requiresGrad ? dx : null];
     if (gamma) grads.push(dgamma);
     if (beta) grads.push(dbeta);
+    // The residual's gradient is y's, unchanged.
+    if (residual) grads.push(residual.requiresGrad ? dy : null);
     return grads;
   });
 }

@@ -55,9 +55,10 @@ export class BatchNorm {
     this.running = { mean: b.buffers.create(`${name}.running_mean`, [channels], 0), var: b.buffers.create(`${name}.running_var`, [channels], 1) };
   }
 
-  forward(x: E.Tensor): E.Tensor {
+  /** BN(x), plus `residual` when given (in the same kernel in training). */
+  forward(x: E.Tensor, residual?: E.Tensor): E.Tensor {
     const { training, momentum } = this.b.bn;
-    return E.batchNorm(x, this.gamma, this.beta, { training, eps: this.b.eps, running: this.running, momentum });
+    return E.batchNorm(x, this.gamma, this.beta, { training, eps: this.b.eps, running: this.running, momentum, residual });
   }
 }
 
@@ -110,7 +111,7 @@ export class ResBlock implements Layer {
   forward(x: E.Tensor): E.Tensor {
     const skip = this.shortcut ? this.shortcut.forward(x) : x;
     const h = this.conv2.forward(E.elu(this.conv1.forward(E.elu(x))));
-    return E.add(skip, this.bn.forward(h));
+    return this.bn.forward(h, skip);
   }
 }
 
@@ -138,7 +139,7 @@ export class MaskedResBlock implements Layer {
   forward(x: E.Tensor): E.Tensor {
     const skip = this.shortcut ? this.shortcut.forward(x) : x;
     const a = E.elu(x);
-    const gated = E.mul(E.sigmoid(this.convA.forward(a)), E.tanh(this.convB.forward(a)));
+    const gated = E.sigmoidTanh(this.convA.forward(a), this.convB.forward(a));
     return this.conv2.forward(gated, { residual: skip });
   }
 }
