@@ -50,9 +50,10 @@ describe('slices of a buffer', () => {
     const values = await Promise.all(before.map(async (t) => Array.from(await t.data())));
     const arenas = params.pack();
     try {
+      expect(arenas).not.toBeNull();
       expect(params.pack(), 'idempotent').toBe(arenas);
       expect(params.tensors()).toEqual(before);
-      expect(E.TensorArena.of(params.tensors())).toBe(arenas.values);
+      expect(E.TensorArena.of(params.tensors())).toBe(arenas!.values);
       const after = await Promise.all(params.tensors().map(async (t) => Array.from(await t.data())));
       expect(after).toEqual(values);
       expect(() => params.create('late', [1], new Float32Array(1))).toThrow(/after the parameters were packed/);
@@ -60,6 +61,30 @@ describe('slices of a buffer', () => {
       expect(lin.name).toBe('l');
     } finally {
       params.dispose();
+    }
+  });
+});
+
+describe('a model too large for one buffer binding', () => {
+  it('is not packed, and trains as before with its tensors in their own buffers', async () => {
+    const net = buildNet(5);
+    const optimizer = new E.Adam({ lr: 1e-3, clipValue: 1 });
+    try {
+      expect(net.params.pack(64), 'packing into 64 bytes').toBeNull();
+      expect(net.params.packed).toBeNull();
+      expect(net.params.tensors().some((t) => t.isSlice)).toBe(false);
+      const x = E.keep(E.fromArray(randomArray([2, 2, 5, 5], 4).data.map(Math.fround), [2, 2, 5, 5]));
+      const before = Array.from(await net.params.tensors()[0].data());
+      E.tidy(() => {
+        const tensors = net.params.tensors();
+        const grads = net.params.weightNorm.withWeights(() => E.grad(net.loss(x), tensors));
+        optimizer.step(tensors, grads, 'zero');
+      });
+      x.dispose();
+      expect(Array.from(await net.params.tensors()[0].data())).not.toEqual(before);
+    } finally {
+      optimizer.dispose();
+      net.params.dispose();
     }
   });
 });

@@ -38,11 +38,12 @@ export abstract class StepTrainer {
 
   /**
    * The loss's gradient for every parameter, gathered in the parameter arena's twin (ParamSet.pack,
-   * done by the trainers when they are built), where Adam updates all of them in one dispatch.
+   * done by the trainers when they are built), where Adam updates all of them in one dispatch; each
+   * in its own tensor when the model was too large to pack.
    */
   protected gradients(params: ParamSet, loss: E.Tensor): (E.Tensor | null)[] {
     const arenas = params.pack();
-    return E.grad(loss, params.tensors(), undefined, { into: arenas.grads.slots });
+    return E.grad(loss, params.tensors(), undefined, arenas ? { into: arenas.grads.slots } : {});
   }
 
   /** Continues a run from `step`: the step count and the batch order as if it had never stopped. */

@@ -119,11 +119,17 @@ export class ParamSet {
    * so layers holding it are unaffected) and makes the arena its gradients are gathered in, in the
    * same layout: Adam then updates all of them in one dispatch (trainers call this once, before
    * the first step or restore). Idempotent; no parameter can be created after it.
+   *
+   * Null, packing nothing, when the arena would not fit one buffer binding on this device (a model
+   * of the reference's 32px size on a GPU that binds 128 MB; `maxBytes` overrides the device's
+   * limit): the model then trains as before packing existed, each tensor in its own buffer.
    */
-  pack(): ParamArenas {
+  pack(maxBytes?: number): ParamArenas | null {
     if (this.arenas) return this.arenas;
     const list = this.tensors();
     const layout = new ArenaLayout(list.map((t) => t.shape), sliceAlignment());
+    const limits = engine().gpu.device.limits;
+    if (layout.total * 4 > (maxBytes ?? Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize))) return null;
     const values = new TensorArena(layout);
     const grads = new TensorArena(layout);
     const gpu = engine().gpu;
