@@ -67,13 +67,11 @@ fn weight_norm_forward_arena(@builtin(global_invocation_id) gid: vec3<u32>, @bui
   let i = row_of(gid, nwg);
   if (i >= p.rows) { return; }
   let row = row_at(i);
-  let q = row.q;
-  let v = row.v;
-  let w = row.w;
+  let len = row.q.len;
   var sq = 0.0;
-  for (var e = 0u; e < q.len; e++) { sq += values[v + e] * values[v + e]; }
-  let s = values[q.g_off + row.r] * inverseSqrt(sq);
-  for (var e = 0u; e < q.len; e++) { weights[w + e] = values[v + e] * s; }
+  for (var e = 0u; e < len; e++) { sq += values[row.v + e] * values[row.v + e]; }
+  let s = values[row.q.g_off + row.r] * inverseSqrt(sq);
+  for (var e = 0u; e < len; e++) { weights[row.w + e] = values[row.v + e] * s; }
 }
 
 // ---- backward: values (v, g) and dW -> grads (dv, dg at v's and g's offsets) ---------------------
@@ -86,19 +84,17 @@ fn weight_norm_backward_arena(@builtin(global_invocation_id) gid: vec3<u32>, @bu
   let i = row_of(gid, nwg);
   if (i >= p.rows) { return; }
   let row = row_at(i);
-  let q = row.q;
-  let v = row.v;
-  let w = row.w;
+  let len = row.q.len;
   var sq = 0.0;
   var dot = 0.0;
-  for (var e = 0u; e < q.len; e++) {
-    let x = values[v + e];
+  for (var e = 0u; e < len; e++) {
+    let x = values[row.v + e];
     sq += x * x;
-    dot += grad_weights[w + e] * x;
+    dot += grad_weights[row.w + e] * x;
   }
   let inv = inverseSqrt(sq);
-  let scale = values[q.g_off + row.r] * inv;
+  let scale = values[row.q.g_off + row.r] * inv;
   let k = dot * inv * inv;
-  for (var e = 0u; e < q.len; e++) { grads[v + e] = scale * (grad_weights[w + e] - k * values[v + e]); }
-  grads[q.g_off + row.r] = select(dot * inv, 0.0, q.len == 0u);
+  for (var e = 0u; e < len; e++) { grads[row.v + e] = scale * (grad_weights[row.w + e] - k * values[row.v + e]); }
+  grads[row.q.g_off + row.r] = select(dot * inv, 0.0, len == 0u);
 }
