@@ -21,6 +21,7 @@ it('times the MNIST tiny and the hierarchical tiny setups and counts their dispa
     expect(perStep, String(r.case)).toBeGreaterThan(0);
     expect(byKernel, `${String(r.case)}: the kernels of one step`).toBe(perStep);
     expect(r.steps_per_s as number).toBeGreaterThan(0);
+    expect(r.host_floor_ms_median as number, `${String(r.case)}: the host floor`).toBeGreaterThan(0);
   }
   expect(records[0].forward_train_ms as number).toBeGreaterThan(0);
   expect(records[1].preset).toBe('hier-tiny');

@@ -49,6 +49,28 @@ describe('GpuContext', () => {
     expect(await gpu.prewarm(() => E.tidy(() => { E.softsign(E.exp(x)); }))).toBe(0);
   });
 
+  it('replays captured dispatches on the buffers they bound (the bench host floor)', async () => {
+    const gpu = await useGpu();
+    const x = E.keep(E.fromArray([1, -2, 3, 4, 5], [5]));
+    let y: E.Tensor | null = null;
+    const list = gpu.captureDispatches(() => {
+      y = E.tidy(() => E.keep(E.neg(E.exp(x))));
+    });
+    expect(list.length).toBe(2);
+    const first = await y!.toArray();
+    [1, -2, 3, 4, 5].forEach((v, i) => expect(first[i]).toBeCloseTo(-Math.exp(v), 3));
+    // New input values, then the same two dispatches again: y follows x.
+    E.writeValues(x, new Float32Array([0, 1, 0, 1, 0]));
+    const before = gpu.stats().dispatches;
+    gpu.replayDispatches(list);
+    expect(gpu.stats().dispatches - before).toBe(2);
+    const got = await y!.toArray();
+    [0, 1, 0, 1, 0].forEach((v, i) => expect(got[i]).toBeCloseTo(-Math.exp(v), 5));
+    expect(() => gpu.captureDispatches(() => gpu.captureDispatches(() => undefined))).toThrow(/already capturing/);
+    x.dispose();
+    y!.dispose();
+  });
+
   it('reports a WebGPU validation error with its message', async () => {
     const gpu = await useGpu();
     const bad = { name: 'broken.wgsl', code: 'this is not WGSL', entry: 'main', bindings: [] as const };

@@ -163,6 +163,7 @@ export async function runStepBench(gpu: GpuContext, opts: StepBenchOptions, emit
       await gpu.sync();
       const pipelinedMs = (performance.now() - t) / pipelined;
       const fwd = await built.forwards();
+      const floor = await hostFloor(gpu, trainer, Math.min(steps, 20));
       const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
       const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
       emit({
@@ -176,6 +177,7 @@ export async function runStepBench(gpu: GpuContext, opts: StepBenchOptions, emit
         steps, host_ms_per_step: +mean(host).toFixed(3), host_ms_median: +median(host).toFixed(3),
         gpu_wait_ms_per_step: +(mean(total) - mean(host)).toFixed(3), ms_per_step_synced: +mean(total).toFixed(3),
         ms_per_step_pipelined: +pipelinedMs.toFixed(3), steps_per_s: +(1000 / pipelinedMs).toFixed(2),
+        host_floor_ms_median: +floor.toFixed(3),
         conv_kernels: E.convVariantReport().choice,
         dispatches_by_kernel: dispatchesByKernel,
         ...fwd,
@@ -184,6 +186,27 @@ export async function runStepBench(gpu: GpuContext, opts: StepBenchOptions, emit
       built.dispose();
     }
   }
+}
+
+/**
+ * The host floor of a step: its dispatches captured once, then re-recorded and submitted with
+ * pipelines and bind groups already resolved (GpuContext.replayDispatches), median ms of `reps`.
+ * What is left is WebGPU's own cost (Dawn's encoding, validation and submit); the gap to the step's
+ * host time is the engine's JavaScript. The replays rerun the step's kernels on its buffers (its
+ * Adam update among them): the setup is not used for anything after this.
+ */
+async function hostFloor(gpu: GpuContext, trainer: StepTrainer, reps: number): Promise<number> {
+  const list = gpu.captureDispatches(() => trainer.trainStep());
+  await gpu.sync();
+  const times: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const t = performance.now();
+    gpu.replayDispatches(list);
+    gpu.flush();
+    times.push(performance.now() - t);
+    await gpu.sync();
+  }
+  return [...times].sort((a, b) => a - b)[Math.floor(times.length / 2)];
 }
 
 /** Median of `reps` synced runs of `work` inside tidy (after one untimed run that compiles). */

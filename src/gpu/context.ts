@@ -27,6 +27,14 @@ const DISPATCHES_PER_SUBMIT = 64;
 /** WebGPU's guaranteed per-dimension dispatch limit. */
 export const MAX_WORKGROUPS_PER_DIM = 65535;
 
+/** One dispatch with its pipeline and bind group resolved (GpuContext.captureDispatches). */
+export interface ResolvedDispatch {
+  readonly pipeline: GPUComputePipeline;
+  readonly bindGroup: GPUBindGroup;
+  readonly params: Uint32Array;
+  readonly workgroups: readonly [number, number, number];
+}
+
 export class GpuError extends Error {
   constructor(message: string) {
     super(message);
@@ -80,6 +88,8 @@ export class GpuContext {
   onDispatch: ((spec: KernelSpec, buffers: readonly (GPUBuffer | GPUBufferBinding)[], params: Uint32Array, workgroups: readonly number[]) => void) | null = null;
   /** While set, dispatch() only collects kernel variants (see prewarm). */
   private captured: Map<string, KernelSpec> | null = null;
+  /** While set, executed dispatches are also kept here, resolved (see captureDispatches). */
+  private resolved: ResolvedDispatch[] | null = null;
 
   constructor(acquired: AcquiredDevice) {
     this.device = acquired.device;
@@ -254,13 +264,48 @@ export class GpuContext {
     const layoutKey = spec.bindings.join('');
     const layout = this.layouts.get(layoutKey)!;
     const bindGroup = this.bindGroups.get(layoutKey, layout, this.paramsBuffer!, PARAM_STRIDE_BYTES, buffers);
-    this.dynamicOffset[0] = slot * PARAM_STRIDE_BYTES;
+    this.resolved?.push({ pipeline, bindGroup, params: Uint32Array.from(params), workgroups: [x, y, z] });
+    this.issue(pass, pipeline, bindGroup, x, y, z);
+  }
+
+  private issue(pass: GPUComputePassEncoder, pipeline: GPUComputePipeline, bindGroup: GPUBindGroup, x: number, y: number, z: number): void {
+    this.dynamicOffset[0] = this.dispatchesInBatch * PARAM_STRIDE_BYTES;
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup, this.dynamicOffset, 0, 1);
     pass.dispatchWorkgroups(x, y, z);
     this.dispatchesInBatch += 1;
     this.dispatchCount += 1;
     if (this.dispatchesInBatch === DISPATCHES_PER_SUBMIT) this.flush();
+  }
+
+  /**
+   * Runs `work` as usual and also returns its dispatches with their pipelines and bind groups
+   * resolved. A measuring instrument (the benchmark's host floor): buffer copies, clears and writes
+   * inside `work` are not kept, so replaying the list is not the same computation as `work`.
+   */
+  captureDispatches(work: () => void): ResolvedDispatch[] {
+    if (this.resolved) throw new GpuError('captureDispatches: already capturing');
+    const list: ResolvedDispatch[] = [];
+    this.resolved = list;
+    try {
+      work();
+    } finally {
+      this.resolved = null;
+    }
+    return list;
+  }
+
+  /**
+   * Records captured dispatches again, batched and submitted as dispatch() does, with none of the
+   * engine's per-dispatch work (kernel specs, cache keys, bind-group lookup): what recording and
+   * submitting them costs the host in WebGPU itself. The bind groups must still be alive.
+   */
+  replayDispatches(list: readonly ResolvedDispatch[]): void {
+    for (const d of list) {
+      const pass = this.openPass();
+      this.paramsData.set(d.params, (this.dispatchesInBatch * PARAM_STRIDE_BYTES) / 4);
+      this.issue(pass, d.pipeline, d.bindGroup, d.workgroups[0], d.workgroups[1], d.workgroups[2]);
+    }
   }
 
   private openPass(): GPUComputePassEncoder {
