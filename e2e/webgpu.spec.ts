@@ -155,6 +155,7 @@ test.describe('the lab on SwiftShader', () => {
     // The conv kernels in use: on a CPU adapter the CPU-shaped ones, untimed, and the card says why.
     await expect(page.getByTestId('kernel-choice-forward')).toContainText('CPU-shaped');
     await expect(page.getByTestId('kernel-choice-backwardInput')).toContainText('CPU-shaped');
+    await expect(page.getByTestId('kernel-choice-backwardWeight')).toContainText('CPU-shaped');
     await expect(page.getByTestId('kernel-untimed')).toContainText('runs on the CPU');
     await page.screenshot({ path: 'e2e-artifacts/engine.png', fullPage: true });
     await page.getByTestId('tab-training').click();

@@ -4,7 +4,7 @@
 // tiles and channel chunks. Then the chooser, with an injected timer and store.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as E from '../src/engine';
-import { convVariants, setConvVariants } from '../src/engine/ops/conv';
+import { conv2dWeightGradForTest, convVariants, setConvVariants, tiledWeightGradSplits } from '../src/engine/ops/conv';
 import { adapterKey, chooseConvVariants, convVariantReport, memoryStore, type ConvTimer } from '../src/engine/ops/conv-variants';
 import { refConv2d, refConv2dBackward, refConvTranspose2d, type RefConv2dOptions } from '../src/engine/reference/conv';
 import { checkOp, expectClose, randomArray, toF32 } from './support/check';
@@ -13,29 +13,34 @@ import { convCase } from './support/conv-case';
 
 beforeAll(async () => {
   await useGpu();
-  setConvVariants({ forward: 'tiled', backwardInput: 'tiled' });
+  setConvVariants({ forward: 'tiled', backwardInput: 'tiled', backwardWeight: 'tiled' });
 });
-afterAll(() => setConvVariants({ forward: 'cpu', backwardInput: 'cpu' }));
+afterAll(() => setConvVariants({ forward: 'cpu', backwardInput: 'cpu', backwardWeight: 'cpu' }));
 
 describe('tiled conv variants: forward and gradients vs float64 and finite differences', () => {
   it('is selected, and runs', async () => {
-    expect(convVariants()).toEqual({ forward: 'tiled', backwardInput: 'tiled' });
+    expect(convVariants()).toEqual({ forward: 'tiled', backwardInput: 'tiled', backwardWeight: 'tiled' });
     const gpu = E.engine().gpu;
     const entries: string[] = [];
     gpu.onDispatch = (spec) => void entries.push(spec.entry);
     try {
       await E.tidyAsync(async () => {
         const x = E.param(E.zeros([1, 2, 5, 5]));
-        const y = E.conv2d(x, E.zeros([3, 2, 3, 3]), { padding: 1 });
-        await E.grad(y, [x], E.zeros(y.shape))[0]!.data();
+        const w = E.param(E.zeros([3, 2, 3, 3]));
+        const y = E.conv2d(x, w, { padding: 1 });
+        const [gx, gw] = E.grad(y, [x, w], E.zeros(y.shape));
+        await gx!.data();
+        await gw!.data();
       });
     } finally {
       gpu.onDispatch = null;
     }
     expect(entries).toContain('conv_forward_tiled');
     expect(entries).toContain('conv_backward_input_tiled');
+    expect(entries).toContain('conv_backward_weight_tiled');
     expect(entries).not.toContain('conv_forward');
     expect(entries).not.toContain('conv_backward_input');
+    expect(entries).not.toContain('conv_backward_weight');
   });
   it('1x1', () => convCase('1x1', { cin: 3, cout: 5, h: 7, w: 6, kh: 1, kw: 1 }, {}));
   it('3x3, padding 1, bias', () => convCase('3x3', { cin: 3, cout: 5, h: 7, w: 6, kh: 3, kw: 3 }, { padding: 1, bias: true }));
@@ -111,6 +116,61 @@ describe('tiled conv variants: the whole input gradient over several tiles and c
   }
 });
 
+describe('tiled conv variants: the whole weight gradient over several tiles and splits', () => {
+  // Columns (Cin x kept taps) over several 32-wide blocks, channels over 16-wide blocks, positions
+  // over several splits and passes; masks with and without colour groups (the centre tap's rule).
+  const cases: [string, number[], number[], RefConv2dOptions][] = [
+    ['5x5 B, 20 x 35, Cin 18, Cout 21', [2, 18, 20, 35], [21, 18, 5, 5], { padding: 2, mask: { type: 'B' } }],
+    ['3x3 stride 2, 23 x 37, asymmetric padding', [3, 5, 23, 37], [11, 5, 3, 3], { stride: 2, padding: [1, 0, 0, 1] }],
+    ['vstack 5x5 with an extra top row, 17 x 17', [2, 7, 17, 17], [6, 7, 5, 5], { padding: [3, 2, 2, 2], mask: { type: 'vstack' } }],
+    ['1x1, 9 x 33, Cin 21, Cout 17', [2, 21, 9, 33], [17, 21, 1, 1], {}],
+    ['7x7 A, Cin 1 (the PixelCNN input layer)', [3, 1, 13, 11], [5, 1, 7, 7], { padding: 3, mask: { type: 'A' } }],
+    ['3x3 A groups 3, 7 -> 8', [2, 7, 9, 8], [8, 7, 3, 3], { padding: 1, mask: { type: 'A', groups: 3 } }],
+    ['1x1 B groups 3, 6 -> 9', [2, 6, 5, 7], [9, 6, 1, 1], { mask: { type: 'B', groups: 3 } }],
+    ['1x5 B (a horizontal stack), 5 x 19', [3, 4, 5, 19], [6, 4, 1, 5], { padding: [0, 0, 2, 2], mask: { type: 'B' } }],
+    ['1x1 A, no colour groups: no tap kept', [2, 3, 4, 5], [4, 3, 1, 1], { mask: { type: 'A' } }],
+  ];
+  for (const [name, xs, ws, opts] of cases) {
+    it(name, async () => {
+      const x = toF32(randomArray(xs, 91));
+      const w = toF32(randomArray(ws, 92));
+      const y = refConv2d(x, w, opts);
+      const dy = toF32(randomArray(y.shape, 93));
+      const want = refConv2dBackward(x, w, dy, opts).dw;
+      const kernel: [number, number] = [ws[2], ws[3]];
+      for (const splits of [undefined, 1, 3]) {
+        const got = await E.tidyAsync(async () => {
+          const xt = E.fromArray(x.data, xs);
+          const gy = E.fromArray(dy.data, dy.shape);
+          const dw = splits === undefined
+            ? E.tidy(() => {
+                const wt = E.param(E.fromArray(w.data, ws));
+                return E.grad(E.conv2d(xt, wt, opts as E.Conv2dOptions), [wt], gy)[0]!;
+              })
+            : conv2dWeightGradForTest(xt, gy, kernel, opts as E.Conv2dOptions, splits, 'tiled');
+          return (await dw.data()) as Float32Array;
+        });
+        // Each weight sums up to 2,100 float32 products (n x ho x wo), a few hundred per thread in turn.
+        expectClose(got, want.data, 3e-4, `${name} dw (splits ${splits ?? 'chosen'})`);
+        // Masked taps are exact zeros, not small numbers.
+        want.data.forEach((v, i) => {
+          if (v === 0) expect(got[i], `${name} tap ${i}`).toBe(0);
+        });
+      }
+    });
+  }
+  it('splits the positions so a large GPU gets enough workgroups, each split several passes', () => {
+    // Table-1's 5x5 vstack layer at batch 32: 2 x 13 tiles, 25,088 positions.
+    expect(tiledWeightGradSplits(32 * 28 * 28, 26)).toEqual({ splits: 40, chunk: 640 });
+    // Few positions: one split.
+    expect(tiledWeightGradSplits(200, 4)).toEqual({ splits: 1, chunk: 224 });
+    // Many tiles already: one split.
+    expect(tiledWeightGradSplits(100000, 5000).splits).toBe(1);
+    // At most 64 splits.
+    expect(tiledWeightGradSplits(1 << 22, 1).splits).toBe(64);
+  });
+});
+
 describe('the conv variant chooser', () => {
   const fake = (ms: Record<string, number>): { timer: ConvTimer; calls: string[] } => {
     const calls: string[] = [];
@@ -122,14 +182,14 @@ describe('the conv variant chooser', () => {
   };
   it('picks the fastest per direction by measurement and remembers it per adapter', async () => {
     const store = memoryStore();
-    const { timer, calls } = fake({ 'forward:cpu': 5, 'forward:tiled': 2, 'backwardInput:cpu': 3, 'backwardInput:tiled': 4 });
+    const { timer, calls } = fake({ 'forward:cpu': 5, 'forward:tiled': 2, 'backwardInput:cpu': 3, 'backwardInput:tiled': 4, 'backwardWeight:tiled': 0.5 });
     const report = await chooseConvVariants({ store, timer, key: 'adapter-1', reps: 2 });
-    expect(report.choice).toEqual({ forward: 'tiled', backwardInput: 'cpu' });
+    expect(report.choice).toEqual({ forward: 'tiled', backwardInput: 'cpu', backwardWeight: 'tiled' });
     expect(report.source).toBe('measured');
-    expect(convVariants()).toEqual({ forward: 'tiled', backwardInput: 'cpu' });
+    expect(convVariants()).toEqual({ forward: 'tiled', backwardInput: 'cpu', backwardWeight: 'tiled' });
     // a warm-up and 2 timed runs per (direction, variant, shape)
     const shapes = report.timings.forward.cpu.length;
-    expect(calls.length).toBe(2 * 2 * shapes * 3);
+    expect(calls.length).toBe(3 * 2 * shapes * 3);
     expect(convVariantReport()).toEqual(report);
 
     // Remembered: the same adapter key does not time again.
@@ -137,14 +197,14 @@ describe('the conv variant chooser', () => {
     const stored = await chooseConvVariants({ store, timer: again.timer, key: 'adapter-1' });
     expect(again.calls).toEqual([]);
     expect(stored.source).toBe('stored');
-    expect(stored.choice).toEqual({ forward: 'tiled', backwardInput: 'cpu' });
+    expect(stored.choice).toEqual({ forward: 'tiled', backwardInput: 'cpu', backwardWeight: 'tiled' });
 
     // Another adapter measures again.
     const other = fake({ 'forward:cpu': 1, 'forward:tiled': 9, 'backwardInput:cpu': 9, 'backwardInput:tiled': 1 });
     const r3 = await chooseConvVariants({ store, timer: other.timer, key: 'adapter-2' });
-    expect(r3.choice).toEqual({ forward: 'cpu', backwardInput: 'tiled' });
+    expect(r3.choice).toEqual({ forward: 'cpu', backwardInput: 'tiled', backwardWeight: 'cpu' });
     expect(other.calls.length).toBeGreaterThan(0);
-    setConvVariants({ forward: 'tiled', backwardInput: 'tiled' });
+    setConvVariants({ forward: 'tiled', backwardInput: 'tiled', backwardWeight: 'tiled' });
   });
   it('ignores a malformed stored entry and measures', async () => {
     const store = memoryStore();
@@ -154,16 +214,16 @@ describe('the conv variant chooser', () => {
     expect(r.source).toBe('measured');
     expect(r.choice.forward).toBe('tiled');
     expect(calls.length).toBeGreaterThan(0);
-    setConvVariants({ forward: 'tiled', backwardInput: 'tiled' });
+    setConvVariants({ forward: 'tiled', backwardInput: 'tiled', backwardWeight: 'tiled' });
   });
   it('the adapter key names vendor, architecture and description', () => {
-    expect(adapterKey({ vendor: 'v', architecture: 'a', description: 'd' })).toBe('conv-variants/v1/v|a|d');
+    expect(adapterKey({ vendor: 'v', architecture: 'a', description: 'd' })).toBe('conv-variants/v2/v|a|d');
   });
   it('the real timer runs both variants on this adapter', async () => {
     const report = await chooseConvVariants({ store: memoryStore(), key: 'real', reps: 1, quick: true });
-    for (const d of ['forward', 'backwardInput'] as const) {
+    for (const d of ['forward', 'backwardInput', 'backwardWeight'] as const) {
       for (const v of ['cpu', 'tiled'] as const) for (const ms of report.timings[d][v]) expect(ms).toBeGreaterThan(0);
     }
-    setConvVariants({ forward: 'tiled', backwardInput: 'tiled' });
+    setConvVariants({ forward: 'tiled', backwardInput: 'tiled', backwardWeight: 'tiled' });
   });
 });

@@ -100,10 +100,10 @@ describe('training-time estimate', () => {
     const cv = first.convVariants;
     if (gpu.adapter.isFallbackAdapter) {
       expect(cv.timed).toBe(false);
-      expect(cv.choice).toEqual({ forward: 'cpu', backwardInput: 'cpu' });
+      expect(cv.choice).toEqual({ forward: 'cpu', backwardInput: 'cpu', backwardWeight: 'cpu' });
     } else {
       expect(cv.timed).toBe(true);
-      for (const d of ['forward', 'backwardInput'] as const) {
+      for (const d of ['forward', 'backwardInput', 'backwardWeight'] as const) {
         for (const v of ['cpu', 'tiled'] as const) expect(cv.timings[d][v].length, `${d} ${v}`).toBe(cv.shapes.length);
         const total = (v: 'cpu' | 'tiled'): number => cv.timings[d][v].reduce((a, b) => a + b, 0);
         expect(cv.choice[d], d).toBe(total('tiled') < total('cpu') ? 'tiled' : 'cpu');
@@ -156,7 +156,12 @@ describe('training-time estimate', () => {
 
   it('no estimate without a calibration or a dispatch count', () => {
     const none = { cpu: [], tiled: [] };
-    const convVariants = { choice: { forward: 'cpu', backwardInput: 'cpu' } as const, timed: false, shapes: [], timings: { forward: none, backwardInput: none } };
+    const convVariants = {
+      choice: { forward: 'cpu', backwardInput: 'cpu', backwardWeight: 'cpu' } as const,
+      timed: false,
+      shapes: [],
+      timings: { forward: none, backwardInput: none, backwardWeight: none },
+    };
     const c = { adapter: 'x', gflops: 1, dispatchMs: 0.1, tookMs: 1, measuredAt: 0, convVariants };
     expect(stepSecondsOf({ flopsPerImage: 1e6 }, 32, c)).toBeNull();
     expect(stepSecondsOf({ flopsPerImage: 1e6, dispatchesPerStep: 100 }, 32, null)).toBeNull();

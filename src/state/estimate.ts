@@ -20,7 +20,7 @@ export function loadCalibration(adapter: AdapterInfo): Calibration | null {
     if (!(c.gflops > 0) || !(c.dispatchMs > 0) || !(Date.now() - c.measuredAt < MAX_AGE_MS)) return null;
     // Calibrations from before the conv kernel choice existed are measured again.
     const ok = (v: unknown): boolean => v === 'cpu' || v === 'tiled';
-    if (!c.convVariants || typeof c.convVariants.timed !== 'boolean' || !ok(c.convVariants.choice?.forward) || !ok(c.convVariants.choice?.backwardInput)) return null;
+    if (!c.convVariants || typeof c.convVariants.timed !== 'boolean' || !ok(c.convVariants.choice?.forward) || !ok(c.convVariants.choice?.backwardInput) || !ok(c.convVariants.choice?.backwardWeight)) return null;
     return c;
   } catch {
     return null;

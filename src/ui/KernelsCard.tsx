@@ -4,6 +4,7 @@ import type { ConvKernelVariant } from '../worker/client';
 const DIRECTIONS = [
   ['forward', 'Convolution forward'],
   ['backwardInput', 'Convolution input gradient'],
+  ['backwardWeight', 'Convolution weight gradient'],
 ] as const;
 const VARIANT_NAMES: Record<ConvKernelVariant, string> = { cpu: 'CPU-shaped (many outputs per thread)', tiled: 'GPU-shaped (shared-memory tiles)' };
 

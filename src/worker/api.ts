@@ -390,13 +390,13 @@ export type ConvKernelVariant = 'cpu' | 'tiled';
 
 /** What the calibration's timing of the conv variants found (src/engine/ops/conv-variants.ts). */
 export interface ConvVariantChoice {
-  choice: { forward: ConvKernelVariant; backwardInput: ConvKernelVariant };
+  choice: { forward: ConvKernelVariant; backwardInput: ConvKernelVariant; backwardWeight: ConvKernelVariant };
   /** False on a CPU (fallback) adapter: the CPU-shaped kernels, untimed (see calibrate.ts). */
   timed: boolean;
   /** The layer shapes timed, in the order of the timings. */
   shapes: string[];
   /** Best ms per shape for each direction and variant. */
-  timings: { forward: Record<ConvKernelVariant, number[]>; backwardInput: Record<ConvKernelVariant, number[]> };
+  timings: { forward: Record<ConvKernelVariant, number[]>; backwardInput: Record<ConvKernelVariant, number[]>; backwardWeight: Record<ConvKernelVariant, number[]> };
 }
 
 export interface EngineStats {

@@ -24,10 +24,10 @@ const BUDGET_MS = 400;
 
 /** The CPU-shaped conv kernels, selected without timing (a CPU adapter). */
 function cpuShapedKernels(): E.ConvVariantReport {
-  const choice = { forward: 'cpu', backwardInput: 'cpu' } as const;
+  const choice = { forward: 'cpu', backwardInput: 'cpu', backwardWeight: 'cpu' } as const;
   E.setConvVariants(choice);
   const none = { cpu: [], tiled: [] };
-  return { key: '', source: 'default', choice, shapes: [], timings: { forward: none, backwardInput: none } };
+  return { key: '', source: 'default', choice, shapes: [], timings: { forward: none, backwardInput: none, backwardWeight: none } };
 }
 
 async function timeIt(gpu: GpuContext, work: () => void): Promise<number> {

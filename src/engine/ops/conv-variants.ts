@@ -40,7 +40,8 @@ export function localStorageStore(): VariantStore | null {
 }
 
 export function adapterKey(info: { vendor: string; architecture: string; description: string }): string {
-  return `conv-variants/v1/${info.vendor}|${info.architecture}|${info.description}`;
+  // v2: the weight gradient joined the directions (a v1 entry lacks its choice).
+  return `conv-variants/v2/${info.vendor}|${info.architecture}|${info.description}`;
 }
 
 /** ms of one run of a direction's kernel with a variant on a named shape. */
@@ -127,7 +128,7 @@ let lastReport: ConvVariantReport | null = null;
 export function convVariantReport(): ConvVariantReport {
   if (lastReport) return lastReport;
   const empty = { cpu: [], tiled: [] };
-  return { key: '', source: 'default', choice: { ...convVariants() }, shapes: [], timings: { forward: { ...empty }, backwardInput: { ...empty } } };
+  return { key: '', source: 'default', choice: { ...convVariants() }, shapes: [], timings: { forward: { ...empty }, backwardInput: { ...empty }, backwardWeight: { ...empty } } };
 }
 
 function parseStored(text: string | null): Omit<ConvVariantReport, 'key' | 'source'> | null {

@@ -14,6 +14,7 @@ import convBackwardInputWgsl from '../../../shaders/conv_backward_input.wgsl?raw
 import convBackwardWeightWgsl from '../../../shaders/conv_backward_weight.wgsl?raw';
 import convForwardTiledWgsl from '../../../shaders/conv_forward_tiled.wgsl?raw';
 import convBackwardInputTiledWgsl from '../../../shaders/conv_backward_input_tiled.wgsl?raw';
+import convBackwardWeightTiledWgsl from '../../../shaders/conv_backward_weight_tiled.wgsl?raw';
 import { gradTarget, record } from '../autograd';
 import { Params, launch, threadsGrid } from '../kernels';
 import { empty, engine, Tensor, ShapeError, shapeString, type Bindable } from '../tensor';
@@ -83,6 +84,10 @@ const CONV_SHADERS = {
     name: 'conv_backward_input_tiled.wgsl',
     code: `${convCommonWgsl}\n${convBackwardInputWgsl}\n${convBackwardInputTiledWgsl}`,
   },
+  backwardWeightTiled: {
+    name: 'conv_backward_weight_tiled.wgsl',
+    code: `${convCommonWgsl}\n${convBackwardWeightWgsl}\n${convBackwardWeightTiledWgsl}`,
+  },
 } as const;
 
 // ---- kernel variants per direction ------------------------------------------------------------------
@@ -92,11 +97,14 @@ const CONV_SHADERS = {
 
 export type ConvVariant = 'cpu' | 'tiled';
 export const CONV_VARIANTS: readonly ConvVariant[] = ['cpu', 'tiled'];
-/** The directions with variants: the forward conv (also convTranspose2d's input gradient) and the input gradient (also convTranspose2d's forward). */
-export type ConvDirection = 'forward' | 'backwardInput';
-export const CONV_DIRECTIONS: readonly ConvDirection[] = ['forward', 'backwardInput'];
+/**
+ * The directions with variants: the forward conv (also convTranspose2d's input gradient), the input
+ * gradient (also convTranspose2d's forward) and the weight gradient (both ops').
+ */
+export type ConvDirection = 'forward' | 'backwardInput' | 'backwardWeight';
+export const CONV_DIRECTIONS: readonly ConvDirection[] = ['forward', 'backwardInput', 'backwardWeight'];
 
-const selectedVariants: Record<ConvDirection, ConvVariant> = { forward: 'cpu', backwardInput: 'cpu' };
+const selectedVariants: Record<ConvDirection, ConvVariant> = { forward: 'cpu', backwardInput: 'cpu', backwardWeight: 'cpu' };
 
 /** Selects the kernel variant per direction for every later conv (the CPU-shaped ones until a choice is made). */
 export function setConvVariants(choice: Partial<Record<ConvDirection, ConvVariant>>): void {
@@ -256,8 +264,74 @@ export function weightGradSplits(rows: number, rowLength: number, baseThreads: n
   return { splits: Math.max(1, Math.ceil(rows / chunkRows)), chunkRows };
 }
 
-/** dW [cout, cin, kh, kw] = sum over n, oy, ox of gy[n, co, oy, ox] x[n, ci, ...]; masked taps exactly 0. */
-function runBackwardWeight(x: Tensor, gy: Tensor, g: Geometry, forceSplits?: number, sums?: SumsRequest, weight?: Tensor): { dw: Tensor; sums: SumsResult } {
+/** Kept taps per input channel of a mask (conv_common.wgsl's KEPT): full rows, then the centre row's left part and maybe the centre. */
+function keptTaps(g: Geometry): number {
+  const ab = g.mask === MASK_CODE.A || g.mask === MASK_CODE.B;
+  const cy = Math.floor(g.kh / 2);
+  const cx = Math.floor(g.kw / 2);
+  const fullRows = g.mask === MASK_CODE.none ? g.kh : g.mask === MASK_CODE.vstack ? cy + 1 : cy;
+  const centre = g.mask === MASK_CODE.B || (g.mask === MASK_CODE.A && g.groups > 1);
+  return fullRows * g.kw + (ab ? cx + (centre ? 1 : 0) : 0);
+}
+
+/** The tiled weight gradient's tile (WT_CO x WT_COLS in the shader) and positions per pass (WT_P). */
+const WT_CO = 16;
+const WT_COLS = 32;
+const WT_P = 32;
+/** Workgroups the tiled weight gradient aims for, and its most splits (each split is a partial [Cout, Cin, KH, KW]). */
+const WEIGHT_GRAD_TILED_TARGET_WORKGROUPS = 1024;
+const WEIGHT_GRAD_TILED_MAX_SPLITS = 64;
+
+/** Splits of the n * ho * wo positions for the tiled weight gradient: enough workgroups, each split at least 8 passes. Exported for tests. */
+export function tiledWeightGradSplits(positions: number, tiles: number): { splits: number; chunk: number } {
+  const most = Math.max(1, Math.min(WEIGHT_GRAD_TILED_MAX_SPLITS, Math.floor(positions / (8 * WT_P))));
+  const wanted = Math.max(1, Math.min(most, Math.ceil(WEIGHT_GRAD_TILED_TARGET_WORKGROUPS / Math.max(tiles, 1))));
+  const chunk = Math.ceil(Math.ceil(positions / wanted) / WT_P) * WT_P;
+  return { splits: Math.ceil(positions / chunk), chunk };
+}
+
+/**
+ * dW [cout, cin, kh, kw] = sum over n, oy, ox of gy[n, co, oy, ox] x[n, ci, ...]; masked taps exactly 0.
+ * Split-K: each of `splits` chunks of the sum writes a partial, and conv_grad_sums adds them (with
+ * the bias/cond sums in the same dispatch); one split writes the gradient directly.
+ */
+function runBackwardWeight(
+  x: Tensor,
+  gy: Tensor,
+  g: Geometry,
+  forceSplits?: number,
+  sums?: SumsRequest,
+  weight?: Tensor,
+  variant: ConvVariant = selectedVariants.backwardWeight,
+): { dw: Tensor; sums: SumsResult } {
+  // A mask that keeps no tap (A on a 1x1 kernel without colour groups) has an all-zero gradient: the CPU kernel writes it.
+  const tiled = variant === 'tiled' && keptTaps(g) > 0;
+  const { splits, launchInto } = tiled ? tiledWeightGrad(x, gy, g, forceSplits) : cpuWeightGrad(x, gy, g, forceSplits);
+  const shape = [g.cout, g.cin, g.kh, g.kw];
+  // One split is the whole gradient: write it where the tape gathers it (no second pass, no copy).
+  const part = splits === 1 && weight ? gradTarget(weight).view([1, ...shape]) : empty([splits, ...shape]);
+  launchInto(part);
+  if (splits === 1) {
+    const dw = part.view(shape);
+    part.dispose();
+    return { dw, sums: sums ? gradSums(null, sums) : { perImage: null, total: null } };
+  }
+  // Second pass: one thread per weight sums its S partials (no workgroup barriers, unlike `sum`),
+  // with the bias/cond sums in the same dispatch.
+  const dw = weight ? gradTarget(weight).view(shape) : empty(shape);
+  const result = gradSums({ partials: part, dw, splits }, sums ?? null);
+  part.dispose();
+  return { dw, sums: result };
+}
+
+interface WeightGradLaunch {
+  splits: number;
+  /** Records the kernel writing the partials [splits, cout, cin, kh, kw] into `part`. */
+  launchInto: (part: Tensor) => void;
+}
+
+/** The CPU-shaped weight gradient (conv_backward_weight): registers only, split over rows (n, oy). */
+function cpuWeightGrad(x: Tensor, gy: Tensor, g: Geometry, forceSplits?: number): WeightGradLaunch {
   const cb = channelBlock(g.cout, false);
   const cblocks = Math.ceil(g.cout / cb);
   // 1x1 kernels have one tap: block over 4 input channels instead of the kernel's columns.
@@ -274,43 +348,57 @@ function runBackwardWeight(x: Tensor, gy: Tensor, g: Geometry, forceSplits?: num
     chunkRows = Math.max(1, Math.ceil(rows / forceSplits));
     splits = Math.max(1, Math.ceil(rows / chunkRows));
   }
-  // One split is the whole gradient: write it where the tape gathers it (no second pass, no copy).
-  const part = splits === 1 && weight ? gradTarget(weight).view([1, g.cout, g.cin, g.kh, g.kw]) : empty([splits, g.cout, g.cin, g.kh, g.kw]);
   const threads = splits * base;
-  launch(
-    spec('backwardWeight', pointwise ? 'conv_backward_weight_1x1' : 'conv_backward_weight', { ...geometryConstants(g, cb), ...(pointwise ? {} : { WCI: wci }) }, ['read', 'read', 'rw']),
-    [x.binding, gy.binding, part.binding],
-    params(g, threads, cblocks, ciBlocks, rows, chunkRows),
-    threadsGrid(threads, WG),
-  );
-  const shape = [g.cout, g.cin, g.kh, g.kw];
-  if (splits === 1) {
-    const dw = part.view(shape);
-    part.dispose();
-    return { dw, sums: sums ? gradSums(null, sums) : { perImage: null, total: null } };
+  return {
+    splits,
+    launchInto: (part) =>
+      launch(
+        spec('backwardWeight', pointwise ? 'conv_backward_weight_1x1' : 'conv_backward_weight', { ...geometryConstants(g, cb), ...(pointwise ? {} : { WCI: wci }) }, ['read', 'read', 'rw']),
+        [x.binding, gy.binding, part.binding],
+        params(g, threads, cblocks, ciBlocks, rows, chunkRows),
+        threadsGrid(threads, WG),
+      ),
+  };
+}
+
+/** The GPU-shaped weight gradient (conv_backward_weight_tiled): workgroup tiles, split over positions (n, oy, ox). */
+function tiledWeightGrad(x: Tensor, gy: Tensor, g: Geometry, forceSplits?: number): WeightGradLaunch {
+  const positions = g.n * g.ho * g.wo;
+  const cblocks = Math.ceil(g.cout / WT_CO);
+  const colBlocks = Math.ceil((g.cin * keptTaps(g)) / WT_COLS);
+  let { splits, chunk } = tiledWeightGradSplits(positions, cblocks * colBlocks);
+  if (forceSplits) {
+    chunk = Math.ceil(Math.ceil(positions / forceSplits) / WT_P) * WT_P;
+    splits = Math.ceil(positions / chunk);
   }
-  // Second pass: one thread per weight sums its S partials (no workgroup barriers, unlike `sum`),
-  // with the bias/cond sums in the same dispatch.
-  const dw = weight ? gradTarget(weight).view(shape) : empty(shape);
-  const result = gradSums({ partials: part, dw, splits }, sums ?? null);
-  part.dispose();
-  return { dw, sums: result };
+  return {
+    splits,
+    launchInto: (part) =>
+      launch(
+        spec('backwardWeightTiled', 'conv_backward_weight_tiled', geometryConstants(g, 1), ['read', 'read', 'rw']),
+        [x.binding, gy.binding, part.binding],
+        params(g, 0, cblocks, colBlocks, positions, chunk),
+        grid1d(splits * cblocks * colBlocks),
+      ),
+  };
 }
 
 /**
  * One direction's kernel alone with a given variant (no autograd), for the variant chooser and
  * benchmarks: 'forward' is conv2d(x, w) (plain, no epilogue), 'backwardInput' the gradient w.r.t. x
- * from gy [N, Cout, Ho, Wo].
+ * and 'backwardWeight' the gradient w.r.t. w, both from gy [N, Cout, Ho, Wo].
  */
 export function convKernelWithVariant(direction: ConvDirection, variant: ConvVariant, x: Tensor, w: Tensor, gy: Tensor, opts: Conv2dOptions = {}): Tensor {
   const g = conv2dGeometry('conv2d', x, w.shape, opts);
-  return direction === 'forward' ? runForward(x, w, g, {}, variant) : runBackwardInput(gy, w, g, undefined, variant);
+  if (direction === 'forward') return runForward(x, w, g, {}, variant);
+  if (direction === 'backwardInput') return runBackwardInput(gy, w, g, undefined, variant);
+  return runBackwardWeight(x, gy, g, undefined, undefined, undefined, variant).dw;
 }
 
-/** Test hook: the weight gradient with a given number of splits (1 = no split-K). */
-export function conv2dWeightGradForTest(x: Tensor, gy: Tensor, kernel: [number, number], opts: Conv2dOptions, splits: number): Tensor {
+/** Test hook: the weight gradient with a given number of splits (1 = no split-K) and variant (default: the selected one). */
+export function conv2dWeightGradForTest(x: Tensor, gy: Tensor, kernel: [number, number], opts: Conv2dOptions, splits: number, variant?: ConvVariant): Tensor {
   const g = conv2dGeometry('conv2dWeightGrad', x, [gy.shape[1], x.shape[1], kernel[0], kernel[1]], opts);
-  return runBackwardWeight(x, gy, g, splits).dw;
+  return runBackwardWeight(x, gy, g, splits, undefined, undefined, variant).dw;
 }
 
 /** A gate's layout: x [N, 2C, rows, ...], trailing axes flattened into the row length. */
