@@ -162,6 +162,8 @@ export async function runStepBench(gpu: GpuContext, opts: StepBenchOptions, emit
       }
       await gpu.sync();
       const pipelinedMs = (performance.now() - t) / pipelined;
+      // The buffer pool's bytes (held and idle) after the steps: what training keeps on the GPU.
+      const poolAfter = gpu.stats();
       const fwd = await built.forwards();
       const floor = await hostFloor(gpu, trainer, Math.min(steps, 20));
       const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -178,6 +180,7 @@ export async function runStepBench(gpu: GpuContext, opts: StepBenchOptions, emit
         gpu_wait_ms_per_step: +(mean(total) - mean(host)).toFixed(3), ms_per_step_synced: +mean(total).toFixed(3),
         ms_per_step_pipelined: +pipelinedMs.toFixed(3), steps_per_s: +(1000 / pipelinedMs).toFixed(2),
         host_floor_ms_median: +floor.toFixed(3),
+        gpu_memory_mb: +((poolAfter.liveBytes + poolAfter.pooledBytes) / 2 ** 20).toFixed(1),
         conv_kernels: E.convVariantReport().choice,
         dispatches_by_kernel: dispatchesByKernel,
         ...fwd,

@@ -22,8 +22,13 @@ export interface KernelSpec {
 /** Uniform params are at most 64 u32 (256 bytes, the usual uniform offset alignment). */
 export const MAX_PARAM_WORDS = 64;
 const PARAM_STRIDE_BYTES = 256;
-/** Dispatches per submit. tfjs uses 15 and ORT 16; SwiftShader shows ~20 us per dispatch when batched. */
-const DISPATCHES_PER_SUBMIT = 64;
+/**
+ * Dispatches per submit: enough that a training step (351 for Table-1's, 635 for the hierarchical
+ * small preset's) goes in one. Submitting mid-step let a CPU adapter start on the first kernels while
+ * the rest were still being recorded, on the same cores, and more than doubled the host time (see
+ * docs/performance.md); loops keep the next step queued (throttle), so the GPU does not wait for it.
+ */
+const DISPATCHES_PER_SUBMIT = 1024;
 /** WebGPU's guaranteed per-dimension dispatch limit. */
 export const MAX_WORKGROUPS_PER_DIM = 65535;
 
