@@ -24,7 +24,7 @@ scripts/zoo.mjs leaves them) and writes PNGs plus two JSON files into --out:
   factorised.json         Figure 4's "0-layer PixelCNN": independent Bernoulli pixels with the mean
                           grey level of the 50k training digits; its NLL on the 10k test digits.
   factorised-mean.png     that model's per-pixel probabilities, as grey levels.
-  figures.json            [{file, id, what, seed, images, seconds, cpu_seconds}] of every file written (entries
+  figures.json            [{file, id, what, seed, images, checkpoint, step, seconds, cpu_seconds}] of every file written (entries
                           of earlier runs for other files are kept while those files exist).
 A model whose checkpoint is missing is skipped with a note; one that fails is reported and the
 others still run (exit code 1 at the end). --check verifies the factorised NLL on a toy set.
@@ -206,6 +206,9 @@ class Figures:
     def __init__(self, out: str, seed: int, device: str):
         self.out, self.seed, self.device = out, seed, device
         self.entries: List[dict] = []
+        # Which weights drew the next figures (set per model): a model trained in several runs,
+        # e.g. runs/zoo and runs/zoo-long, must say which one its pictures show.
+        self.source: dict = {}
 
     @staticmethod
     def clock() -> tuple:
@@ -225,7 +228,7 @@ class Figures:
         if kb > 300:
             say(f"  note: {name} is over 300 KB")
         self.entries.append({"file": name, "id": model_id, "what": what, "seed": self.seed, "images": images,
-                             **took, **extra})
+                             **self.source, **took, **extra})
 
     # -- MNIST ------------------------------------------------------------------------------------
     def mnist_samples(self, model_id: str, model) -> None:
@@ -391,6 +394,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             model, checkpoint = load_checkpoint_model(path, a.device)
             model.eval()
             say(f"{model_id}: {model.preset}, step {checkpoint.config['step']}")
+            figs.source = {"checkpoint": os.path.relpath(path), "step": checkpoint.config["step"]}
             with torch.no_grad():
                 if model.dataset == "mnist":
                     two_d = model.has_latent and model.latent_dim == 2

@@ -517,7 +517,9 @@ async function main() {
     if (images !== entry.training.imagesSeen) say(`  ${e.id}: note: ${entry.training.imagesSeen} images seen, budget ${images}`);
     manifest.models = [...manifest.models.filter((m) => m.id !== e.id), entry].sort((a, b) => ENTRIES.findIndex((x) => x.id === a.id) - ENTRIES.findIndex((x) => x.id === b.id));
     manifest.generated = new Date().toISOString();
-    manifest.command = zooCommand;
+    // A partial run (--only) retrains some models at its own budget: each model's training.command
+    // says how to reproduce it, and the zoo-wide command stays the one that built the rest.
+    if (!only || !manifest.command) manifest.command = zooCommand;
     writeJson(manifestPath, manifest);
     const main = entry.figures[0];
     say(`[${i + 1}/${entries.length}] ${e.id}: ${main ? `${main.name} ${main.value.toFixed(3)} ± ${main.stderr.toFixed(3)} ${main.unit} (n ${main.n})` : ''}, ${(zoo.f16.length / 2 ** 20).toFixed(2)} MB; manifest written`);
