@@ -62,3 +62,14 @@ fn ema(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) n
   if (i >= p.n) { return; }
   ema_state[i] += p.lr_t * (ema_x[i] - ema_state[i]);
 }
+
+// ---- in-place sum: total += value (a training loop's running sums of its loss terms) ---------------
+@group(0) @binding(1) var<storage, read_write> acc_total: array<f32>;
+@group(0) @binding(2) var<storage, read> acc_value: array<f32>;
+
+@compute @workgroup_size(256)
+fn accumulate(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * 256u;
+  if (i >= p.n) { return; }
+  acc_total[i] += acc_value[i];
+}

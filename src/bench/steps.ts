@@ -56,14 +56,16 @@ function syntheticDigits(count: number, size: number): ImageSet {
 export interface StepBenchOptions {
   setups: StepSetup[];
   batch: number;
-  /** Timed steps per setup (0: chosen from the first step, at least 3, about 10 s). */
+  /** Timed steps per setup (0: chosen from the first step, at least 8, about 10 s). */
   steps: number;
+  /** Replay steps from a recording once three agree (StepTrainer.replaySteps; default true). */
+  replay?: boolean;
 }
 
 /**
  * For each setup: a warm-up step, then `steps` steps each recorded and then waited for (a full sync per
- * step, so host and GPU time of one step are apart: host = the trainStep() call, which records every
- * dispatch and submits full batches; wait = the rest until the GPU is done).
+ * step, so host and GPU time of one step are apart: host = the trainStep() call and the submit of
+ * what it recorded, until queue.submit returns; wait = the rest until the GPU is done).
  */
 /** A setup ready to time: its trainer, what the record names, its forward timings, and cleanup. */
 interface BenchSetup {
@@ -118,38 +120,51 @@ export async function runStepBench(gpu: GpuContext, opts: StepBenchOptions, emit
   for (const setup of opts.setups) {
     const built = buildSetup(gpu, setup, opts.batch);
     const trainer = built.trainer;
+    const replay = opts.replay ?? true;
+    trainer.replaySteps = replay;
     try {
       await trainer.prewarm();
       const s0 = gpu.stats();
       let t = performance.now();
       trainer.trainStep();
+      gpu.flush();
       const firstHost = performance.now() - t;
       await gpu.sync();
       const first = performance.now() - t;
       const s1 = gpu.stats();
-      const steps = opts.steps > 0 ? opts.steps : Math.max(3, Math.min(200, Math.floor(10000 / Math.max(first, 1))));
+      // At least 8: the first three of them are recorded through the engine before steps are replayed.
+      const steps = opts.steps > 0 ? opts.steps : Math.max(8, Math.min(200, Math.floor(10000 / Math.max(first, 1))));
       const host: number[] = [];
       const total: number[] = [];
+      const hostReplayed: number[] = [];
+      const hostRecorded: number[] = [];
       const c0 = gpu.stats();
       for (let i = 0; i < steps; i++) {
+        const replayedBefore = trainer.replayStats?.replayed ?? 0;
         t = performance.now();
         trainer.trainStep();
+        gpu.flush();
         const h = performance.now() - t;
         await gpu.sync();
         host.push(h);
+        ((trainer.replayStats?.replayed ?? 0) > replayedBefore ? hostReplayed : hostRecorded).push(h);
         total.push(performance.now() - t);
       }
       const c1 = gpu.stats();
+      const replayStats = trainer.replayStats;
       // One more step, counted by kernel: where the dispatches come from.
       const byKernel = new Map<string, number>();
       gpu.onDispatch = (spec) => {
         const key = `${spec.name}:${spec.entry}`;
         byKernel.set(key, (byKernel.get(key) ?? 0) + 1);
       };
+      // Recorded through the engine: a replayed step does not pass through dispatch().
+      trainer.replaySteps = false;
       try {
         trainer.trainStep();
       } finally {
         gpu.onDispatch = null;
+        trainer.replaySteps = replay;
       }
       await gpu.sync();
       const dispatchesByKernel = Object.fromEntries([...byKernel].sort((a, b) => b[1] - a[1]));
@@ -169,7 +184,7 @@ export async function runStepBench(gpu: GpuContext, opts: StepBenchOptions, emit
       const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
       const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
       emit({
-        adapter, driver, case: `train step ${setup} b${opts.batch}`, preset: built.preset, image_size: built.imageSize, params: built.params,
+        adapter, driver, case: `train step ${setup} b${opts.batch}`, replay, preset: built.preset, image_size: built.imageSize, params: built.params,
         param_tensors: built.paramTensors,
         dispatches_per_step: (c1.dispatches - c0.dispatches) / steps, copies_per_step: (c1.copies - c0.copies) / steps,
         submits_per_step: +((c1.submits - c0.submits) / steps).toFixed(2),
@@ -177,6 +192,9 @@ export async function runStepBench(gpu: GpuContext, opts: StepBenchOptions, emit
         first_step_bind_groups_created: s1.bindGroupsCreated - s0.bindGroupsCreated,
         first_step_dispatches: s1.dispatches - s0.dispatches, first_step_host_ms: +firstHost.toFixed(2),
         steps, host_ms_per_step: +mean(host).toFixed(3), host_ms_median: +median(host).toFixed(3),
+        host_ms_median_replayed: hostReplayed.length ? +median(hostReplayed).toFixed(3) : null,
+        host_ms_median_recorded: hostRecorded.length ? +median(hostRecorded).toFixed(3) : null,
+        steps_replayed: hostReplayed.length, steps_recorded: hostRecorded.length, replay_refusal: replayStats?.lastRefusal ?? null,
         gpu_wait_ms_per_step: +(mean(total) - mean(host)).toFixed(3), ms_per_step_synced: +mean(total).toFixed(3),
         ms_per_step_pipelined: +pipelinedMs.toFixed(3), steps_per_s: +(1000 / pipelinedMs).toFixed(2),
         host_floor_ms_median: +floor.toFixed(3),

@@ -58,9 +58,10 @@ function parseArgs(argv: string[]): BenchOptions {
     else if (a === '--sample-hier') hierSampling = { presets: hierPresets(argv[++i] ?? ''), batch: 16, fullTimed: ['tiny'] };
     else if (hierSampling && a === '--sample-hier-batch') hierSampling.batch = Number(argv[++i]);
     else if (hierSampling && a === '--sample-hier-full') hierSampling.fullTimed = hierPresets(argv[++i] ?? '');
-    else if (a === '--steps') stepBench = { setups: stepSetups(argv[++i] ?? ''), batch: 32, steps: 0 };
+    else if (a === '--steps') stepBench = { setups: stepSetups(argv[++i] ?? ''), batch: 32, steps: 0, replay: true };
     else if (stepBench && a === '--steps-batch') stepBench.batch = Number(argv[++i]);
     else if (stepBench && a === '--steps-count') stepBench.steps = Number(argv[++i]);
+    else if (stepBench && a === '--steps-no-replay') stepBench.replay = false;
     else if (a === '--conv-variants') convVariantsOnly = true;
     else if (a === '--help' || a === '-h') {
       console.log(`usage: npm run bench -- [--quick] [--filter REGEX] [--reps N]
@@ -81,7 +82,9 @@ function parseArgs(argv: string[]): BenchOptions {
              table1 = gated-pixelvae-cond at paper sizes; hier-tiny, hier-small = the hierarchical
              model's presets) at batch 32 (--steps-batch N, --steps-count N):
              steps/s, host ms per step (recording and submitting) apart from the GPU wait, and the
-             dispatches, buffer copies and bind groups created per step
+             dispatches, buffer copies and bind groups created per step; host ms of replayed steps
+             (issued from a recording of earlier ones) apart from recorded ones
+             (--steps-no-replay: record every step through the engine, for comparison)
   --conv-variants  instead, time the conv kernel variants (CPU-shaped, tiled) per direction on a few
              representative shapes, print the choice and the timings (ms, best of 2 after a warm-up),
              and remember the choice for this adapter in the OS cache dir (pixelvae-lab/conv-variants.json)`);

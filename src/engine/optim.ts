@@ -28,6 +28,7 @@ export interface AdamOptions {
 
 const NORM_SCALE: KernelSpec = { name: 'adam.wgsl', code: adamWgsl, entry: 'norm_scale', bindings: ['rw'] };
 const EMA: KernelSpec = { name: 'adam.wgsl', code: adamWgsl, entry: 'ema', bindings: ['rw', 'read'] };
+const ACCUMULATE: KernelSpec = { name: 'adam.wgsl', code: adamWgsl, entry: 'accumulate', bindings: ['rw', 'read'] };
 
 /** Partial sums per range in the global norm: one per workgroup of 64 threads, at most this many. */
 const MAX_PARTIALS = 256;
@@ -41,11 +42,6 @@ export function movingAverageInPlace(state: Tensor, x: Tensor, momentum: number)
   launch(EMA, [state.binding, x.binding], new Params().u(x.size, 0, 0, 0).f(0, momentum).build(), threadsGrid(x.size));
 }
 
-/**
- * Adam (Kingma & Ba) in the TF / Lasagne form: step size lr * sqrt(1 - beta2^t) / (1 - beta1^t) and
- * eps added to sqrt(v). Gradients are clipped element-wise first (clipValue), then scaled by the
- * global-norm factor (clipGlobalNorm, computed on the GPU from the element-clipped gradients).
- */
 /** Most tensors per dispatch (the params uniform holds 20 group starts and 16 arena offsets). */
 const MAX_GROUP = 16;
 
@@ -138,6 +134,14 @@ function makeGroups(active: readonly number[], sizes: readonly number[], k: numb
     groups.push({ tensors, starts, n, slot: 0 });
   }
   return groups;
+}
+
+/** In place, on the GPU: total += x (running sums that keep their buffer from step to step). No gradient. */
+export function addInPlace(total: Tensor, x: Tensor): void {
+  if (total.size !== x.size || total.dtype !== 'f32' || x.dtype !== 'f32') {
+    throw new ShapeError('addInPlace', `total ${shapeString(total.shape)} vs value ${shapeString(x.shape)}`);
+  }
+  launch(ACCUMULATE, [total.binding, x.binding], new Params().u(x.size, 0, 0, 0).build(), threadsGrid(x.size));
 }
 
 /**
@@ -255,7 +259,7 @@ export class Adam {
       // With no gradient at all the norm is 0 and the scale 1 (nothing is updated anyway).
       launch(NORM_SCALE, [clipState.binding], new Params().u(0, this.slotCount, 0, 0).f(0, this.clipGlobalNorm).build(), [1, 1]);
     }
-    const lrT = (this.lr * Math.sqrt(1 - this.beta2 ** this.t)) / (1 - this.beta1 ** this.t);
+    const lrT = this.stepSize(this.t);
     for (const group of this.updateGroups) {
       const words = new Params()
         .u(group.n, 0, group.tensors.length, 0)
@@ -305,7 +309,7 @@ export class Adam {
       launch(sumsqSpec(1), [clipState.binding, grads.whole.binding], words, [partials, 1]);
       launch(NORM_SCALE, [clipState.binding], new Params().u(0, partials, 0, 0).f(0, this.clipGlobalNorm).build(), [1, 1]);
     }
-    const lrT = (this.lr * Math.sqrt(1 - this.beta2 ** this.t)) / (1 - this.beta1 ** this.t);
+    const lrT = this.stepSize(this.t);
     const words = new Params().u(n, 0, 1, 0).f(this.clipValue, lrT, this.beta1, this.beta2, this.eps, 0, 0, 0).array([0, n], 20).array([0], 16).build();
     const buffers: Bindable[] = [this.m!.binding, this.v!.binding];
     if (clipState) buffers.push(clipState.binding);
@@ -367,6 +371,24 @@ export class Adam {
     scatterFrom(layout, this.v!, this.mirrors.v);
     this.mirrorsOut = true;
     return this.mirrors;
+  }
+
+  /** The step size of step t (1-based): lr * sqrt(1 - beta2^t) / (1 - beta1^t). */
+  stepSize(t: number): number {
+    return (this.lr * Math.sqrt(1 - this.beta2 ** t)) / (1 - this.beta1 ** t);
+  }
+
+  /**
+   * Whether the next step() records the same commands as the last one, given the same arguments: not
+   * when moments handed out for a checkpoint must be read back first (see moments).
+   */
+  get repeatsLastStep(): boolean {
+    return !this.mirrorsOut && this.layout !== null;
+  }
+
+  /** Counts a step whose commands were replayed (see models/step-replay.ts) instead of recorded by step(). */
+  countReplayedStep(): void {
+    this.t += 1;
   }
 
   /** [clipping scale, global gradient norm] of the last step live in the first two words of this (global-norm clipping only). */

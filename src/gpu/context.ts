@@ -40,6 +40,16 @@ export interface ResolvedDispatch {
   readonly workgroups: readonly [number, number, number];
 }
 
+/**
+ * One recorded GPU command, resolved so it can be issued again without the engine (captureCommands,
+ * replayCommands). `buffers` are the storage buffers a dispatch binds; a write keeps its bytes.
+ */
+export type RecordedCommand =
+  | ({ readonly kind: 'dispatch'; readonly buffers: readonly GPUBuffer[] } & ResolvedDispatch)
+  | { readonly kind: 'copy'; readonly src: GPUBuffer; readonly srcOffset: number; readonly dst: GPUBuffer; readonly dstOffset: number; readonly bytes: number }
+  | { readonly kind: 'clear'; readonly buffer: GPUBuffer; readonly offset: number; readonly bytes: number }
+  | { readonly kind: 'write'; readonly buffer: GPUBuffer; readonly offset: number; readonly data: Uint8Array };
+
 export class GpuError extends Error {
   constructor(message: string) {
     super(message);
@@ -93,8 +103,10 @@ export class GpuContext {
   onDispatch: ((spec: KernelSpec, buffers: readonly (GPUBuffer | GPUBufferBinding)[], params: Uint32Array, workgroups: readonly number[]) => void) | null = null;
   /** While set, dispatch() only collects kernel variants (see prewarm). */
   private captured: Map<string, KernelSpec> | null = null;
-  /** While set, executed dispatches are also kept here, resolved (see captureDispatches). */
-  private resolved: ResolvedDispatch[] | null = null;
+  /** While set, executed commands are also kept here, resolved (see captureCommands). */
+  private recording: RecordedCommand[] | null = null;
+  /** Set when a readback happens while recording: such work cannot be replayed. */
+  private recordingRead = false;
 
   constructor(acquired: AcquiredDevice) {
     this.device = acquired.device;
@@ -269,7 +281,14 @@ export class GpuContext {
     const layoutKey = spec.bindings.join('');
     const layout = this.layouts.get(layoutKey)!;
     const bindGroup = this.bindGroups.get(layoutKey, layout, this.paramsBuffer!, PARAM_STRIDE_BYTES, buffers);
-    this.resolved?.push({ pipeline, bindGroup, params: Uint32Array.from(params), workgroups: [x, y, z] });
+    this.recording?.push({
+      kind: 'dispatch',
+      pipeline,
+      bindGroup,
+      params: Uint32Array.from(params),
+      workgroups: [x, y, z],
+      buffers: buffers.map((b) => ('buffer' in b ? b.buffer : b) as GPUBuffer),
+    });
     this.issue(pass, pipeline, bindGroup, x, y, z);
   }
 
@@ -289,15 +308,46 @@ export class GpuContext {
    * inside `work` are not kept, so replaying the list is not the same computation as `work`.
    */
   captureDispatches(work: () => void): ResolvedDispatch[] {
-    if (this.resolved) throw new GpuError('captureDispatches: already capturing');
-    const list: ResolvedDispatch[] = [];
-    this.resolved = list;
+    return this.captureCommands(work).commands.flatMap((c) => (c.kind === 'dispatch' ? [c] : []));
+  }
+
+  /** True inside captureCommands / captureDispatches (they do not nest). */
+  get capturing(): boolean {
+    return this.recording !== null;
+  }
+
+  /**
+   * Runs `work` as usual and also returns every GPU command it recorded (dispatches, copies, clears,
+   * writes), resolved, in order; `read` is true when `work` read a buffer back (not replayable).
+   */
+  captureCommands(work: () => void): { commands: RecordedCommand[]; read: boolean } {
+    if (this.recording) throw new GpuError('captureDispatches: already capturing');
+    const commands: RecordedCommand[] = [];
+    this.recording = commands;
+    this.recordingRead = false;
     try {
       work();
     } finally {
-      this.resolved = null;
+      this.recording = null;
     }
-    return list;
+    return { commands, read: this.recordingRead };
+  }
+
+  /**
+   * Issues recorded commands again, in order, batched as dispatch() does: the same computation as the
+   * work that recorded them, provided every buffer they touch still holds what it held then (the
+   * caller's to ensure: see models/step-replay.ts).
+   */
+  replayCommands(list: readonly RecordedCommand[]): void {
+    for (const c of list) {
+      if (c.kind === 'dispatch') {
+        const pass = this.openPass();
+        this.paramsData.set(c.params, (this.dispatchesInBatch * PARAM_STRIDE_BYTES) / 4);
+        this.issue(pass, c.pipeline, c.bindGroup, c.workgroups[0], c.workgroups[1], c.workgroups[2]);
+      } else if (c.kind === 'copy') this.copy(c.src, c.srcOffset, c.dst, c.dstOffset, c.bytes);
+      else if (c.kind === 'clear') this.clear(c.buffer, c.offset, c.bytes);
+      else this.write(c.buffer, c.data, c.offset);
+    }
   }
 
   /**
@@ -345,12 +395,15 @@ export class GpuContext {
 
   /** Records a buffer-to-buffer copy in the current batch (closing the open compute pass). */
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
+    this.recording?.push({ kind: 'copy', src, srcOffset, dst, dstOffset, bytes });
     this.encoderBetweenPasses().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
   }
 
   /** Records zeroing `bytes` bytes of `buffer` from `offset` in the current batch (counted as a copy). */
   clear(buffer: GPUBuffer, offset: number, bytes: number): void {
-    if (bytes > 0) this.encoderBetweenPasses().clearBuffer(buffer, offset, bytes);
+    if (bytes <= 0) return;
+    this.recording?.push({ kind: 'clear', buffer, offset, bytes });
+    this.encoderBetweenPasses().clearBuffer(buffer, offset, bytes);
   }
 
   /** Submits everything recorded so far. Cheap when nothing is pending. */
@@ -374,6 +427,7 @@ export class GpuContext {
     // queue.writeBuffer runs at submit time of the queue, ahead of the open batch: flush first so a
     // write never overtakes a dispatch recorded before it.
     this.flush();
+    this.recording?.push({ kind: 'write', buffer, offset: offsetBytes, data: new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength)) });
     this.device.queue.writeBuffer(buffer, offsetBytes, data.buffer, data.byteOffset, data.byteLength);
   }
 
@@ -382,7 +436,8 @@ export class GpuContext {
     this.checkHealth();
     const size = Math.ceil(bytes / 4) * 4;
     const staging = this.acquireStaging(size);
-    this.copy(buffer, offsetBytes, staging, 0, size);
+    if (this.recording) this.recordingRead = true;
+    this.encoderBetweenPasses().copyBufferToBuffer(buffer, offsetBytes, staging, 0, size);
     this.flush();
     try {
       await staging.mapAsync(1 /* GPUMapMode.READ */, 0, size);

@@ -59,6 +59,10 @@ export class BufferPool {
    */
   private readonly history = new Map<string, { last: GPUBuffer[]; before: GPUBuffer[] }>();
   private readonly position = new Map<string, number>();
+  /** How many times each buffer has been handed out: a changed count means a new owner. */
+  private readonly handouts = new WeakMap<GPUBuffer, number>();
+  /** Idle buffers held back from every request (a replayed step's scratch: see reserve). */
+  private readonly reserved = new Set<GPUBuffer>();
 
   constructor(private readonly device: GPUDevice) {}
 
@@ -80,6 +84,7 @@ export class BufferPool {
       this.created += 1;
     }
     this.live.add(buffer);
+    this.handouts.set(buffer, (this.handouts.get(buffer) ?? 0) + 1);
     this.liveBytes += size;
     if (n < MAX_HISTORY) {
       history.before[n] = history.last[n];
@@ -100,6 +105,50 @@ export class BufferPool {
     this.pendingRelease.push(buffer);
     this.pooledBytes += buffer.size;
     this.pooledCount += 1;
+  }
+
+  /**
+   * Which hand-out of `buffer` is live now: 0 when it is idle, otherwise a count that changes each time
+   * the pool hands the buffer out again (to a new owner).
+   */
+  ownership(buffer: GPUBuffer): number {
+    return this.live.has(buffer) ? (this.handouts.get(buffer) ?? 0) : 0;
+  }
+
+  /**
+   * Holds idle buffers back from every request until unreserve(): a recorded step replayed later uses
+   * them as its scratch space, so nothing else may be given them meanwhile. Returns false (and holds
+   * nothing) when one of them is live or unknown to the pool. They still count as pooled memory.
+   */
+  reserve(buffers: Iterable<GPUBuffer>): boolean {
+    const wanted = [...new Set(buffers)];
+    const idle = (b: GPUBuffer): boolean => !this.live.has(b) && !this.reserved.has(b) && (this.pendingRelease.includes(b) || (this.free.get(`${b.usage}:${b.size}`)?.includes(b) ?? false));
+    if (!wanted.every(idle)) return false;
+    for (const b of wanted) {
+      const pending = this.pendingRelease.indexOf(b);
+      if (pending >= 0) this.pendingRelease.splice(pending, 1);
+      else takeFrom(this.free.get(`${b.usage}:${b.size}`)!, b);
+      this.reserved.add(b);
+    }
+    return true;
+  }
+
+  /**
+   * Gives reserved buffers back to the pool: reusable after the next submit, like a release, or at
+   * once with `submitted` (the caller has just submitted every command recorded so far).
+   */
+  unreserve(buffers: Iterable<GPUBuffer>, submitted = false): void {
+    for (const b of new Set(buffers)) {
+      if (!this.reserved.delete(b)) continue;
+      if (!submitted) {
+        this.pendingRelease.push(b);
+        continue;
+      }
+      const key = `${b.usage}:${b.size}`;
+      let list = this.free.get(key);
+      if (!list) this.free.set(key, (list = []));
+      list.push(b);
+    }
   }
 
   /** Called by the context after each queue.submit. */
@@ -133,7 +182,8 @@ export class BufferPool {
     }
     this.free.clear();
     this.history.clear(); // it may name destroyed buffers
-    this.pooledBytes = this.pendingRelease.reduce((sum, b) => sum + b.size, 0);
-    this.pooledCount = this.pendingRelease.length;
+    const kept = [...this.pendingRelease, ...this.reserved];
+    this.pooledBytes = kept.reduce((sum, b) => sum + b.size, 0);
+    this.pooledCount = kept.length;
   }
 }

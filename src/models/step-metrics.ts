@@ -3,9 +3,13 @@
 import * as E from '../engine';
 import type { EpochSampler } from '../data/gpu-dataset';
 
-/** Rows of per-step metrics summed on the GPU; reading them (and resetting) is the loop's one readback. */
+/**
+ * Rows of per-step metrics summed on the GPU; reading them (and resetting) is the loop's one readback.
+ * The sums stay in one buffer, added to in place, so every step records the same commands (a step
+ * replayed from its recording, models/step-replay.ts, adds to the same sums).
+ */
 export class GpuMetricSums {
-  private sums: E.Tensor;
+  private readonly sums: E.Tensor;
   private steps = 0;
 
   constructor(private readonly width: number) {
@@ -14,20 +18,24 @@ export class GpuMetricSums {
 
   /** Adds one step's row of `width` values (call inside the step's tidy). */
   add(row: E.Tensor): void {
-    const next = E.keep(E.add(this.sums, row));
-    this.sums.dispose();
-    this.sums = next;
+    E.addInPlace(this.sums, row);
+    this.countStep();
+  }
+
+  /** Counts a step whose add was replayed, not recorded by add(). */
+  countStep(): void {
     this.steps += 1;
   }
 
   /** The means over the steps since the last read (0 steps: zeros), and that count; then resets. */
   async readMeans(): Promise<{ steps: number; means: number[] }> {
     const steps = this.steps;
-    const sums = this.sums;
-    this.sums = E.keep(E.zeros([this.width]));
     this.steps = 0;
-    const values = await sums.data();
-    sums.dispose();
+    // The copy to the host is recorded when data() is called, so the clear after it (and any step
+    // recorded while this waits) cannot change what is read.
+    const pending = this.sums.data();
+    E.engine().gpu.clear(this.sums.gpuBuffer, this.sums.byteOffset, this.width * 4);
+    const values = await pending;
     return { steps, means: Array.from(values, (v) => v / Math.max(steps, 1)) };
   }
 

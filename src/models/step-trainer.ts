@@ -5,6 +5,7 @@ import * as E from '../engine';
 import { EpochSampler } from '../data/gpu-dataset';
 import type { ParamSet } from '../nn/params';
 import { GpuMetricSums, prewarmStep } from './step-metrics';
+import { f32Word, StepReplay, type StepState } from './step-replay';
 
 export abstract class StepTrainer {
   /** Sums of the loss terms each step adds, since the last read, on the GPU. */
@@ -18,6 +19,14 @@ export abstract class StepTrainer {
    * (tests compare the two).
    */
   groupWeightNorm = true;
+  /**
+   * Steps issued from a recording of earlier ones when they agree (step-replay.ts): the same
+   * computation for a fraction of the host time. False: every step is recorded through the engine.
+   */
+  replaySteps = true;
+  /** Steps replayed between two recorded checks of the plan. */
+  replayCheckEvery = 50;
+  private replayer: StepReplay | null = null;
 
   constructor(metricWidth: number, adam: E.AdamOptions, images: number, batch: { batchSize: number; seed: number }) {
     this.metrics = new GpuMetricSums(metricWidth);
@@ -50,11 +59,49 @@ export abstract class StepTrainer {
   resumeAt(step: number): void {
     this.step = step;
     this.sampler.seek(step);
+    this.replayer?.invalidate();
   }
 
-  /** Records one training step on the GPU (no readback). */
+  /**
+   * What decides which commands a step records, besides its per-step values: a family adds the
+   * branches its step takes (e.g. whether the KL term is recorded at all).
+   */
+  protected replayPhase(_step: number): string {
+    return `wn ${this.groupWeightNorm}`;
+  }
+
+  /** The values a step's kernels receive that change from step to step, as params words (f32Word for floats). */
+  protected stepValues(step: number): Map<string, number> {
+    return new Map([
+      ['step', step >>> 0],
+      ['adam step size', f32Word(this.optimizer.stepSize(this.optimizer.t + 1))],
+    ]);
+  }
+
+  /** Replay's counts (steps replayed and recorded, plans made, failed checks), or null before any step. */
+  get replayStats(): StepReplay['stats'] | null {
+    return this.replayer?.stats ?? null;
+  }
+
+  /** Records one training step on the GPU (no readback), or replays it from earlier ones (replaySteps). */
   trainStep(): void {
-    this.recordStep(this.optimizer, true);
+    const gpu = E.engine().gpu;
+    // A step's buffer requests count from its start (so work between steps, a metrics read say, does
+    // not shift which buffers it is handed; a recording is replayable only if that repeats).
+    gpu.pool.mark();
+    if (!this.replaySteps || gpu.capturing || !this.optimizer.repeatsLastStep) {
+      // The first step builds the optimizer's state; a checkpoint's moments must be read back.
+      this.replayer?.invalidate();
+      this.recordStep(this.optimizer, true);
+    } else {
+      this.replayer ??= new StepReplay(gpu, this.replayCheckEvery);
+      const state: StepState = { step: this.step, t: this.optimizer.t, phase: this.replayPhase(this.step), values: this.stepValues(this.step), fed: this.sampler.indices.buffer };
+      if (this.replayer.canReplay(state)) {
+        this.replayer.replay(state, () => this.sampler.next());
+        this.optimizer.countReplayedStep();
+        this.metrics.countStep();
+      } else this.replayer.record(state, () => this.recordStep(this.optimizer, true));
+    }
     this.step += 1;
   }
 
@@ -82,6 +129,7 @@ export abstract class StepTrainer {
   }
 
   dispose(): void {
+    this.replayer?.invalidate();
     this.metrics.dispose();
     this.sampler.dispose();
   }

@@ -5,6 +5,7 @@ import * as E from '../engine';
 import { SequentialBatches, type GpuImageSet } from '../data/gpu-dataset';
 import type { MnistModel } from './mnist-model';
 import { StepTrainer } from './step-trainer';
+import { f32Word } from './step-replay';
 
 export interface TrainerOptions {
   batchSize: number;
@@ -42,6 +43,14 @@ export class MnistTrainer extends StepTrainer {
     // The metric sums are [loss, reconstruction, kl].
     super(3, { lr: options.lr ?? 1e-3, clipValue: options.clipValue ?? 1 }, data.count, options);
     model.params.pack();
+  }
+
+  protected override replayPhase(step: number): string {
+    return `${super.replayPhase(step)} kl ${this.model.hasLatent && this.model.klWeight(step) !== 0}`;
+  }
+
+  protected override stepValues(step: number): Map<string, number> {
+    return super.stepValues(step).set('kl weight', f32Word(this.model.klWeight(step)));
   }
 
   protected recordStep(optimizer: E.Adam, accumulate: boolean): void {

@@ -2,7 +2,8 @@
 // training step takes before anything is built: the engine's convolution throughput (GFLOP/s, a
 // forward pass and both gradients, as in a training step) and the wall time a training step spends
 // per dispatch beyond its FLOPs (a small model's step is hundreds of small, inefficient dispatches;
-// a big model's is dominated by its FLOPs). The second comes from timing real training steps of the
+// a big model's is dominated by its FLOPs; after its first few steps a step is replayed from a
+// recording, models/step-replay.ts). The second comes from timing real training steps of the
 // CPU default model on a synthetic batch (its kernels are the ones the first model trains with, so
 // compiling them here costs nothing extra there). Compilation is never timed. Runs in the worker
 // (and in Node, for the estimate's check against measured steps).
@@ -100,18 +101,25 @@ export async function calibrateAdapter(gpu: GpuContext): Promise<Calibration> {
       spent += ms;
     }
     const gflops = CONV_FLOPS / (best / 1000) / 1e9;
-    // Per-dispatch cost: a chain of small element-wise ops (each one dispatch), after a warm-up op.
+    // Per-dispatch cost: a chain of small element-wise ops (each one dispatch), recorded once and then
+    // issued again as a replayed training step issues its commands (models/step-replay.ts): training
+    // records only its first steps through the engine. The chain's tensors stay alive while replayed.
     await timeIt(gpu, () => E.add(small, small));
-    const chain = (): void => {
+    const links: E.Tensor[] = [];
+    const { commands } = gpu.captureCommands(() => {
       let x = small;
-      for (let i = 0; i < DISPATCHES; i++) x = E.add(x, small);
-    };
+      for (let i = 0; i < DISPATCHES; i++) links.push((x = E.keep(E.add(x, small))));
+    });
     let perDispatch = Infinity;
     spent = 0;
-    for (let rep = 0; rep < 3 && spent < BUDGET_MS; rep++) {
-      const ms = await timeIt(gpu, chain);
-      perDispatch = Math.min(perDispatch, ms / DISPATCHES);
-      spent += ms;
+    try {
+      for (let rep = 0; rep < 3 && spent < BUDGET_MS; rep++) {
+        const ms = await timeIt(gpu, () => gpu.replayCommands(commands));
+        perDispatch = Math.min(perDispatch, ms / DISPATCHES);
+        spent += ms;
+      }
+    } finally {
+      for (const t of links) t.dispose();
     }
     // What a real step spends beyond its FLOPs at that throughput, per dispatch (never below a bare dispatch).
     const ref = await referenceStep(gpu);

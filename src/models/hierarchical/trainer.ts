@@ -7,6 +7,7 @@ import type { GpuColourSet } from '../../data/colour-gpu';
 import { EVAL_SCHEDULE, schedule } from './config';
 import { bitsPerDim, type HierarchicalPixelVae } from './model';
 import { StepTrainer } from '../step-trainer';
+import { f32Word } from '../step-replay';
 
 export interface HierTrainerOptions {
   batchSize: number;
@@ -45,6 +46,15 @@ export class HierTrainer extends StepTrainer {
     // 32px/64px settings multiply it by 0.1 at step 180k (docs/departures.md).
     super(4, { lr: options.lr ?? 1e-3, clipGlobalNorm: options.clipGlobalNorm ?? 5 }, data.count, options);
     model.params.pack();
+  }
+
+  protected override replayPhase(step: number): string {
+    return `${super.replayPhase(step)} sigma floor ${schedule(this.model.config, step).sigmaFloor > 0}`;
+  }
+
+  protected override stepValues(step: number): Map<string, number> {
+    const s = schedule(this.model.config, step);
+    return super.stepValues(step).set('alpha1', f32Word(s.alpha1)).set('alpha2', f32Word(s.alpha2)).set('sigma floor', f32Word(s.sigmaFloor));
   }
 
   protected recordStep(optimizer: E.Adam, accumulate: boolean): void {
