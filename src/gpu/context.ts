@@ -321,7 +321,7 @@ export class GpuContext {
    * writes), resolved, in order; `read` is true when `work` read a buffer back (not replayable).
    */
   captureCommands(work: () => void): { commands: RecordedCommand[]; read: boolean } {
-    if (this.recording) throw new GpuError('captureDispatches: already capturing');
+    if (this.recording) throw new GpuError('captureCommands: already capturing');
     const commands: RecordedCommand[] = [];
     this.recording = commands;
     this.recordingRead = false;
@@ -340,11 +340,8 @@ export class GpuContext {
    */
   replayCommands(list: readonly RecordedCommand[]): void {
     for (const c of list) {
-      if (c.kind === 'dispatch') {
-        const pass = this.openPass();
-        this.paramsData.set(c.params, (this.dispatchesInBatch * PARAM_STRIDE_BYTES) / 4);
-        this.issue(pass, c.pipeline, c.bindGroup, c.workgroups[0], c.workgroups[1], c.workgroups[2]);
-      } else if (c.kind === 'copy') this.copy(c.src, c.srcOffset, c.dst, c.dstOffset, c.bytes);
+      if (c.kind === 'dispatch') this.issueResolved(c);
+      else if (c.kind === 'copy') this.copy(c.src, c.srcOffset, c.dst, c.dstOffset, c.bytes);
       else if (c.kind === 'clear') this.clear(c.buffer, c.offset, c.bytes);
       else this.write(c.buffer, c.data, c.offset);
     }
@@ -356,11 +353,13 @@ export class GpuContext {
    * submitting them costs the host in WebGPU itself. The bind groups must still be alive.
    */
   replayDispatches(list: readonly ResolvedDispatch[]): void {
-    for (const d of list) {
-      const pass = this.openPass();
-      this.paramsData.set(d.params, (this.dispatchesInBatch * PARAM_STRIDE_BYTES) / 4);
-      this.issue(pass, d.pipeline, d.bindGroup, d.workgroups[0], d.workgroups[1], d.workgroups[2]);
-    }
+    for (const d of list) this.issueResolved(d);
+  }
+
+  private issueResolved(d: ResolvedDispatch): void {
+    const pass = this.openPass();
+    this.paramsData.set(d.params, (this.dispatchesInBatch * PARAM_STRIDE_BYTES) / 4);
+    this.issue(pass, d.pipeline, d.bindGroup, d.workgroups[0], d.workgroups[1], d.workgroups[2]);
   }
 
   private openPass(): GPUComputePassEncoder {
