@@ -121,7 +121,7 @@ if e:
 PYEOF
 }
 if [ "$CPU" = 1 ]; then
-  bench 120 --steps tiny --steps-count 2
+  bench 120 --steps tiny --steps-count 5
   bench 120 --sample --quick --sample-batch 2 --sample-full-size 4
   bench 120 --sample-hier tiny --sample-hier-batch 2
   hier_train_row tiny 4 1 2 120
@@ -129,6 +129,8 @@ else
   # First the conv kernel choice (remembered in the cache dir, so every row after runs with it).
   bench 60 --conv-variants
   bench 60 --steps tiny,small,table1 --steps-count 20
+  # The same steps each recorded through the engine: the host time replay saves on this GPU's driver.
+  bench 60 --steps tiny,table1 --steps-count 20 --steps-no-replay
   bench 60 --steps hier-tiny,hier-small --steps-count 10
   bench 90 --train gated-pixelvae-cond
   bench 60 --sample
