@@ -101,7 +101,7 @@ const ENTRIES = [
     batch: 32,
     title: 'Hierarchical PixelVAE on colour-MNIST',
     what: 'The same two-level model on MNIST digits drawn in random colours and textures, where shape, colour and texture are separate by construction.',
-    shows: 'Levels with separable roles (Figure 6): the top level should hold the digit and colours, the pixel level the texture.',
+    shows: 'What each level holds (Figure 6): vary only the top, the middle or the pixel noise. In the shipped 160,000-image run the top level sets the background\'s colour and texture, the middle level the digit, the pixel level the fine texture (judged by eye; docs/results.md).',
     views: ['levels', 'samples', 'reconstruct'],
   },
   {
