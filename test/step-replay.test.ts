@@ -14,7 +14,7 @@ import { MnistTrainer } from '../src/models/trainer';
 import { hierConfig } from '../src/models/hierarchical/config';
 import { HierarchicalPixelVae } from '../src/models/hierarchical/model';
 import { HierTrainer } from '../src/models/hierarchical/trainer';
-import { findPatches, f32Word, structureDifference, type StepState } from '../src/models/step-replay';
+import { findPatches, structureDifference, type StepState } from '../src/models/step-replay';
 import type { RecordedCommand } from '../src/gpu/context';
 import type { StepTrainer } from '../src/models/step-trainer';
 import { rng } from './support/check';
@@ -144,8 +144,8 @@ describe('making a replay plan', () => {
   it('patches the words that equal a per-step value in every recording, and refuses a word that changes otherwise', () => {
     const shared = dispatch([0]);
     const recs = [5, 6, 7].map((s) => ({
-      state: state(s, [['step', s], ['weight', f32Word(s / 10)], ['one', f32Word(1)]]),
-      commands: [{ ...shared, params: Uint32Array.of(3, s, f32Word(s / 10), f32Word(1), 4) } as RecordedCommand],
+      state: state(s, [['step', s], ['weight', E.f32Word(s / 10)], ['one', E.f32Word(1)]]),
+      commands: [{ ...shared, params: Uint32Array.of(3, s, E.f32Word(s / 10), E.f32Word(1), 4) } as RecordedCommand],
     }));
     expect(findPatches(recs)).toEqual([
       { command: 0, word: 1, value: 'step' },

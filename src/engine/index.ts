@@ -10,4 +10,5 @@ export * from './ops';
 export { weightNormMany, weightNormGroupSizes, type WeightNormPair } from './ops/norm-multi';
 export { weightNormArena, WeightNormArenaPlan } from './ops/norm-arena';
 export * from './optim';
+export { f32Word } from './kernels';
 export { ArenaLayout, TensorArena, sliceAlignment } from './arena';

@@ -8,10 +8,17 @@ export const SHADERS = {
 };
 
 /** Builds the u32 words of a params uniform; floats are stored as their bit patterns. */
+const F32 = new Float32Array(1);
+const U32 = new Uint32Array(F32.buffer);
+
+/** The u32 word a params uniform holds for the float `x` (its f32 bits). */
+export function f32Word(x: number): number {
+  F32[0] = x;
+  return U32[0];
+}
+
 export class Params {
   private readonly words: number[] = [];
-  private readonly f32 = new Float32Array(1);
-  private readonly u32 = new Uint32Array(this.f32.buffer);
 
   u(...values: number[]): this {
     for (const v of values) this.words.push(v >>> 0);
@@ -19,10 +26,7 @@ export class Params {
   }
 
   f(...values: number[]): this {
-    for (const v of values) {
-      this.f32[0] = v;
-      this.words.push(this.u32[0]);
-    }
+    for (const v of values) this.words.push(f32Word(v));
     return this;
   }
 

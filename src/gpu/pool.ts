@@ -140,25 +140,22 @@ export class BufferPool {
   unreserve(buffers: Iterable<GPUBuffer>, submitted = false): void {
     for (const b of new Set(buffers)) {
       if (!this.reserved.delete(b)) continue;
-      if (!submitted) {
-        this.pendingRelease.push(b);
-        continue;
-      }
-      const key = `${b.usage}:${b.size}`;
-      let list = this.free.get(key);
-      if (!list) this.free.set(key, (list = []));
-      list.push(b);
+      if (submitted) this.makeFree(b);
+      else this.pendingRelease.push(b);
     }
+  }
+
+  /** Puts an idle buffer on its size class's free list. */
+  private makeFree(buffer: GPUBuffer): void {
+    const key = `${buffer.usage}:${buffer.size}`;
+    let list = this.free.get(key);
+    if (!list) this.free.set(key, (list = []));
+    list.push(buffer);
   }
 
   /** Called by the context after each queue.submit. */
   afterSubmit(): void {
-    for (const buffer of this.pendingRelease) {
-      const key = `${buffer.usage}:${buffer.size}`;
-      let list = this.free.get(key);
-      if (!list) this.free.set(key, (list = []));
-      list.push(buffer);
-    }
+    for (const buffer of this.pendingRelease) this.makeFree(buffer);
     this.pendingRelease = [];
   }
 

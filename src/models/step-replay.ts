@@ -70,14 +70,6 @@ export interface ReplayStats {
   lastRefusal: string | null;
 }
 
-/** f32 bits of a number, as a params word holds it. */
-export function f32Word(x: number): number {
-  F32[0] = x;
-  return U32[0];
-}
-const F32 = new Float32Array(1);
-const U32 = new Uint32Array(F32.buffer);
-
 const bufferOf = (c: RecordedCommand): GPUBuffer[] => {
   switch (c.kind) {
     case 'dispatch':
@@ -195,13 +187,8 @@ export class StepReplay {
    */
   record(s: StepState, work: () => void): void {
     const p = this.plan;
-    if (p?.reserved) {
-      // The recording must be handed the same scratch buffers to match the plan: free them now (what
-      // was recorded before is submitted first, so nothing still queued can read them after).
-      this.gpu.flush();
-      this.pool.unreserve(p.scratch, true);
-      p.reserved = false;
-    }
+    // The recording must be handed the same scratch buffers to match the plan.
+    if (p) this.releaseScratch(p);
     const { commands, read } = this.gpu.captureCommands(work);
     this.stats.recorded += 1;
     const rec: Recording = { state: s, commands };
@@ -227,19 +214,21 @@ export class StepReplay {
 
   /** Drops the plan and gives its scratch back to the pool (a model, optimizer or data change). */
   invalidate(reason: string | null = null): void {
-    if (this.plan?.reserved) {
-      // Free at once (after submitting what may still read them): the step recorded next is handed
-      // the same buffers instead of new ones.
-      this.gpu.flush();
-      this.pool.unreserve(this.plan.scratch, true);
-    }
+    if (this.plan) this.releaseScratch(this.plan);
     this.plan = null;
     this.recent = [];
     if (reason) this.stats.lastRefusal = reason;
   }
 
-  get planned(): boolean {
-    return this.plan !== null;
+  /**
+   * Gives the plan's scratch back to the pool at once, after submitting what may still read it, so a
+   * step recorded next is handed the same buffers instead of new ones.
+   */
+  private releaseScratch(p: Plan): void {
+    if (!p.reserved) return;
+    this.gpu.flush();
+    this.pool.unreserve(p.scratch, true);
+    p.reserved = false;
   }
 
   /** Why a recording differs from the plan's prediction for its step (null: it does not). */

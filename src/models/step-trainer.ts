@@ -5,7 +5,7 @@ import * as E from '../engine';
 import { EpochSampler } from '../data/gpu-dataset';
 import type { ParamSet } from '../nn/params';
 import { GpuMetricSums, prewarmStep } from './step-metrics';
-import { f32Word, StepReplay, type StepState } from './step-replay';
+import { StepReplay, type StepState } from './step-replay';
 
 export abstract class StepTrainer {
   /** Sums of the loss terms each step adds, since the last read, on the GPU. */
@@ -70,11 +70,11 @@ export abstract class StepTrainer {
     return `wn ${this.groupWeightNorm}`;
   }
 
-  /** The values a step's kernels receive that change from step to step, as params words (f32Word for floats). */
+  /** The values a step's kernels receive that change from step to step, as params words (E.f32Word for floats). */
   protected stepValues(step: number): Map<string, number> {
     return new Map([
       ['step', step >>> 0],
-      ['adam step size', f32Word(this.optimizer.stepSize(this.optimizer.t + 1))],
+      ['adam step size', E.f32Word(this.optimizer.stepSize(this.optimizer.t + 1))],
     ]);
   }
 

@@ -5,7 +5,6 @@ import * as E from '../engine';
 import { SequentialBatches, type GpuImageSet } from '../data/gpu-dataset';
 import type { MnistModel } from './mnist-model';
 import { StepTrainer } from './step-trainer';
-import { f32Word } from './step-replay';
 
 export interface TrainerOptions {
   batchSize: number;
@@ -50,7 +49,7 @@ export class MnistTrainer extends StepTrainer {
   }
 
   protected override stepValues(step: number): Map<string, number> {
-    return super.stepValues(step).set('kl weight', f32Word(this.model.klWeight(step)));
+    return super.stepValues(step).set('kl weight', E.f32Word(this.model.klWeight(step)));
   }
 
   protected recordStep(optimizer: E.Adam, accumulate: boolean): void {

@@ -7,7 +7,6 @@ import type { GpuColourSet } from '../../data/colour-gpu';
 import { EVAL_SCHEDULE, schedule } from './config';
 import { bitsPerDim, type HierarchicalPixelVae } from './model';
 import { StepTrainer } from '../step-trainer';
-import { f32Word } from '../step-replay';
 
 export interface HierTrainerOptions {
   batchSize: number;
@@ -54,7 +53,7 @@ export class HierTrainer extends StepTrainer {
 
   protected override stepValues(step: number): Map<string, number> {
     const s = schedule(this.model.config, step);
-    return super.stepValues(step).set('alpha1', f32Word(s.alpha1)).set('alpha2', f32Word(s.alpha2)).set('sigma floor', f32Word(s.sigmaFloor));
+    return super.stepValues(step).set('alpha1', E.f32Word(s.alpha1)).set('alpha2', E.f32Word(s.alpha2)).set('sigma floor', E.f32Word(s.sigmaFloor));
   }
 
   protected recordStep(optimizer: E.Adam, accumulate: boolean): void {
