@@ -408,7 +408,8 @@ class MnistModel(TwinModel):
 
     def latent_features(self, z: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
         """What the decoder computes from z alone. Departure (docs/departures.md): gated-pixelvae's
-        ReLU features pass a tanh before they join the gated stacks."""
+        ReLU features pass a tanh before they join the gated stacks; with 1-4 PixelCNN layers
+        the features keep growing until the tanh is flat and z is no longer read (scripts/latent-probe.py)."""
         if self.upsampler is None or z is None:
             return None
         features = self.upsampler(z)

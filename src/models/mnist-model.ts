@@ -79,6 +79,8 @@ export class MnistModel {
    * slower), left 92% of the first layer's gate inputs beyond |3|, and the saturated gates passed no
    * gradient: the loss stalled at 302 nats while the same stacks without features reached 174. Bounded,
    * the model trains. The ReLU PixelCNN (pixelvae) does not saturate and keeps the reference's features.
+   * The tanh has its own cost: with 1-4 PixelCNN layers the features keep growing until it is flat, and
+   * the decoder stops reading z (docs/departures.md, measured with scripts/latent-probe.py).
    */
   latentFeatures(z: E.Tensor | null): E.Tensor | null {
     if (!this.upsampler || !z) return null;
