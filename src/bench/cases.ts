@@ -9,11 +9,11 @@ import type { GpuContext, KernelSpec } from '../gpu/context';
 import * as E from '../engine';
 import { channelSums, type ConvMask } from '../engine/ops/conv';
 import { GpuImageSet } from '../data/gpu-dataset';
-import type { ImageSet } from '../data/mnist';
 import { MNIST_PRESETS, mnistConfig, type MnistPreset } from '../models/config';
 import { MnistModel } from '../models/mnist-model';
 import { MnistTrainer } from '../models/trainer';
 import { tapsVisited } from '../nn/layers';
+import { syntheticDigits } from './synthetic';
 
 export interface BenchOptions {
   /** Fewer and smaller cases, for CPU fallback adapters. */
@@ -24,17 +24,6 @@ export interface BenchOptions {
   filter: RegExp | null;
   /** Timed repetitions per case (0: chosen from a first timing). */
   reps: number;
-}
-
-/** Random blob "digits": training throughput does not depend on what the pixels show. */
-function syntheticDigits(count: number, size: number): ImageSet {
-  const images = new Uint8Array(count * size * size);
-  let s = 12345;
-  for (let i = 0; i < images.length; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    images[i] = s >>> 24;
-  }
-  return { name: 'synthetic', count, height: size, width: size, images, labels: new Uint8Array(count) };
 }
 
 const now = (): number => performance.now();

@@ -6,7 +6,6 @@
 import type { GpuContext } from '../gpu/context';
 import * as E from '../engine';
 import { GpuImageSet, SequentialBatches } from '../data/gpu-dataset';
-import type { ImageSet } from '../data/mnist';
 import { mnistConfig, type MnistModelConfig } from '../models/config';
 import { MnistModel } from '../models/mnist-model';
 import { MnistTrainer } from '../models/trainer';
@@ -16,6 +15,7 @@ import { hierConfig } from '../models/hierarchical/config';
 import { HierarchicalPixelVae } from '../models/hierarchical/model';
 import { HierTrainer } from '../models/hierarchical/trainer';
 import { FAMILIES } from '../worker/families';
+import { syntheticDigits } from './synthetic';
 
 /** MNIST setups of the app (gated-pixelvae-cond), and the hierarchical model's tiny and small presets. */
 export const STEP_SETUPS = ['tiny', 'cpu', 'small', 'table1', 'hier-tiny', 'hier-small'] as const;
@@ -41,16 +41,6 @@ export function stepSetupConfig(setup: MnistStepSetup): MnistModelConfig {
     decoderDims: [2 * w, 2 * w, w],
     klWarmupSteps: sizes.klWarmupSteps,
   });
-}
-
-function syntheticDigits(count: number, size: number): ImageSet {
-  const images = new Uint8Array(count * size * size);
-  let s = 54321;
-  for (let i = 0; i < images.length; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    images[i] = s >>> 24;
-  }
-  return { name: 'synthetic', count, height: size, width: size, images, labels: new Uint8Array(count) };
 }
 
 export interface StepBenchOptions {
@@ -84,7 +74,7 @@ function buildSetup(gpu: GpuContext, setup: StepSetup, batch: number): BenchSetu
     const config = hierConfig(setup === 'hier-tiny' ? 'tiny' : 'small');
     const size = config.imageSize;
     const count = Math.max(64, batch);
-    const digits = syntheticDigits(count * 3, size);
+    const digits = syntheticDigits(count * 3, size, 54321);
     const data = GpuColourSet.upload({ name: 'synthetic', count, size, images: digits.images, labels: new Uint8Array(count) });
     const model = new HierarchicalPixelVae(config);
     const trainer = new HierTrainer(model, data, { batchSize: batch, seed: 1 });
@@ -101,7 +91,7 @@ function buildSetup(gpu: GpuContext, setup: StepSetup, batch: number): BenchSetu
   }
   const config = stepSetupConfig(setup);
   const model = new MnistModel(config);
-  const data = GpuImageSet.upload(syntheticDigits(256, config.imageSize), 'intensity');
+  const data = GpuImageSet.upload(syntheticDigits(256, config.imageSize, 54321), 'intensity');
   const trainer = new MnistTrainer(model, data, { batchSize: batch, seed: 1 });
   return {
     trainer, preset: config.preset, imageSize: config.imageSize, params: model.params.count(), paramTensors: model.params.names().length,

@@ -5,22 +5,11 @@ import * as E from '../../engine';
 import { GpuContext } from '../../gpu/context';
 import { acquireDevice } from '../../gpu/device';
 import { GpuImageSet } from '../../data/gpu-dataset';
-import type { ImageSet } from '../../data/mnist';
 import { MnistModel } from '../../models/mnist-model';
 import { MnistTrainer } from '../../models/trainer';
 import type { MnistModelConfig } from '../../models/config';
 import { paramShapes } from './spec';
-
-/** Random bytes as training images (binarized on the GPU by the trainer); throughput does not depend on them. */
-function syntheticDigits(count: number, size: number): ImageSet {
-  const images = new Uint8Array(count * size * size);
-  let s = 12345;
-  for (let i = 0; i < images.length; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    images[i] = s >>> 24;
-  }
-  return { name: 'synthetic', count, height: size, width: size, images, labels: new Uint8Array(count) };
-}
+import { syntheticDigits } from '../synthetic';
 
 export class Ours {
   private trainer: MnistTrainer | null = null;
