@@ -7,7 +7,7 @@ of EpochSampler(seed), noise posteriorNoise(seed, [batch, 9])) and keeps every i
 means equal `eval`'s for the same flags (zoo.mjs checks that on a small sample).
 
 usage: PYTHONPATH=python python3 scripts/zoo-eval.py --checkpoint F [--k K] [--limit N] [--batch B]
-       [--seed S] [--device cpu|cuda] [--data PATH --bn-batches B] [--pilot]
+       [--seed S] [--device cpu|cuda] [--data PATH --bn-batches B] [--per-image FILE]
 Prints one JSON line.
 """
 
@@ -61,6 +61,9 @@ def mnist(model, a) -> dict:
             kl.append(r["kl"].double().cpu().numpy())
         sys.stderr.write(f"zoo-eval: {start + n}/{count} images, {(start + n) / (time.perf_counter() - t0):.1f} images/s\n")
     nll, elbo, kl = np.concatenate(nll), np.concatenate(elbo), np.concatenate(kl)
+    if a.per_image:
+        # Each test image's -ELBO, so two models scored on the same images can be compared pairwise.
+        elbo.astype("<f8").tofile(a.per_image)
     return {"family": "mnist", "split": "test", "k": a.k, "images": count, "unit": "nats",
             "is_nll": stats(nll), "neg_elbo": stats(elbo), "kl": stats(kl), "data": data.description}
 
@@ -96,6 +99,7 @@ def main() -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--data", default=None)
     p.add_argument("--bn-batches", type=int, default=0)
+    p.add_argument("--per-image", default=None, help="MNIST: write each image's -ELBO to FILE (float64, little-endian)")
     p.add_argument("--chunk", type=int, default=10, help="images per decoder call (MNIST IS-NLL); changes no number")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads (default: every core)")
     a = p.parse_args()

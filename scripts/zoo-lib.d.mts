@@ -11,3 +11,5 @@ export function toZooFiles(bytes: Uint8Array, name?: string): {
   values: number;
   dropped: number;
 };
+export function readPerImage(bytes: Uint8Array, name?: string): Float64Array;
+export function pairedDifference(a: ArrayLike<number>, b: ArrayLike<number>): { value: number; stderr: number; n: number };

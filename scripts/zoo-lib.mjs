@@ -143,3 +143,29 @@ export function toZooFiles(bytes, name = 'checkpoint') {
     dropped,
   };
 }
+
+/**
+ * Each test image's figure as zoo-eval.py --per-image writes it (float64, little-endian), or null when
+ * the file is absent; a file whose length is not whole float64 values is refused.
+ */
+export function readPerImage(bytes, name = 'per-image file') {
+  if (bytes.length % 8 !== 0) throw new Error(`${name}: ${bytes.length} bytes is not a whole number of float64 values`);
+  const copy = new Uint8Array(bytes);
+  return new Float64Array(copy.buffer, 0, copy.length / 8);
+}
+
+/**
+ * The mean over images of (a - b) and its standard error, for two models scored on the same images:
+ * the hard images are hard for both, so this is far tighter than the two means' own errors combined.
+ */
+export function pairedDifference(a, b) {
+  if (a.length !== b.length) throw new Error(`paired difference: ${a.length} images against ${b.length}`);
+  const n = a.length;
+  if (n < 2) throw new Error('paired difference: needs at least two images');
+  let mean = 0;
+  for (let i = 0; i < n; i++) mean += a[i] - b[i];
+  mean /= n;
+  let ss = 0;
+  for (let i = 0; i < n; i++) ss += (a[i] - b[i] - mean) ** 2;
+  return { value: mean, stderr: Math.sqrt(ss / (n - 1) / n), n };
+}

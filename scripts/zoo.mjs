@@ -123,7 +123,9 @@ const ENTRIES = [
   ...['pixelcnn', 'pixelvae', 'gated-pixelvae'].map((preset) => ({ id: `results-${preset}`, family: 'mnist', preset, args: [], batch: 100, ship: false, title: `${preset} (Table 1)` })),
   ...[1, 2, 4, 8].flatMap((layers) =>
     // Figure 4 plots the PixelVAE's bound and the PixelCNN's exact NLL: -ELBO on the whole test set, no IS-NLL.
-    ['gated-pixelvae', 'gated-pixelcnn'].map((preset) => ({ id: `fig4-${preset}-l${layers}`, family: 'mnist', preset, args: ['--layers', String(layers)], batch: 100, ship: false, isNll: false, layers, title: `${preset}, ${layers} PixelCNN layers (Figure 4)` })),
+    // gated-pixelvae-cond (z in every gate, no upsampling) is the variant whose latent stays in use at
+    // 1-4 layers (docs/departures.md); the sweep trains both PixelVAE variants beside the PixelCNN.
+    ['gated-pixelvae', 'gated-pixelvae-cond', 'gated-pixelcnn'].map((preset) => ({ id: `fig4-${preset}-l${layers}`, family: 'mnist', preset, args: ['--layers', String(layers)], batch: 100, ship: false, isNll: false, layers, title: `${preset}, ${layers} PixelCNN layers (Figure 4)` })),
   ),
 ];
 
@@ -363,6 +365,9 @@ async function zooEval(e, file, extra) {
   return lastJson(await run(PYTHON, args, { onLine }));
 }
 
+/** Each test image's -ELBO (float64), kept for the depth sweep's paired differences (scripts/results.mjs). */
+const perImagePath = (dir) => join(dir, 'per-image-elbo.f64');
+
 /** IS-NLL: a pilot sets n so the standard error is under MAX_SE (at most the whole test set). */
 async function evaluate(e, rounded) {
   const engine = `PyTorch twin (${DEVICE}) on the float16 weights`;
@@ -372,7 +377,7 @@ async function evaluate(e, rounded) {
     return [{ name: 'bits/dim', value: r.bits_per_dim.mean, unit: 'bits/dim', stderr: r.bits_per_dim.stderr, n: r.images, split: 'held-out', engine: `${engine}; negative ELBO, batch norm re-estimated over ${r.bn_batches} training batches` }];
   }
   if (e.isNll === false) {
-    const r = await zooEval(e, rounded, ['--k', '1', '--limit', String(LIMIT ?? (smoke ? 20 : 10000))]);
+    const r = await zooEval(e, rounded, ['--k', '1', '--limit', String(LIMIT ?? (smoke ? 20 : 10000)), '--per-image', perImagePath(dirname(rounded))]);
     if (DRY) return [];
     const bound = { name: '-ELBO', value: r.neg_elbo.mean, unit: 'nats', stderr: r.neg_elbo.stderr, n: r.images, split: 'test', engine: `${engine}; one posterior draw per image` };
     return e.preset === 'gated-pixelcnn' || e.preset === 'pixelcnn' ? [bound] : [bound, { ...bound, name: 'KL', value: r.kl.mean, stderr: r.kl.stderr }];
@@ -452,7 +457,7 @@ async function main() {
     const evalFile = join(dir, 'eval.json');
     const cacheKey = JSON.stringify({ hash, K, LIMIT, CROSS, smoke });
     let cached = readJson(evalFile, null);
-    if (!cached || cached.key !== cacheKey) {
+    if (!cached || cached.key !== cacheKey || (e.isNll === false && !existsSync(perImagePath(dir)))) {
       say(`[${i + 1}/${entries.length}] ${e.id}: evaluating the float16 weights (k ${K})`);
       const figures = await evaluate(e, roundedPath);
       const check = e.ship === false ? undefined : await crossCheck(e, f16Path, roundedPath, figures);

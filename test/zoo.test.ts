@@ -4,7 +4,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { float32ToHalf, halfToFloat, readHeader, toZooFiles } from '../scripts/zoo-lib.mjs';
+import { float32ToHalf, halfToFloat, pairedDifference, readHeader, readPerImage, toZooFiles } from '../scripts/zoo-lib.mjs';
+import { lastJsonLine, runPython, runTwinCli, tempDir } from './support/twin';
 import { decodeSafetensors, halfToFloat32, type SafeTensor } from '../src/io/safetensors';
 import { decodeCheckpoint, encodeCheckpoint, type CheckpointConfigInput } from '../src/io/checkpoint';
 import { tinyConfig } from '../src/models/config';
@@ -147,6 +148,58 @@ describe('float16 storage', () => {
       hier.dispose();
       hl.dispose();
     });
+  });
+});
+
+// Figure 4's depth sweep compares a PixelVAE and a PixelCNN on the same test images: zoo-eval.py keeps
+// each image's -ELBO (--per-image) and results.mjs takes the mean difference and its standard error.
+describe('paired figures of the depth sweep', () => {
+  it('the paired difference: mean and standard error as the float64 reference computes them from the covariance', () => {
+    let seed = 99;
+    const rnd = (): number => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+    const n = 1237;
+    // Correlated per-image figures, as two models' NLLs are: a shared difficulty plus each model's own part.
+    const hard = Array.from({ length: n }, () => 60 + 80 * rnd());
+    const a = Float64Array.from(hard, (h) => h + 3 * rnd() - 0.5);
+    const b = Float64Array.from(hard, (h) => h + 3 * rnd());
+    const mean = (x: ArrayLike<number>): number => Array.from(x).reduce((s, v) => s + v, 0) / x.length;
+    const cov = (x: ArrayLike<number>, y: ArrayLike<number>): number => {
+      const [mx, my] = [mean(x), mean(y)];
+      return Array.from(x).reduce((s, v, i) => s + (v - mx) * (y[i] - my), 0) / (x.length - 1);
+    };
+    const d = pairedDifference(a, b);
+    expect(d.n).toBe(n);
+    expect(d.value).toBeCloseTo(mean(a) - mean(b), 10);
+    expect(d.stderr).toBeCloseTo(Math.sqrt((cov(a, a) + cov(b, b) - 2 * cov(a, b)) / n), 10);
+    // The point of pairing: far below the two means' errors combined as if independent.
+    expect(d.stderr).toBeLessThan(0.1 * Math.hypot(Math.sqrt(cov(a, a) / n), Math.sqrt(cov(b, b) / n)));
+    expect(() => pairedDifference(a, b.subarray(1))).toThrow(/1237 images against 1236/);
+    expect(() => pairedDifference([1], [2])).toThrow(/at least two/);
+    expect(() => readPerImage(new Uint8Array(12), 'x.f64')).toThrow(/x.f64: 12 bytes is not a whole number/);
+  });
+
+  it('zoo-eval --per-image writes every test image\'s -ELBO, whose mean and spread are the figures it prints', { timeout: 300_000 }, async () => {
+    const dir = tempDir('pixelvae-per-image-');
+    try {
+      await runTwinCli(['train', '--preset', 'gated-pixelvae-cond', '--image-size', '8', '--width', '4', '--layers', '1', '--latent', '2', '--filter', '3',
+        '--input-filter', '3', '--output-width', '4', '--encoder-dims', '4,4,6,6', '--decoder-dims', '6,6,4', '--warmup', '1',
+        '--steps', '2', '--batch', '8', '--train-limit', '64', '--valid-every', '0', '--valid-limit', '16', '--seed', '3', '--out', dir.path]);
+      const file = dir.file('per-image.f64');
+      const r = await runPython(['scripts/zoo-eval.py', '--checkpoint', dir.file('last.safetensors'), '--k', '1', '--limit', '23', '--batch', '10', '--per-image', file]);
+      const out = lastJsonLine<{ images: number; neg_elbo: { mean: number; sd: number; stderr: number; n: number } }>(r.stdout);
+      const values = readPerImage(new Uint8Array(readFileSync(file)), file);
+      expect(out.images).toBe(23);
+      expect(values.length).toBe(23);
+      for (const v of values) expect(Number.isFinite(v) && v > 0).toBe(true);
+      const mean = values.reduce((s, v) => s + v, 0) / values.length;
+      const sd = Math.sqrt(values.reduce((s, v) => s + (v - mean) ** 2, 0) / (values.length - 1));
+      expect(mean).toBeCloseTo(out.neg_elbo.mean, 9);
+      expect(sd).toBeCloseTo(out.neg_elbo.sd, 9);
+      // A model paired with itself differs by exactly nothing.
+      expect(pairedDifference(values, values)).toEqual({ value: 0, stderr: 0, n: 23 });
+    } finally {
+      dir.remove();
+    }
   });
 });
 

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Figure 4 at 500,000 images per point (5,000 steps of batch 100, KL warm-up over the first 20%): the
+# PixelVAE with z in every gate (gated-pixelvae-cond) and the gated PixelCNN, in pairs of equal depth,
+# one model at a time. Resumes where it stopped (the zoo's state is runs/zoo-500k); after each model
+# `npm run results` records it in docs/figures/results.json and docs/results.md, so a point finished in
+# one sitting survives a checkout without runs/.
+#   bash scripts/fig4-sweep.sh [depth ...]      # default: 1 2 4 8
+set -euo pipefail
+cd "$(dirname "$0")/.."
+depths=("${@:-1 2 4 8}")
+for l in ${depths[*]}; do
+  for id in "fig4-gated-pixelvae-cond-l$l" "fig4-gated-pixelcnn-l$l"; do
+    node scripts/zoo.mjs --images 500000 --warmup 0.2 --state runs/zoo-500k --only "$id"
+    node scripts/results.mjs
+  done
+done
