@@ -65,8 +65,8 @@ export const CPU_SIZES: Record<string, number> = {
   klWarmupSteps: 0,
 };
 
-function mnistDefaults(): Record<string, number> {
-  const c = mnistConfig('gated-pixelvae');
+/** The setup sizes of an MNIST model configuration (the encoder's first width stands for its four). */
+function sizesOfMnistConfig(c: MnistModelConfig): Record<string, number> {
   return {
     imageSize: c.imageSize,
     latentDim: c.latentDim,
@@ -78,6 +78,10 @@ function mnistDefaults(): Record<string, number> {
     encoderWidth: c.encoderDims[0],
     klWarmupSteps: c.klWarmupSteps,
   };
+}
+
+function mnistDefaults(): Record<string, number> {
+  return sizesOfMnistConfig(mnistConfig('gated-pixelvae'));
 }
 
 const MNIST_FAMILY: FamilyInfo = {
@@ -215,17 +219,7 @@ export function setupOfMnistConfig(c: MnistModelConfig, run: { seed: number; bat
     setup: {
       family: 'mnist',
       preset: c.preset,
-      sizes: {
-        imageSize: c.imageSize,
-        latentDim: c.latentDim,
-        pixelLayers: c.pixelLayers,
-        pixelWidth: c.pixelWidth,
-        filterSize: c.filterSize,
-        inputFilterSize: c.inputFilterSize,
-        outputWidth: c.outputWidth,
-        encoderWidth: w,
-        klWarmupSteps: c.klWarmupSteps,
-      },
+      sizes: sizesOfMnistConfig(c),
       initSeed: c.seed,
       seed: run.seed,
       batchSize: run.batchSize,
