@@ -9,7 +9,7 @@
 // or from scripts/zoo-figures.py's output; nothing is typed in by hand except the paper's own figures,
 // which are quoted as the paper's. The statements under each table are computed from its rows.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { checkpointConfig, pairedDifference, readHeader, readPerImage } from './zoo-lib.mjs';
@@ -77,9 +77,17 @@ function collectModel(id, state = STATE) {
   };
 }
 
-/** The paired difference of two sweep runs' per-image -ELBO (zoo-eval --per-image), or null without both files. */
-function pairedRuns(dirA, dirB) {
-  const files = [dirA, dirB].map((d) => join(d, 'per-image-elbo.f64'));
+/**
+ * Each sweep run's per-image -ELBO (zoo-eval --per-image: 10,000 float64, 80 KB) is copied beside
+ * results.json, so the two runs of a pair can be compared image by image even when they were trained
+ * in different sittings and only one of them is still under runs/.
+ */
+const PER_IMAGE = join(FIGS, 'per-image');
+const perImageFile = (id) => join(PER_IMAGE, `${id}-elbo.f64`);
+
+/** The paired difference of two sweep runs' per-image -ELBO, or null without both files. */
+function pairedRuns(idA, idB) {
+  const files = [idA, idB].map(perImageFile);
   if (!files.every(existsSync)) return null;
   const [a, b] = files.map((p) => readPerImage(readFileSync(p), p));
   return a.length === b.length ? pairedDifference(a, b) : null;
@@ -97,12 +105,17 @@ function collect() {
   const sweep = { ...(old.sweep ?? {}) };
   for (const id of existsSync(SWEEP_STATE) ? readdirSync(SWEEP_STATE) : []) {
     const m = collectModel(id, SWEEP_STATE);
-    if (m) sweep[id] = { ...m, paired: sweep[id]?.steps === m.steps ? sweep[id].paired : undefined };
+    if (!m) continue;
+    sweep[id] = m;
+    const perImage = join(SWEEP_STATE, id, 'per-image-elbo.f64');
+    mkdirSync(PER_IMAGE, { recursive: true });
+    if (existsSync(perImage)) copyFileSync(perImage, perImageFile(id));
+    else rmSync(perImageFile(id), { force: true }); // a copy from an earlier run of this id would not be these weights'
   }
   for (const l of SWEEP_DEPTHS) {
     const [v, c] = [`fig4-gated-pixelvae-cond-l${l}`, `fig4-gated-pixelcnn-l${l}`];
-    const d = pairedRuns(join(SWEEP_STATE, v), join(SWEEP_STATE, c));
-    if (d && sweep[v]) sweep[v].paired = { against: c, ...d };
+    const d = pairedRuns(v, c);
+    if (sweep[v]) sweep[v].paired = d ? { against: c, ...d } : undefined;
   }
   let commit = 'unknown';
   try {

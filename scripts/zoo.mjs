@@ -459,7 +459,7 @@ async function main() {
     const cacheKey = JSON.stringify({ hash, K, LIMIT, CROSS, smoke });
     let cached = readJson(evalFile, null);
     if (!cached || cached.key !== cacheKey || (e.isNll === false && !existsSync(perImagePath(dir)))) {
-      say(`[${i + 1}/${entries.length}] ${e.id}: evaluating the float16 weights (k ${K})`);
+      say(`[${i + 1}/${entries.length}] ${e.id}: evaluating the float16 weights (${e.isNll === false ? '-ELBO, one posterior draw per image' : `k ${K}`})`);
       const figures = await evaluate(e, roundedPath);
       const check = e.ship === false ? undefined : await crossCheck(e, f16Path, roundedPath, figures);
       cached = { key: cacheKey, figures, crossCheck: check };
