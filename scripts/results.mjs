@@ -417,6 +417,11 @@ function page(data) {
     for (const c of f4) L.push(`- ${c}`);
     L.push('');
   }
+  const sweepRuns = Object.values(data.sweep ?? {});
+  if (sweepRuns.length && mnist[0]) {
+    const ratio = (sweepRuns[0].steps * sweepRuns[0].batch) / (mnist[0].steps * mnist[0].batch);
+    L.push(`The next section makes the same comparison at ${Number.isInteger(ratio) ? `${ratio} times` : `${ratio.toFixed(1)} times`} this budget, with the PixelVAE that keeps z in every gate.\n`);
+  }
 
   depthSweep(L, data);
 
