@@ -74,16 +74,26 @@ function typedFor(dtype: SafeDType, buffer: ArrayBuffer): SafeData {
   }
 }
 
+/** One half's value, from its sign, exponent and fraction fields. */
+function halfValue(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >> 10) & 0x1f;
+  const frac = h & 0x3ff;
+  return exp === 0 ? sign * frac * 2 ** -24 : exp === 31 ? (frac ? NaN : sign * Infinity) : sign * (1024 + frac) * 2 ** (exp - 25);
+}
+
+/** Every half's float32 value, by bit pattern (256 KB, built on first use): a zoo model widens millions. */
+let halfTable: Float32Array | null = null;
+
 /** IEEE 754 half-precision bits (little-endian u16 values) widened to float32, exactly. */
 export function halfToFloat32(halves: Uint16Array): Float32Array {
-  const out = new Float32Array(halves.length);
-  for (let i = 0; i < halves.length; i++) {
-    const h = halves[i];
-    const sign = h & 0x8000 ? -1 : 1;
-    const exp = (h >> 10) & 0x1f;
-    const frac = h & 0x3ff;
-    out[i] = exp === 0 ? sign * frac * 2 ** -24 : exp === 31 ? (frac ? NaN : sign * Infinity) : sign * (1024 + frac) * 2 ** (exp - 25);
+  if (!halfTable) {
+    halfTable = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) halfTable[h] = halfValue(h);
   }
+  const table = halfTable;
+  const out = new Float32Array(halves.length);
+  for (let i = 0; i < halves.length; i++) out[i] = table[halves[i]];
   return out;
 }
 

@@ -411,8 +411,9 @@ export class Lab {
   }
 
   /** Builds a session from checkpoint bytes and makes it current (only once everything succeeded). */
-  private async openSnapshot(bytes: Uint8Array, setupHint: Setup | null, history: History | null, name = 'checkpoint'): Promise<{ note?: string }> {
-    const checkpoint = decodeCheckpoint(bytes, name);
+  private async openSnapshot(bytes: Uint8Array, setupHint: Setup | null, history: History | null, name = 'checkpoint', decoded?: Checkpoint): Promise<{ note?: string }> {
+    // The caller may have decoded (and so checked) these bytes already: a zoo model widens millions of halves.
+    const checkpoint = decoded ?? decodeCheckpoint(bytes, name);
     const driver = this.driverOf(checkpoint, name);
     const hint = setupHint && setupHint.family === driver.id ? setupHint : null;
     const { session, note } = await driver.open(checkpoint, hint, history);
@@ -450,7 +451,7 @@ export class Lab {
     const previousFamily = current?.family;
     // A trained current model stays restorable (an earlier run in the autosave) [trust-app].
     await this.keepCurrent();
-    const { note } = await this.exclusive(() => this.openSnapshot(bytes, null, null, name));
+    const { note } = await this.exclusive(() => this.openSnapshot(bytes, null, null, name, checkpoint));
     this.runId = newRunId();
     const s = this.need();
     // Saved behind the opening (the queue keeps it before any later work): the file itself is already
