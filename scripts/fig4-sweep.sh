@@ -3,13 +3,19 @@
 # PixelVAE with z in every gate (gated-pixelvae-cond) and the gated PixelCNN, in pairs of equal depth,
 # one model at a time. Resumes where it stopped (the zoo's state is runs/zoo-500k); after each model
 # `npm run results` records it in docs/figures/results.json and docs/results.md, so a point finished in
-# one sitting survives a checkout without runs/.
+# one sitting survives a checkout without runs/, and is not trained again there.
 #   bash scripts/fig4-sweep.sh [depth ...]      # default: 1 2 4 8
 set -euo pipefail
 cd "$(dirname "$0")/.."
 depths=("${@:-1 2 4 8}")
+# A run recorded in results.json whose state is gone (a new checkout) is not trained again.
+recorded() { node -e "const d = JSON.parse(require('fs').readFileSync('docs/figures/results.json', 'utf8')); process.exit(d.sweep?.[process.argv[1]] ? 0 : 1)" "$1"; }
 for l in ${depths[*]}; do
   for id in "fig4-gated-pixelvae-cond-l$l" "fig4-gated-pixelcnn-l$l"; do
+    if [[ ! -d "runs/zoo-500k/$id" ]] && recorded "$id"; then
+      echo "fig4-sweep: $id is recorded in docs/figures/results.json; not retrained (delete its entry to retrain)" >&2
+      continue
+    fi
     node scripts/zoo.mjs --images 500000 --warmup 0.2 --state runs/zoo-500k --only "$id"
     node scripts/results.mjs
   done
