@@ -145,8 +145,8 @@ export function toZooFiles(bytes, name = 'checkpoint') {
 }
 
 /**
- * Each test image's figure as zoo-eval.py --per-image writes it (float64, little-endian), or null when
- * the file is absent; a file whose length is not whole float64 values is refused.
+ * Each test image's figure from the bytes zoo-eval.py --per-image writes (float64, little-endian);
+ * bytes that are not a whole number of float64 values are refused.
  */
 export function readPerImage(bytes, name = 'per-image file') {
   if (bytes.length % 8 !== 0) throw new Error(`${name}: ${bytes.length} bytes is not a whole number of float64 values`);
