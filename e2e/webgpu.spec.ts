@@ -131,10 +131,43 @@ test.describe('the lab on SwiftShader', () => {
   let sampleHash = '';
   let checkpoint: { name: string; bytes: Buffer };
 
+  // The page's and its worker's console, kept for the report of a failed test (a hang says nothing else).
+  const consoleLines: string[] = [];
+  const keepLine = (where: string, text: string): void => {
+    consoleLines.push(`${new Date().toISOString().slice(11, 23)} ${where}: ${text}`);
+    if (consoleLines.length > 200) consoleLines.shift();
+  };
+
   test.beforeAll(async ({ browser }) => {
     page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    page.on('pageerror', (error) => errors.push(error.message));
+    page.on('pageerror', (error) => {
+      errors.push(error.message);
+      keepLine('pageerror', error.message);
+    });
+    page.on('console', (m) => keepLine(`page ${m.type()}`, m.text()));
+    page.on('worker', (w) => {
+      keepLine('page', `worker started: ${w.url()}`);
+      w.on('console', (m) => keepLine(`worker ${m.type()}`, m.text()));
+      w.on('close', () => keepLine('page', `worker closed: ${w.url()}`));
+    });
+    page.on('crash', () => keepLine('page', 'the renderer crashed'));
     await observeLongTasks(page);
+  });
+
+  test.afterEach(async ({}, testInfo) => {
+    if (testInfo.status === testInfo.expectedStatus) return;
+    // What the page showed when the test failed; a frozen page answers nothing, so wait 5 s at most.
+    const shown = await Promise.race([
+      page.evaluate(() =>
+        [...['train-state', 'train-status', 'sample-busy', 'sample-note'].map((id) => `[data-testid="${id}"]`), '.notice']
+          .map((selector) => `${selector}: ${[...document.querySelectorAll(selector)].map((e) => e.textContent?.slice(0, 300)).join(' | ') || '(absent)'}`)
+          .join('\n'),
+      ),
+      new Promise<string>((resolve) => setTimeout(() => resolve('(the page did not answer within 5 s)'), 5000)),
+    ]).catch((error: unknown) => `(the page could not be read: ${String(error)})`);
+    const report = `${shown}\n--- console (last ${consoleLines.length} lines) ---\n${consoleLines.join('\n')}`;
+    console.log(`diagnostics for "${testInfo.title}":\n${report}`);
+    await testInfo.attach('diagnostics', { body: report, contentType: 'text/plain' });
   });
 
   test.afterAll(async () => {
