@@ -281,9 +281,9 @@ function depthSweep(L, data) {
   }
   if (kls.length > 1) {
     // The trend of the latent's information with depth, with each step's change against its standard error.
-    const steps = kls.slice(1).map(([, k], i) => k.value - kls[i][1].value);
-    const clear = kls.slice(1).every(([, k], i) => Math.abs(k.value - kls[i][1].value) > 2 * Math.hypot(k.stderr, kls[i][1].stderr));
-    const trend = steps.every((d) => d > 0) ? 'rises with every added depth' : steps.every((d) => d < 0) ? 'falls with every added depth' : 'does not move one way with depth';
+    const steps = kls.slice(1).map(([, k], i) => ({ change: k.value - kls[i][1].value, stderr: Math.hypot(k.stderr, kls[i][1].stderr) }));
+    const clear = steps.every((d) => Math.abs(d.change) > 2 * d.stderr);
+    const trend = steps.every((d) => d.change > 0) ? 'rises with every added depth' : steps.every((d) => d.change < 0) ? 'falls with every added depth' : 'does not move one way with depth';
     claims.push(`The PixelVAE's KL, the information in its latent: ${kls.map(([l, k]) => `${k.value.toFixed(2)} at ${l}`).join(', ')} layers; it ${trend}${clear ? ' (each change beyond two standard errors)' : ''}. The paper's text claims only a sharp fall from 0 to 1 layer, which this sweep has no 0-layer point to test.`);
   }
   if (claims.length) {
