@@ -14,8 +14,7 @@ export default defineConfig({
   outputDir: 'test-results',
   // One Chromium at a time. Two at once on two cores put each SwiftShader (itself many threads) on a
   // crowded machine: the timing assertions then measured the scheduler, and in CI one sampling test
-  // hung for its whole 4 minutes (2026-12-03) while the other browser trained. One worker costs
-  // about a minute and a half over the whole suite.
+  // hung for its whole 4 minutes (2026-12-03) while the other browser trained.
   fullyParallel: false,
   workers: 1,
   // In CI a failed test is run once more, and Playwright still reports it as "flaky": a hang we have
