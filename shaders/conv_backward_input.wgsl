@@ -1,19 +1,17 @@
-// The gradient w.r.t. the input (conv_common.wgsl goes in front).
+// The gradient w.r.t. the input (conv_common.wgsl and conv_register_block.wgsl go in front).
 //   conv_backward_input  grad_input = grad_out (*)^T weight: the transposed convolution (gathers over
 //                        output positions; stride 2 by the divisibility test), masks included. Also
 //                        convTranspose2d's forward, with its bias.
 //   gate_backward        the gated activation's gradient w.r.t. its pre-activation (cond's terms, if
 //                        any, added to it first); also the backward of conv_forward's fused gate.
 //
-// Register blocking as in conv_forward: a thread owns CB (1, 2 or 4) input channels x XP (4 or 8)
+// Register blocking (conv_register_block.wgsl), as in conv_forward: a thread owns CB (1, 2 or 4) input channels x XP (4 or 8)
 // input positions, so every weight load feeds XP FMAs.
 
 /** Adds bias[ci] to grad_input (convTranspose2d's bias). */
 override HAS_BIAS: bool = false;
 /** gate_backward: adds cond[n, c] to the pre-activation, as gate_forward does. */
 override HAS_COND: bool = false;
-/** Input positions per thread along x (4 or 8). */
-override XP: u32 = 4u;
 /** Adds prior_grad (the gradient the input gathered from its other users) to what is stored. */
 override HAS_PRIOR: bool = false;
 
@@ -41,52 +39,6 @@ fn grad_out4(row: u32, ox0: i32) -> vec4<f32> {
 fn grad_out4_hi(row: u32, ox0: i32) -> vec4<f32> {
   if (XP > 4u) { return grad_out4(row, ox0 + 4); }
   return vec4<f32>(0.0);
-}
-
-fn bwd_tap(row: u32, ox0: i32, wk: u32) {
-  let grad4 = grad_out4(row, ox0);
-  let grad4_hi = grad_out4_hi(row, ox0);
-  let w0 = weight[filter0 + wk];
-  acc0 += w0 * grad4;
-  if (XP > 4u) { acc_hi0 += w0 * grad4_hi; }
-  if (CB > 1u) {
-    let w1 = weight[filter1 + wk];
-    acc1 += w1 * grad4;
-    if (XP > 4u) { acc_hi1 += w1 * grad4_hi; }
-  }
-  if (CB > 2u) {
-    let w2 = weight[filter2 + wk];
-    let w3 = weight[filter3 + wk];
-    acc2 += w2 * grad4;
-    acc3 += w3 * grad4;
-    if (XP > 4u) {
-      acc_hi2 += w2 * grad4_hi;
-      acc_hi3 += w3 * grad4_hi;
-    }
-  }
-}
-
-fn bwd_centre(row: u32, ox0: i32, wk: u32, ci0: u32, co: u32) {
-  let grad4 = grad_out4(row, ox0);
-  let grad4_hi = grad_out4_hi(row, ox0);
-  if (centre_kept(ci0, co)) {
-    acc0 += weight[filter0 + wk] * grad4;
-    if (XP > 4u) { acc_hi0 += weight[filter0 + wk] * grad4_hi; }
-  }
-  if (CB > 1u && centre_kept(ci0 + 1u, co)) {
-    acc1 += weight[filter1 + wk] * grad4;
-    if (XP > 4u) { acc_hi1 += weight[filter1 + wk] * grad4_hi; }
-  }
-  if (CB > 2u) {
-    if (centre_kept(ci0 + 2u, co)) {
-      acc2 += weight[filter2 + wk] * grad4;
-      if (XP > 4u) { acc_hi2 += weight[filter2 + wk] * grad4_hi; }
-    }
-    if (centre_kept(ci0 + 3u, co)) {
-      acc3 += weight[filter3 + wk] * grad4;
-      if (XP > 4u) { acc_hi3 += weight[filter3 + wk] * grad4_hi; }
-    }
-  }
 }
 
 // The output row oy that input row iy meets through kernel row ky, or -1.
@@ -126,18 +78,7 @@ fn conv_backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
   let ci0 = cb * CB;
   let last = params.cin - 1u;
   let taps = KH * KW;
-  filter0 = ci0 * taps;
-  filter1 = min(ci0 + 1u, last) * taps;
-  filter2 = min(ci0 + 2u, last) * taps;
-  filter3 = min(ci0 + 3u, last) * taps;
-  acc0 = vec4<f32>(0.0);
-  acc1 = vec4<f32>(0.0);
-  acc2 = vec4<f32>(0.0);
-  acc3 = vec4<f32>(0.0);
-  acc_hi0 = vec4<f32>(0.0);
-  acc_hi1 = vec4<f32>(0.0);
-  acc_hi2 = vec4<f32>(0.0);
-  acc_hi3 = vec4<f32>(0.0);
+  block_start(ci0, last, taps);
 
   let s = i32(STRIDE);
   // With stride 1 tap kx reads ox = obase - kx + j: one base plus constants, so the loads that taps
@@ -153,7 +94,8 @@ fn conv_backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
       for (var kx = 0u; kx < KW; kx++) {
         let tx = i32(ph) + params.pad_l - i32(kx);
         if (tx % s != 0) { continue; }
-        bwd_tap(row, select(tx / s + i32(XP * xb), obase - i32(kx), STRIDE == 1u), wco + ky * KW + kx);
+        let ox0 = select(tx / s + i32(XP * xb), obase - i32(kx), STRIDE == 1u);
+        block_tap(grad_out4(row, ox0), grad_out4_hi(row, ox0), wco + ky * KW + kx);
       }
     }
     if (MASK_AB) {
@@ -163,11 +105,16 @@ fn conv_backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
         for (var kx = 0u; kx < CX; kx++) {
           let tx = i32(ph) + params.pad_l - i32(kx);
           if (tx % s != 0) { continue; }
-          bwd_tap(row, select(tx / s + i32(XP * xb), obase - i32(kx), STRIDE == 1u), wco + CY * KW + kx);
+          let ox0 = select(tx / s + i32(XP * xb), obase - i32(kx), STRIDE == 1u);
+          block_tap(grad_out4(row, ox0), grad_out4_hi(row, ox0), wco + CY * KW + kx);
         }
         if (HAS_CENTRE) {
           let tx = i32(ph) + params.pad_l - i32(CX);
-          if (tx % s == 0) { bwd_centre(row, select(tx / s + i32(XP * xb), obase - i32(CX), STRIDE == 1u), wco + CY * KW + CX, ci0, co); }
+          if (tx % s == 0) {
+            let ox0 = select(tx / s + i32(XP * xb), obase - i32(CX), STRIDE == 1u);
+            let kept = vec4<bool>(centre_kept(ci0, co), centre_kept(ci0 + 1u, co), centre_kept(ci0 + 2u, co), centre_kept(ci0 + 3u, co));
+            block_centre(grad_out4(row, ox0), grad_out4_hi(row, ox0), wco + CY * KW + CX, kept);
+          }
         }
       }
     }

@@ -1,5 +1,5 @@
-// The input gradient shaped for discrete GPUs (conv_common.wgsl and conv_backward_input.wgsl go in
-// front: this entry shares their bindings and mask constants).
+// The input gradient shaped for discrete GPUs (conv_common.wgsl, conv_register_block.wgsl and
+// conv_backward_input.wgsl go in front: this entry shares their bindings and mask constants).
 //   conv_backward_input_tiled  a workgroup of 128 threads owns a tile of TILE_H x TILE_W input
 //                              positions of one image and CIG = 4 * CB input channels; per chunk of
 //                              CHK output channels it copies the grad_out patch that reaches the tile

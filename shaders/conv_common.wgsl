@@ -39,24 +39,6 @@ override KV: u32 = FULL_ROWS + select(0u, 1u, MASK_AB);
 
 @group(0) @binding(0) var<uniform> params: Params;
 
-// The register block of conv_forward and conv_backward_input (one declaration for both; unused in
-// the weight-gradient file): acc_j is channel j of the thread's block (output channels in the
-// forward, input channels in the input gradient), lanes are positions 0..3; acc_hi_j positions 4..7
-// when a thread owns 8 (XP = 8), so each weight load feeds 8 FMAs; filter_j the offset of channel
-// j's weights.
-var<private> acc0: vec4<f32>;
-var<private> acc1: vec4<f32>;
-var<private> acc2: vec4<f32>;
-var<private> acc3: vec4<f32>;
-var<private> acc_hi0: vec4<f32>;
-var<private> acc_hi1: vec4<f32>;
-var<private> acc_hi2: vec4<f32>;
-var<private> acc_hi3: vec4<f32>;
-var<private> filter0: u32;
-var<private> filter1: u32;
-var<private> filter2: u32;
-var<private> filter3: u32;
-
 // Is the centre tap from input channel ci to output channel co kept?
 fn centre_kept(ci: u32, co: u32) -> bool {
   let gi = ci % GROUPS;

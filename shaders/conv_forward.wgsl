@@ -1,11 +1,11 @@
-// The forward convolution and the stand-alone gate's forward (conv_common.wgsl goes in front).
+// The forward convolution and the stand-alone gate's forward (conv_common.wgsl and conv_register_block.wgsl go in front).
 //   conv_forward  output = input (*) weight, with masks, stride, padding and a fused epilogue (+bias,
 //                 +pre-residual, +per-(image, channel) cond, gated activation over interleaved
 //                 channels, +residual). Also convTranspose2d's gradient w.r.t. its input.
 //   gate_forward  the gated activation alone, optionally on a band of rows and with z's terms.
 //
-// Register blocking: a thread owns CB (1, 2 or 4) output channels x XP (4 or 8) positions along x, so
-// every input load feeds CB FMAs and every weight load feeds XP.
+// Register blocking (conv_register_block.wgsl): a thread owns CB (1, 2 or 4) output channels x XP (4 or 8)
+// positions along x, so every input load feeds CB FMAs and every weight load feeds XP.
 
 override HAS_BIAS: bool = false;
 /** The `addend` binding: 0 none, 1 added after the gate (residual), 2 before it (pre-residual). */
@@ -15,8 +15,6 @@ override HAS_COND: bool = false;
 override GATE: bool = false;
 /** Also writes the pre-activation (before the gate) to `pre_activation`, for the gate's gradient. */
 override WRITE_PRE: bool = false;
-/** Output positions per thread along x (4 or 8). */
-override XP: u32 = 4u;
 
 @group(0) @binding(1) var<storage, read> input: array<f32>;
 @group(0) @binding(2) var<storage, read> weight: array<f32>;
@@ -36,53 +34,10 @@ fn input4(row: u32, ix: i32) -> vec4<f32> {
   return vec4<f32>(input_at(row, ix), input_at(row, ix + s), input_at(row, ix + 2 * s), input_at(row, ix + 3 * s));
 }
 
-// One tap for the thread's XP positions: in_lo holds positions 0..3, in_hi positions 4..7 (XP = 8).
-fn fwd_tap(in_lo: vec4<f32>, in_hi: vec4<f32>, wk: u32) {
-  let w0 = weight[filter0 + wk];
-  acc0 += w0 * in_lo;
-  if (XP > 4u) { acc_hi0 += w0 * in_hi; }
-  if (CB > 1u) {
-    let w1 = weight[filter1 + wk];
-    acc1 += w1 * in_lo;
-    if (XP > 4u) { acc_hi1 += w1 * in_hi; }
-  }
-  if (CB > 2u) {
-    let w2 = weight[filter2 + wk];
-    let w3 = weight[filter3 + wk];
-    acc2 += w2 * in_lo;
-    acc3 += w3 * in_lo;
-    if (XP > 4u) {
-      acc_hi2 += w2 * in_hi;
-      acc_hi3 += w3 * in_hi;
-    }
-  }
-}
-
 // The input values of positions 4..7 of a tap (zeros when the thread has 4 positions).
 fn input4_hi(row: u32, ix: i32) -> vec4<f32> {
   if (XP > 4u) { return input4(row, ix + 4 * i32(STRIDE)); }
   return vec4<f32>(0.0);
-}
-
-fn fwd_centre(in_lo: vec4<f32>, in_hi: vec4<f32>, wk: u32, ci: u32, co0: u32) {
-  if (centre_kept(ci, co0)) {
-    acc0 += weight[filter0 + wk] * in_lo;
-    if (XP > 4u) { acc_hi0 += weight[filter0 + wk] * in_hi; }
-  }
-  if (CB > 1u && centre_kept(ci, co0 + 1u)) {
-    acc1 += weight[filter1 + wk] * in_lo;
-    if (XP > 4u) { acc_hi1 += weight[filter1 + wk] * in_hi; }
-  }
-  if (CB > 2u) {
-    if (centre_kept(ci, co0 + 2u)) {
-      acc2 += weight[filter2 + wk] * in_lo;
-      if (XP > 4u) { acc_hi2 += weight[filter2 + wk] * in_hi; }
-    }
-    if (centre_kept(ci, co0 + 3u)) {
-      acc3 += weight[filter3 + wk] * in_lo;
-      if (XP > 4u) { acc_hi3 += weight[filter3 + wk] * in_hi; }
-    }
-  }
 }
 
 // Writes lanes [0, lanes) of v to channel c of an output with `channels` channels (+ residual).
@@ -172,21 +127,7 @@ fn conv_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
   let n = r / params.cblocks;
 
   let co0 = cb * CB;
-  let last = params.cout - 1u;
-  let fsize = params.cin * KH * KW;
-  // Channels past cout (a partial last block) read a valid filter and are never written.
-  filter0 = co0 * fsize;
-  filter1 = min(co0 + 1u, last) * fsize;
-  filter2 = min(co0 + 2u, last) * fsize;
-  filter3 = min(co0 + 3u, last) * fsize;
-  acc0 = vec4<f32>(0.0);
-  acc1 = vec4<f32>(0.0);
-  acc2 = vec4<f32>(0.0);
-  acc3 = vec4<f32>(0.0);
-  acc_hi0 = vec4<f32>(0.0);
-  acc_hi1 = vec4<f32>(0.0);
-  acc_hi2 = vec4<f32>(0.0);
-  acc_hi3 = vec4<f32>(0.0);
+  block_start(co0, params.cout - 1u, params.cin * KH * KW);
 
   let ox0 = xb * XP;
   let ix0 = i32(ox0 * STRIDE) - params.pad_l;
@@ -200,7 +141,7 @@ fn conv_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
       let row = (plane + u32(iy)) * params.w;
       for (var kx = 0u; kx < KW; kx++) {
         let ix = ix0 + i32(kx);
-        fwd_tap(input4(row, ix), input4_hi(row, ix), wci + ky * KW + kx);
+        block_tap(input4(row, ix), input4_hi(row, ix), wci + ky * KW + kx);
       }
     }
     if (MASK_AB) {
@@ -209,11 +150,12 @@ fn conv_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
         let row = (plane + u32(iy)) * params.w;
         for (var kx = 0u; kx < CX; kx++) {
           let ix = ix0 + i32(kx);
-          fwd_tap(input4(row, ix), input4_hi(row, ix), wci + CY * KW + kx);
+          block_tap(input4(row, ix), input4_hi(row, ix), wci + CY * KW + kx);
         }
         if (HAS_CENTRE) {
           let ix = ix0 + i32(CX);
-          fwd_centre(input4(row, ix), input4_hi(row, ix), wci + CY * KW + CX, ci, co0);
+          let kept = vec4<bool>(centre_kept(ci, co0), centre_kept(ci, co0 + 1u), centre_kept(ci, co0 + 2u), centre_kept(ci, co0 + 3u));
+          block_centre(input4(row, ix), input4_hi(row, ix), wci + CY * KW + CX, kept);
         }
       }
     }

@@ -1,5 +1,5 @@
-// The forward convolution shaped for discrete GPUs (conv_common.wgsl and conv_forward.wgsl go in
-// front: this entry shares their bindings, mask constants and fused epilogue).
+// The forward convolution shaped for discrete GPUs (conv_common.wgsl, conv_register_block.wgsl and
+// conv_forward.wgsl go in front: this entry shares their bindings, mask constants and fused epilogue).
 //   conv_forward_tiled  a workgroup of 128 threads owns a tile of TILE_H x TILE_W output positions of
 //                       one image and COT = 4 * CB output channels; per chunk of CIT input channels it
 //                       copies the input patch under the tile and the chunk's weights into workgroup

@@ -7,8 +7,10 @@
 // One kernel family serves all of them, one file per direction: conv_forward, conv_backward_input
 // (the transposed convolution, which is also convTranspose2d's forward) and conv_backward_weight
 // (split-K partial sums over chunks of N*Ho rows, then conv_grad_sums adds the chunks and, in the
-// same dispatch, takes the per-channel sums for bias and cond gradients). Each file gets conv_common.wgsl in front.
+// same dispatch, takes the per-channel sums for bias and cond gradients). Each file gets conv_common.wgsl in front;
+// the forward and input-gradient files also get conv_register_block.wgsl, the register block they share.
 import convCommonWgsl from '../../../shaders/conv_common.wgsl?raw';
+import convRegisterBlockWgsl from '../../../shaders/conv_register_block.wgsl?raw';
 import convForwardWgsl from '../../../shaders/conv_forward.wgsl?raw';
 import convBackwardInputWgsl from '../../../shaders/conv_backward_input.wgsl?raw';
 import convBackwardWeightWgsl from '../../../shaders/conv_backward_weight.wgsl?raw';
@@ -75,14 +77,14 @@ interface Geometry {
 
 /** The shader files by direction; WGSL has no includes, so each is compiled with the shared part in front. */
 const CONV_SHADERS = {
-  forward: { name: 'conv_forward.wgsl', code: `${convCommonWgsl}\n${convForwardWgsl}` },
-  backwardInput: { name: 'conv_backward_input.wgsl', code: `${convCommonWgsl}\n${convBackwardInputWgsl}` },
+  forward: { name: 'conv_forward.wgsl', code: `${convCommonWgsl}\n${convRegisterBlockWgsl}\n${convForwardWgsl}` },
+  backwardInput: { name: 'conv_backward_input.wgsl', code: `${convCommonWgsl}\n${convRegisterBlockWgsl}\n${convBackwardInputWgsl}` },
   backwardWeight: { name: 'conv_backward_weight.wgsl', code: `${convCommonWgsl}\n${convBackwardWeightWgsl}` },
   // The GPU-shaped variants reuse their direction's bindings and epilogue: that file goes in front.
-  forwardTiled: { name: 'conv_forward_tiled.wgsl', code: `${convCommonWgsl}\n${convForwardWgsl}\n${convForwardTiledWgsl}` },
+  forwardTiled: { name: 'conv_forward_tiled.wgsl', code: `${convCommonWgsl}\n${convRegisterBlockWgsl}\n${convForwardWgsl}\n${convForwardTiledWgsl}` },
   backwardInputTiled: {
     name: 'conv_backward_input_tiled.wgsl',
-    code: `${convCommonWgsl}\n${convBackwardInputWgsl}\n${convBackwardInputTiledWgsl}`,
+    code: `${convCommonWgsl}\n${convRegisterBlockWgsl}\n${convBackwardInputWgsl}\n${convBackwardInputTiledWgsl}`,
   },
   backwardWeightTiled: {
     name: 'conv_backward_weight_tiled.wgsl',

@@ -1,0 +1,84 @@
+// The register block that conv_forward and conv_backward_input share (src/engine/ops/conv.ts puts
+// conv_common.wgsl in front of this file and the direction's file after it; that file declares
+// `weight`). A thread owns CB (1, 2 or 4) channels x XP (4 or 8) positions along x: output channels
+// in the forward, input channels in the input gradient. acc_j holds channel j of the block at
+// positions 0..3, acc_hi_j at positions 4..7 when XP = 8, so each weight load feeds XP FMAs;
+// filter_j is the offset of channel j's weights for the thread's current tap row.
+
+/** Positions per thread along x (4 or 8). */
+override XP: u32 = 4u;
+
+var<private> acc0: vec4<f32>;
+var<private> acc1: vec4<f32>;
+var<private> acc2: vec4<f32>;
+var<private> acc3: vec4<f32>;
+var<private> acc_hi0: vec4<f32>;
+var<private> acc_hi1: vec4<f32>;
+var<private> acc_hi2: vec4<f32>;
+var<private> acc_hi3: vec4<f32>;
+var<private> filter0: u32;
+var<private> filter1: u32;
+var<private> filter2: u32;
+var<private> filter3: u32;
+
+// Points the block at channels c0..c0+3, whose filters are `size` apart, and zeroes it. Channels past
+// `last` (a partial last block) read the last channel's filter and are never stored.
+fn block_start(c0: u32, last: u32, size: u32) {
+  filter0 = c0 * size;
+  filter1 = min(c0 + 1u, last) * size;
+  filter2 = min(c0 + 2u, last) * size;
+  filter3 = min(c0 + 3u, last) * size;
+  acc0 = vec4<f32>(0.0);
+  acc1 = vec4<f32>(0.0);
+  acc2 = vec4<f32>(0.0);
+  acc3 = vec4<f32>(0.0);
+  acc_hi0 = vec4<f32>(0.0);
+  acc_hi1 = vec4<f32>(0.0);
+  acc_hi2 = vec4<f32>(0.0);
+  acc_hi3 = vec4<f32>(0.0);
+}
+
+// One tap (weight offset wk within each filter) for every channel of the block: lo holds the values
+// at positions 0..3, hi at positions 4..7 (zeros when XP = 4).
+fn block_tap(lo: vec4<f32>, hi: vec4<f32>, wk: u32) {
+  let w0 = weight[filter0 + wk];
+  acc0 += w0 * lo;
+  if (XP > 4u) { acc_hi0 += w0 * hi; }
+  if (CB > 1u) {
+    let w1 = weight[filter1 + wk];
+    acc1 += w1 * lo;
+    if (XP > 4u) { acc_hi1 += w1 * hi; }
+  }
+  if (CB > 2u) {
+    let w2 = weight[filter2 + wk];
+    let w3 = weight[filter3 + wk];
+    acc2 += w2 * lo;
+    acc3 += w3 * lo;
+    if (XP > 4u) {
+      acc_hi2 += w2 * hi;
+      acc_hi3 += w3 * hi;
+    }
+  }
+}
+
+// The centre tap of masks A/B with colour groups: only the channels j whose kept[j] holds.
+fn block_centre(lo: vec4<f32>, hi: vec4<f32>, wk: u32, kept: vec4<bool>) {
+  if (kept.x) {
+    acc0 += weight[filter0 + wk] * lo;
+    if (XP > 4u) { acc_hi0 += weight[filter0 + wk] * hi; }
+  }
+  if (CB > 1u && kept.y) {
+    acc1 += weight[filter1 + wk] * lo;
+    if (XP > 4u) { acc_hi1 += weight[filter1 + wk] * hi; }
+  }
+  if (CB > 2u) {
+    if (kept.z) {
+      acc2 += weight[filter2 + wk] * lo;
+      if (XP > 4u) { acc_hi2 += weight[filter2 + wk] * hi; }
+    }
+    if (kept.w) {
+      acc3 += weight[filter3 + wk] * lo;
+      if (XP > 4u) { acc_hi3 += weight[filter3 + wk] * hi; }
+    }
+  }
+}
