@@ -4,9 +4,9 @@
 // noise fed to both), the same gradients of one step's training loss (with a KL warm-up weight that is
 // neither 0 nor 1), and the same samples from the same z and uniforms. Small odd sizes (widths 5 and 7,
 // Z = 3; 12x12 latent models, whose 3x3 quarter map takes the reference's pad/crop path; 9x9
-// PixelCNNs); tensors travel as safetensors files in a temp dir, one twin run per case. Also: the same
-// seed gives the same initial parameters (small and Table-1 sizes), and a bad configuration gets the
-// TypeScript's message.
+// PixelCNNs; gated-pixelvae also with rms-tanh features); tensors travel as safetensors files in a temp
+// dir, one twin run per case. Also: the same seed gives the same initial parameters (small and Table-1
+// sizes), and a bad configuration gets the TypeScript's message.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -70,6 +70,12 @@ const CASES: Case[] = [
     name: 'gated-pixelvae (no weight norm, 0 layers, no warm-up, 8x8)',
     config: mnistConfig('gated-pixelvae', { ...SMALL, imageSize: 8, pixelLayers: 0, weightNorm: false, klWarmupSteps: 0, seed: 5 }),
     sample: false,
+  },
+  // Each image's decoder features divided by their rms before the tanh (the Figure-5 upsampling model).
+  {
+    name: 'gated-pixelvae (rms-tanh features)',
+    config: mnistConfig('gated-pixelvae', { ...SMALL, imageSize: 12, inputFilterSize: 5, featureNorm: 'rms-tanh', seed: 17 }),
+    sample: true,
   },
   {
     name: 'pixelvae (no weight norm, 1 layer, 8x8)',
@@ -322,6 +328,7 @@ describe('the twin refuses a bad MNIST configuration as the TypeScript does', ()
     ['gated-pixelcnn', { filterSize: 4, inputFilterSize: 9, pixelLayers: -1 }],
     ['conv-vae', { pixelWidth: 0, latentDim: 2.5, outputWidth: -3 }],
     ['gated-pixelvae-cond', { encoderDims: [4, 0, 4, 4], decoderDims: [1, 2, 0] }],
+    ['gated-pixelvae', { featureNorm: 'rms' as MnistModelConfig['featureNorm'] }],
     ['gated', { imageSize: 10 }],
     ['pixelcnn', { imageSize: 9 }],
   ];

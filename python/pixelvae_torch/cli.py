@@ -38,6 +38,7 @@ MODEL = {
     "image-size": ("int", "train on digits resized to N x N", 28),
     "encoder-dims": ("string", "encoder widths, four comma-separated numbers", None),
     "decoder-dims": ("string", "upsampling decoder widths, three comma-separated numbers", None),
+    "feature-norm": ("string", "gated-pixelvae: tanh (default) or rms-tanh (each image's decoder features divided by their rms before the tanh)", None),
 }
 HIER_DATA = {
     "data": ("strings", "hier: image folder, zip, CIFAR-10 .bin, or 'demo' (repeatable)", None),

@@ -31,10 +31,14 @@ PRESETS = MNIST_PRESETS  # the registry's name for them
 PRESET_PREFIX = 'mnist-'
 
 CONFIG_KEYS = ('preset', 'imageSize', 'latentDim', 'pixelLayers', 'pixelWidth', 'filterSize', 'inputFilterSize',
-               'outputWidth', 'encoderDims', 'decoderDims', 'klWarmupSteps', 'weightNorm', 'seed')
+               'outputWidth', 'encoderDims', 'decoderDims', 'klWarmupSteps', 'weightNorm', 'featureNorm', 'seed')
+FEATURE_NORMS = ('tanh', 'rms-tanh')
+# mnist-model.ts FEATURE_RMS_EPS
+FEATURE_RMS_EPS = 1e-6
 
 _BASE = dict(imageSize=28, latentDim=16, pixelLayers=12, pixelWidth=16, filterSize=5, inputFilterSize=7, outputWidth=32,
-             encoderDims=[32, 32, 64, 64], decoderDims=[64, 64, 32], klWarmupSteps=10000, weightNorm=True, seed=1)
+             encoderDims=[32, 32, 64, 64], decoderDims=[64, 64, 32], klWarmupSteps=10000, weightNorm=True,
+             featureNorm='tanh', seed=1)
 
 _TINY = dict(imageSize=8, latentDim=4, pixelLayers=2, pixelWidth=4, filterSize=3, inputFilterSize=3, outputWidth=6,
              encoderDims=[4, 4, 6, 6], decoderDims=[6, 6, 4], klWarmupSteps=0)
@@ -124,6 +128,8 @@ def validate_config(c: dict) -> None:
     size = c.get('imageSize')
     if has_latent(preset) and isinstance(size, (int, float)) and not isinstance(size, bool) and size % 4 != 0:
         problems.append(f'imageSize must be a multiple of 4 for latent models (got {_js(size)})')
+    if c.get('featureNorm') not in FEATURE_NORMS:
+        problems.append(f'featureNorm must be one of {", ".join(FEATURE_NORMS)} (got {_js(c.get("featureNorm"))})')
     for key, n in (('encoderDims', 4), ('decoderDims', 3)):
         dims = c.get(key)
         if not isinstance(dims, (list, tuple)) or len(dims) != n:
@@ -409,11 +415,17 @@ class MnistModel(TwinModel):
     def latent_features(self, z: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
         """What the decoder computes from z alone. Departure (docs/departures.md): gated-pixelvae's
         ReLU features pass a tanh before they join the gated stacks; with 1-4 PixelCNN layers
-        the features keep growing until the tanh is flat and z is no longer read (scripts/latent-probe.py)."""
+        the features keep growing until the tanh is flat and z is no longer read (scripts/latent-probe.py);
+        featureNorm 'rms-tanh' divides each image's features by their rms first."""
         if self.upsampler is None or z is None:
             return None
         features = self.upsampler(z)
-        return torch.tanh(features) if self.config['preset'] == 'gated-pixelvae' else features
+        if self.config['preset'] != 'gated-pixelvae':
+            return features
+        if self.config['featureNorm'] == 'tanh':
+            return torch.tanh(features)
+        mean_square = features.pow(2).mean(dim=(1, 2, 3), keepdim=True)
+        return torch.tanh(features * torch.rsqrt(mean_square + FEATURE_RMS_EPS))
 
     def decode(self, x: torch.Tensor, z: Optional[torch.Tensor], features: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Logits of p(x_i | x_<i, z) for every pixel, [B,1,S,S], given the image (or canvas) x."""

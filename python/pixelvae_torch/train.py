@@ -357,7 +357,7 @@ def build_from_flags(f: dict) -> TwinModel:
             raise UsageError(f"train: {error}") from None
     mapping = [("latent", "latentDim"), ("layers", "pixelLayers"), ("width", "pixelWidth"), ("filter", "filterSize"),
                ("input-filter", "inputFilterSize"), ("output-width", "outputWidth"), ("warmup", "klWarmupSteps"),
-               ("init-seed", "seed"), ("image-size", "imageSize")]
+               ("init-seed", "seed"), ("image-size", "imageSize"), ("feature-norm", "featureNorm")]
     overrides = {key: f[flag] for flag, key in mapping if f.get(flag) is not None}
     for flag, key, count in (("encoder-dims", "encoderDims", 4), ("decoder-dims", "decoderDims", 3)):
         if f.get(flag) is not None:

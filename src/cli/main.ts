@@ -41,6 +41,7 @@ const MODEL_FLAGS: Flags = {
   'image-size': { type: 'int', help: 'train on digits resized to N x N (a multiple of 4; small sizes for slow adapters)', default: 28 },
   'encoder-dims': { type: 'string', help: 'encoder widths, four comma-separated numbers (32,32,64,64)' },
   'decoder-dims': { type: 'string', help: 'upsampling decoder widths, three comma-separated numbers (64,64,32)' },
+  'feature-norm': { type: 'string', help: 'gated-pixelvae: tanh (default) or rms-tanh (each image\'s decoder features divided by their rms before the tanh)' },
 };
 
 const COMMANDS: Record<string, { summary: string; flags: Flags; run: (f: Parsed) => Promise<void> }> = {
@@ -163,9 +164,10 @@ async function train(flags: Parsed): Promise<void> {
   } else {
     const preset = need<string>(flags, 'preset', 'train');
     if (!(MNIST_PRESETS as readonly string[]).includes(preset)) throw new UsageError(`train: unknown preset '${preset}' (one of ${MNIST_PRESETS.join(', ')})`);
-    const overrides: Record<string, number> = {};
+    const overrides: Record<string, number | string> = {};
     const map: [string, string][] = [['latent', 'latentDim'], ['layers', 'pixelLayers'], ['width', 'pixelWidth'], ['filter', 'filterSize'], ['input-filter', 'inputFilterSize'], ['output-width', 'outputWidth'], ['warmup', 'klWarmupSteps'], ['init-seed', 'seed'], ['image-size', 'imageSize']];
     for (const [flag, key] of map) if (flags[flag] !== undefined) overrides[key] = flags[flag] as number;
+    if (flags['feature-norm'] !== undefined) overrides.featureNorm = flags['feature-norm'] as string;
     const encoderDims = dims('encoder-dims', flags['encoder-dims'], 4);
     const decoderDims = dims('decoder-dims', flags['decoder-dims'], 3);
     try {

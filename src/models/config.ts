@@ -4,6 +4,9 @@
 export const MNIST_PRESETS = ['conv-vae', 'pixelcnn', 'gated-pixelcnn', 'pixelvae', 'gated-pixelvae', 'gated-pixelvae-cond'] as const;
 export type MnistPreset = (typeof MNIST_PRESETS)[number];
 
+export const FEATURE_NORMS = ['tanh', 'rms-tanh'] as const;
+export type FeatureNorm = (typeof FEATURE_NORMS)[number];
+
 export interface MnistModelConfig {
   preset: MnistPreset;
   /** Image side (28 for MNIST; tests use smaller images). Must be a multiple of 4 for the latent models. */
@@ -26,6 +29,13 @@ export interface MnistModelConfig {
   /** Steps of linear KL warm-up (10000); 0 disables it. */
   klWarmupSteps: number;
   weightNorm: boolean;
+  /**
+   * How gated-pixelvae bounds its upsampling decoder's ReLU features before they join the gated
+   * stacks (the other presets ignore it): 'tanh' of the features as they are, or 'rms-tanh', the tanh
+   * of each image's features divided by their root mean square over channels and pixels, so they
+   * cannot grow until the tanh is flat and z stops being read (docs/departures.md).
+   */
+  featureNorm: FeatureNorm;
   /** Seeds parameter initialisation. */
   seed: number;
 }
@@ -42,6 +52,7 @@ const BASE: Omit<MnistModelConfig, 'preset'> = {
   decoderDims: [64, 64, 32],
   klWarmupSteps: 10000,
   weightNorm: true,
+  featureNorm: 'tanh',
   seed: 1,
 };
 
@@ -92,6 +103,7 @@ export function validateConfig(c: MnistModelConfig): void {
     if (!Number.isInteger(k) || k < 1 || k > 7 || k % 2 === 0) problems.push(`${name} must be odd, 1 to 7 (got ${k})`);
   }
   if (hasLatent(c.preset) && c.imageSize % 4 !== 0) problems.push(`imageSize must be a multiple of 4 for latent models (got ${c.imageSize})`);
+  if (!(FEATURE_NORMS as readonly unknown[]).includes(c.featureNorm)) problems.push(`featureNorm must be one of ${FEATURE_NORMS.join(', ')} (got ${String(c.featureNorm)})`);
   c.encoderDims.forEach((d, i) => positive(`encoderDims[${i}]`, d));
   c.decoderDims.forEach((d, i) => positive(`decoderDims[${i}]`, d));
   if (problems.length > 0) throw new Error(`invalid model configuration: ${problems.join('; ')}`);

@@ -10,6 +10,9 @@ import { hasLatent, validateConfig, type MnistModelConfig } from './config';
 import { Encoder, GatedPixelCnn, MaskedPixelCnn, UpsamplingDecoder } from './networks';
 import { sampleIncremental } from './incremental';
 
+/** Added to the features' mean square before the root ('rms-tanh'): an image whose ReLU features are all 0 stays 0. */
+const FEATURE_RMS_EPS = 1e-6;
+
 const SAMPLE_SPEC: KernelSpec = { name: 'sample.wgsl', code: sampleWgsl, entry: 'bernoulli_at', bindings: ['read', 'read', 'rw', 'rw'] };
 
 export interface LossTerms {
@@ -81,11 +84,16 @@ export class MnistModel {
    * the model trains. The ReLU PixelCNN (pixelvae) does not saturate and keeps the reference's features.
    * The tanh has its own cost: with 1-4 PixelCNN layers the features keep growing until it is flat, and
    * the decoder stops reading z (docs/departures.md, measured with scripts/latent-probe.py).
+   * featureNorm 'rms-tanh' divides each image's features by their rms first, so they stay where the
+   * tanh has a slope.
    */
   latentFeatures(z: E.Tensor | null): E.Tensor | null {
     if (!this.upsampler || !z) return null;
     const features = this.upsampler.forward(z);
-    return this.config.preset === 'gated-pixelvae' ? E.tanh(features) : features;
+    if (this.config.preset !== 'gated-pixelvae') return features;
+    if (this.config.featureNorm === 'tanh') return E.tanh(features);
+    const inverseRms = E.rsqrt(E.mean(E.square(features), [1, 2, 3], true), FEATURE_RMS_EPS);
+    return E.tanh(E.mul(features, inverseRms));
   }
 
   /** Logits of p(x_i | x_<i, z) for every pixel, [B, 1, S, S], given the image (or canvas) x. */
