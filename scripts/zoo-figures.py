@@ -52,7 +52,8 @@ from pixelvae_torch import data as D
 from pixelvae_torch.checkpoint import CheckpointError
 from pixelvae_torch.train import load_checkpoint_model
 
-MNIST_SHIPPED = ("table1-gated-pixelvae", "fig5-pixelvae-2d", "fig5-conv-vae-2d", "table1-conv-vae", "table1-gated-pixelcnn")
+MNIST_SHIPPED = ("table1-gated-pixelvae", "fig5-pixelvae-2d", "fig5-pixelvae-2d-upsample", "fig5-conv-vae-2d", "table1-conv-vae",
+                 "table1-gated-pixelcnn")
 MNIST_RESULTS = tuple(f"results-{p}" for p in ("pixelcnn", "pixelvae", "gated-pixelvae")) + tuple(
     f"fig4-{p}-l{n}" for n in (1, 2, 4, 8) for p in ("gated-pixelvae", "gated-pixelcnn"))
 HIER = ("hier-colour-mnist", "hier-demo")

@@ -41,6 +41,8 @@ describe('pixelvae command line', () => {
     expect(printed.at(-1)).toMatch(/--steps expects an integer/);
     expect(await main(['train', '--preset', 'nope'])).toBe(2);
     expect(printed.at(-1)).toMatch(/unknown preset 'nope'/);
+    expect(await main(['train', '--preset', 'gated-pixelvae', '--feature-norm', 'rms'])).toBe(2);
+    expect(printed.at(-1)).toMatch(/featureNorm must be one of tanh, rms-tanh \(got rms\)/);
   });
 
   it('trains, evaluates, samples, reconstructs and classifies with a tiny model', async () => {
