@@ -197,7 +197,7 @@ function niceStep(raw) {
 
 /**
  * Probes toward Figure 5 (docs/figures/fig5-probes.json): single runs that test why the claim does or
- * does not hold, and the shipped PixelVAE's k-NN error measured on its checkpoints while it trained.
+ * does not hold, and the shipped PixelVAEs' k-NN errors measured on their checkpoints while they trained.
  * Each run's command and hardware are in the file; nothing here is shipped.
  */
 const FIG5_PROBES = join(FIGS, 'fig5-probes.json');
@@ -205,8 +205,9 @@ const pct = (p, n) => `${(100 * p).toFixed(1)}% ± ${(100 * Math.sqrt((p * (1 - 
 function fig5Probes(L) {
   const probes = readJson(FIG5_PROBES);
   if (!probes) return;
-  const { trend, runs = [] } = probes;
-  if (trend?.points?.length) {
+  const { trends = [], runs = [] } = probes;
+  for (const trend of trends) {
+    if (!trend.points?.length) continue;
     const at = trend.points.map((q) => `${pct(q.error, trend.testImages)} at ${(q.step * trend.batch).toLocaleString('en-US')}`).join(', ');
     L.push(`While ${trend.id} trained (${trend.what}), its k-NN error on the first ${trend.testImages.toLocaleString('en-US')} test images, with the first ${trend.trainImages.toLocaleString('en-US')} training images as the labelled set (k ${trend.k}), was ${at} images seen.`);
     L.push('');
@@ -220,7 +221,7 @@ function fig5Probes(L) {
       L.push(`| ${r.what} | ${r.images.toLocaleString('en-US')} | ${r.kl.value.toFixed(2)} (${r.kl.split}, ${r.kl.n.toLocaleString('en-US')} images) | ${pct(r.knn.error, r.knn.testImages)} (${r.knn.k}, ${r.knn.testImages.toLocaleString('en-US')}, ${r.knn.trainImages.toLocaleString('en-US')}) |`);
     }
     L.push('');
-    L.push('Not tested, one reading of these rows: in the models with z in every gate, z reaches the decoder only as a constant per image and channel added to each gate, with no spatial layout, so a 2-D z is most useful to the likelihood as a global style (ink, slant) and the PixelCNN draws the class; the paper\'s Figure-5 PixelVAE likely had the upsampling decoder, which gives z a spatial map, but here that decoder leaves its latent unused at these budgets (docs/departures.md, row "gated-pixelvae\'s decoder features", has the measurements and one patched run that kept its 2-D latent in use: 47.3% k-NN error).');
+    L.push('Not tested, one reading of these rows: in the models with z in every gate, z reaches the decoder only as a constant per image and channel added to each gate, with no spatial layout, so a 2-D z is most useful to the likelihood as a global style (ink, slant) and the PixelCNN draws the class. The upsampling decoder gives z a spatial map; under the plain tanh its features grew until the tanh was flat and it left its latent unused (the second probe; docs/departures.md, row "gated-pixelvae\'s decoder features"). With each image\'s features divided by their rms before the tanh (featureNorm \'rms-tanh\') it kept its latent and separates the classes better than the conv VAE (the table above). One run of each model: the rms-tanh model also has 1 PixelCNN layer where the z-in-every-gate one has 12, so how much of the difference is the decoder and how much the depth is not measured (the 2-layer z-in-every-gate probe did not separate better, but saw a quarter of the images).');
     L.push('');
   }
 }
@@ -585,8 +586,9 @@ function page(data) {
   L.push('- The KL warm-up is 20% of the run instead of 10k of 200k steps (5%).');
   // Latents that carry (almost) nothing: the paper's point is that a PixelVAE's latent stays in use.
   const collapsed = Object.values(M).filter((m) => !String(m.preset).startsWith('hier') && fig(m, 'KL') && fig(m, 'KL').value < 0.5);
+  const rmsKl = fig(data.long?.['fig5-pixelvae-2d-upsample'], 'KL');
   if (collapsed.length) {
-    L.push(`- Latents that carry under 0.5 nats at this budget (the decoder models the digits without them): ${collapsed.map((m) => `${m.id} (KL ${fig(m, 'KL').value.toFixed(2)})`).join(', ')}. The paper's PixelVAEs keep theirs in use; ours only in the models with z in every gate (Table 1's gated-pixelvae-cond, ${fig(M['table1-gated-pixelvae'], 'KL')?.value.toFixed(2) ?? '?'} nats, and the 2-D one).`);
+    L.push(`- Latents that carry under 0.5 nats at this budget (the decoder models the digits without them): ${collapsed.map((m) => `${m.id} (KL ${fig(m, 'KL').value.toFixed(2)})`).join(', ')}. The paper's PixelVAEs keep theirs in use; ours only in the models with z in every gate (Table 1's gated-pixelvae-cond, ${fig(M['table1-gated-pixelvae'], 'KL')?.value.toFixed(2) ?? '?'} nats, and the 2-D one)${rmsKl ? ` and in the upsampling one whose features are divided by their rms before the tanh (the 2-D Figure-5 model, ${rmsKl.value.toFixed(2)} nats; no Figure-4 or Table-1 row uses that option yet)` : ''}.`);
     // Measured with scripts/latent-probe.py on the 50,000-image Figure-4 runs (docs/departures.md, row
     // "gated-pixelvae's decoder features"); said only while the rows shown are those runs.
     const probed = ['fig4-gated-pixelvae-l1', 'fig4-gated-pixelvae-l2', 'fig4-gated-pixelvae-l4'].map((id) => M[id]);

@@ -55,7 +55,7 @@ const ENTRIES = [
     knn: true,
     title: 'PixelVAE with a 2-D latent (Figure 5)',
     what: 'The Table-1 architecture with a 2-dimensional latent, so the whole latent space is one plane.',
-    shows: 'The latent map with test digits coloured by class, beside the 2-D conv VAE\'s. The paper finds that the PixelCNN decoder, modelling style, leaves the latent to separate the classes (k-NN error 7.2% against the conv VAE\'s 22.9%); compare the k-NN errors in the two cards\' figures, and docs/results.md says whether that holds for these weights.',
+    shows: 'The latent map with test digits coloured by class, beside the 2-D conv VAE\'s. The paper finds that the PixelCNN decoder, modelling style, leaves the latent to separate the classes (k-NN error 7.2% against the conv VAE\'s 22.9%); compare the k-NN errors in the three Figure-5 cards\' figures, and docs/results.md says whether that holds for these weights.',
     views: ['latent', 'samples', 'reconstruct'],
   },
   {
@@ -67,7 +67,7 @@ const ENTRIES = [
     knn: true,
     title: 'Conv VAE with a 2-D latent (Figure 5)',
     what: 'A convolutional VAE (upsampling decoder, no autoregression) with a 2-dimensional latent.',
-    shows: 'The baseline for the 2-D PixelVAE: the same latent size with a factorised decoder, which must carry style as well as class in its latent (in the paper its classes mix more: k-NN error 22.9% against 7.2%).',
+    shows: 'The baseline for the 2-D PixelVAEs: the same latent size with a factorised decoder, which must carry style as well as class in its latent (in the paper its classes mix more: k-NN error 22.9% against 7.2%).',
     views: ['latent', 'samples', 'reconstruct'],
   },
   {
