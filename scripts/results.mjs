@@ -25,11 +25,25 @@ const LONG_STATES = LONG_DIRS.map((d) => join(ROOT, 'runs', d));
 /** Was a figure drawn from a longer run's checkpoint (figures.json names its path)? */
 const fromLongRun = (checkpoint) => LONG_DIRS.some((d) => String(checkpoint ?? '').includes(`${d}/`));
 /**
- * Figure 4 again at ten times the page's budget (scripts/fig4-sweep.sh): the PixelVAE with z in every
- * gate beside the gated PixelCNN at 1-8 layers. Kept in results.json, so a depth trained in one sitting
- * stays on the page when the next sitting's checkout has no runs/ folder.
+ * Figure 4 again at ten times the page's budget (scripts/fig4-sweep.sh): a PixelVAE beside the gated
+ * PixelCNN at 1-8 layers, for each PixelVAE variant below. Kept in results.json, so a depth trained in
+ * one sitting stays on the page when the next sitting's checkout has no runs/ folder.
  */
 const SWEEP_STATE = join(ROOT, 'runs', 'zoo-500k');
+const SWEEP_VARIANTS = [
+  {
+    vae: 'gated-pixelvae-cond',
+    plot: 'fig4-sweep-nll.svg',
+    heading: '',
+    about: 'with the PixelVAE variant that keeps z in every gate (gated-pixelvae-cond, the Table-1 model\'s architecture, with fewer layers) instead of the upsampling decoder: a departure from the paper\'s Figure 4, whose PixelVAE upsamples',
+  },
+  {
+    vae: 'gated-pixelvae-rms',
+    plot: 'fig4-sweep-rms-nll.svg',
+    heading: ', the upsampling PixelVAE with rms-tanh features',
+    about: 'with the paper\'s upsampling PixelVAE (gated-pixelvae) whose decoder features are divided by their rms before the tanh (featureNorm rms-tanh, docs/departures.md), beside the same gated PixelCNN runs as the section above',
+  },
+];
 const SWEEP_DEPTHS = [1, 2, 4, 8];
 const FIGS = join(ROOT, 'docs', 'figures');
 const DATA = join(FIGS, 'results.json');
@@ -120,10 +134,12 @@ function collect() {
     if (existsSync(perImage)) copyFileSync(perImage, perImageFile(id));
     else rmSync(perImageFile(id), { force: true }); // a copy from an earlier run of this id would not be these weights'
   }
-  for (const l of SWEEP_DEPTHS) {
-    const [v, c] = [`fig4-gated-pixelvae-cond-l${l}`, `fig4-gated-pixelcnn-l${l}`];
-    const d = pairedRuns(v, c);
-    if (sweep[v]) sweep[v].paired = d ? { against: c, ...d } : undefined;
+  for (const { vae } of SWEEP_VARIANTS) {
+    for (const l of SWEEP_DEPTHS) {
+      const [v, c] = [`fig4-${vae}-l${l}`, `fig4-gated-pixelcnn-l${l}`];
+      const d = pairedRuns(v, c);
+      if (sweep[v]) sweep[v].paired = d ? { against: c, ...d } : undefined;
+    }
   }
   let commit = 'unknown';
   try {
@@ -260,19 +276,20 @@ const fmtTime = (s) => (s < 90 ? `${s} s` : s < 5400 ? `${Math.round(s / 60)} mi
 const yes = (b) => (b ? 'yes' : 'no');
 
 /** Figure 4 at the sweep's budget: the PixelVAE with z in every gate against the gated PixelCNN, depth by depth. */
-function depthSweep(L, data) {
+function depthSweep(L, data, variant) {
   const S = data.sweep ?? {};
-  const vae = (l) => S[`fig4-gated-pixelvae-cond-l${l}`];
+  const vae = (l) => S[`fig4-${variant.vae}-l${l}`];
   const cnn = (l) => S[`fig4-gated-pixelcnn-l${l}`];
+  // A variant appears once one of its PixelVAEs is trained (the PixelCNNs are shared).
+  if (!SWEEP_DEPTHS.some(vae)) return;
   const runs = SWEEP_DEPTHS.flatMap((l) => [vae(l), cnn(l)]).filter(Boolean);
-  if (!runs.length) return;
   const budgets = [...new Set(runs.map((m) => m.steps * m.batch))];
   const images = budgets.map((b) => b.toLocaleString('en-US')).join(' / ');
-  L.push(`## Figure 4 at ${images} images per point`);
+  L.push(`## Figure 4 at ${images} images per point${variant.heading}`);
   L.push('');
   const pageKl = SWEEP_DEPTHS.map((l) => fig(data.models[`fig4-gated-pixelvae-l${l}`], 'KL')?.value).filter((v) => v !== undefined);
   const pageNote = pageKl.length ? `At the page's budget the upsampling PixelVAEs of Figure 4 carry at most ${Math.max(...pageKl).toFixed(2)} nats in their latents at ${SWEEP_DEPTHS.join(', ')} layers (above). ` : '';
-  L.push(`${pageNote}This sweep trains ${budgets.length === 1 ? 'every point on the same' : 'its points on'} ${images} images (${runs[0].steps.toLocaleString('en-US')} steps of batch ${runs[0].batch}, KL warm-up over the first 20%), with the PixelVAE variant that keeps z in every gate (gated-pixelvae-cond, the Table-1 model's architecture, with fewer layers) instead of the upsampling decoder: a departure from the paper's Figure 4, whose PixelVAE upsamples. Both models are evaluated on the whole test set (10,000 images) with one posterior draw per image. The difference is paired: the mean over test images of (PixelVAE -ELBO − PixelCNN NLL), with its own standard error, which is far smaller than either model's because the hard images are hard for both (a row marked unpaired lacked the per-image figures and treats the two means as independent). Trained one model at a time on ${[...new Set(runs.map((m) => m.hardware))].join('; ')}; the machine also ran the test suite during some runs, so wall times are upper bounds.`);
+  L.push(`${pageNote}This sweep trains ${budgets.length === 1 ? 'every point on the same' : 'its points on'} ${images} images (${runs[0].steps.toLocaleString('en-US')} steps of batch ${runs[0].batch}, KL warm-up over the first 20%), ${variant.about}. Both models are evaluated on the whole test set (10,000 images) with one posterior draw per image. The difference is paired: the mean over test images of (PixelVAE -ELBO − PixelCNN NLL), with its own standard error, which is far smaller than either model's because the hard images are hard for both (a row marked unpaired lacked the per-image figures and treats the two means as independent). Trained one model at a time on ${[...new Set(runs.map((m) => m.hardware))].join('; ')}; the machine also ran the test suite during some runs, so wall times are upper bounds.`);
   L.push('');
   L.push('| layers | PixelVAE -ELBO | KL | reconstruction | gated PixelCNN NLL | PixelVAE − PixelCNN | wall time (PixelVAE / PixelCNN) |');
   L.push('| ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
@@ -283,7 +300,7 @@ function depthSweep(L, data) {
   for (const l of SWEEP_DEPTHS) {
     const v = vae(l);
     const c = cnn(l);
-    if (!v) missing.push(`fig4-gated-pixelvae-cond-l${l}`);
+    if (!v) missing.push(`fig4-${variant.vae}-l${l}`);
     if (!c) missing.push(`fig4-gated-pixelcnn-l${l}`);
     const elbo = fig(v, '-ELBO');
     const kl = fig(v, 'KL');
@@ -302,7 +319,7 @@ function depthSweep(L, data) {
     L.push(`| ${l} | ${num(elbo)} | ${num(kl)} | ${elbo && kl ? (elbo.value - kl.value).toFixed(2) : '—'} | ${num(nll)} | ${diff ? `${num(diff)}${diff.paired ? '' : ' (unpaired)'}` : '—'} | ${v ? fmtTime(v.wallSeconds) : '—'} / ${c ? fmtTime(c.wallSeconds) : '—'} |`);
   }
   L.push('');
-  const plot = 'fig4-sweep-nll.svg';
+  const { plot } = variant;
   if (pts.vae.length > 1 && pts.cnn.length > 1) {
     writeFileSync(join(FIGS, plot), lineChart({
       title: `Figure 4a at ${images} images: NLL against PixelCNN layers`, xLabel: 'residual PixelCNN layers', yLabel: 'nats per image (test set)', xs: SWEEP_DEPTHS,
@@ -315,7 +332,7 @@ function depthSweep(L, data) {
     L.push('');
   } else if (existsSync(join(FIGS, plot))) rmSync(join(FIGS, plot));
   if (missing.length) {
-    L.push(`Not trained yet at this budget (each point takes 40 minutes to a few hours on this machine; \`bash scripts/fig4-sweep.sh\` trains the sweep in order, resuming, and \`npm run results\` adds what it finished): ${missing.map((id) => `\`${id}\``).join(', ')}. The command for one: \`npm run zoo -- --images 500000 --warmup 0.2 --state runs/zoo-500k --only <id>\`.`);
+    L.push(`Not trained yet at this budget (each point takes 40 minutes to a few hours on this machine; \`${variant.vae === 'gated-pixelvae-cond' ? '' : `FIG4_VAE=${variant.vae} `}bash scripts/fig4-sweep.sh\` trains the sweep in order, resuming, and \`npm run results\` adds what it finished): ${missing.map((id) => `\`${id}\``).join(', ')}. The command for one: \`npm run zoo -- --images 500000 --warmup 0.2 --state runs/zoo-500k --only <id>\`.`);
     L.push('');
   }
   if (kls.length > 1) {
@@ -472,7 +489,7 @@ function page(data) {
     L.push(`The next section makes the same comparison at ${Number.isInteger(ratio) ? `${ratio} times` : `${ratio.toFixed(1)} times`} this budget, with the PixelVAE that keeps z in every gate.\n`);
   }
 
-  depthSweep(L, data);
+  for (const variant of SWEEP_VARIANTS) depthSweep(L, data, variant);
 
   // Figure 5: each model at every budget it was trained at (the page's, and a longer run's when there
   // is one); the claim is checked on each budget where both models were trained.
