@@ -185,6 +185,12 @@ class Conv2d(nn.Module):
             self.register_buffer('mask', conv_mask(mask, cout, cin, kh, kw, groups), persistent=False)
         else:
             self.mask = None
+        # Every mask zeroes the rows below the centre (and, in a 1 x k kernel, the columns right of it):
+        # convolving with the kept taps only, on an input with as many fewer rows (columns) at the
+        # bottom (right), gives the same outputs for less arithmetic, as the engine skips masked taps.
+        self.taps = (kh // 2 + 1, kw // 2 + 1 if kh == 1 else kw) if mask is not None else (kh, kw)
+        top, bottom, left, right = self.padding
+        self.tap_padding = (top, bottom - (kh - self.taps[0]), left, right - (kw - self.taps[1]))
 
     def effective_weight(self) -> torch.Tensor:
         w = weight_norm(self.weight, self.gain) if self.gain is not None else self.weight
@@ -192,7 +198,8 @@ class Conv2d(nn.Module):
 
     def forward(self, x: torch.Tensor, *, residual: Optional[torch.Tensor] = None, pre_residual: Optional[torch.Tensor] = None,
                 cond: Optional[torch.Tensor] = None, gate_output: bool = False) -> torch.Tensor:
-        y = F.conv2d(pad2d(x, self.padding), self.effective_weight(), self.bias, stride=self.stride)
+        w = self.effective_weight()[:, :, :self.taps[0], :self.taps[1]]
+        y = F.conv2d(pad2d(x, self.tap_padding), w, self.bias, stride=self.stride)
         if pre_residual is not None:
             y = y + pre_residual
         if gate_output:
@@ -216,7 +223,15 @@ class ConvTranspose2d(nn.Module):
         self.bias = nn.Parameter(torch.zeros(cout)) if bias else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv_transpose2d(x, self.weight, self.bias, stride=self.stride, padding=self.pad, output_padding=self.output_padding)
+        # As a plain conv of the input with zeros between its pixels: CPU PyTorch 1.13 has no fast
+        # transposed conv (its backward was most of the upsampling decoder's time); same outputs.
+        b, c, h, w = x.shape
+        k, s = self.weight.shape[2], self.stride
+        spread = x.new_zeros(b, c, (h - 1) * s + 1, (w - 1) * s + 1)
+        spread[:, :, ::s, ::s] = x
+        lo = k - 1 - self.pad
+        spread = F.pad(spread, (lo, lo + self.output_padding, lo, lo + self.output_padding))
+        return F.conv2d(spread, self.weight.flip(2, 3).transpose(0, 1), self.bias)
 
 
 class Linear(nn.Module):
