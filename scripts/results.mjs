@@ -604,8 +604,13 @@ function page(data) {
   // Latents that carry (almost) nothing: the paper's point is that a PixelVAE's latent stays in use.
   const collapsed = Object.values(M).filter((m) => !String(m.preset).startsWith('hier') && fig(m, 'KL') && fig(m, 'KL').value < 0.5);
   const rmsKl = fig(data.long?.['fig5-pixelvae-2d-upsample'], 'KL');
+  // The rms-tanh Figure-4 points recorded so far (the 500k sweep), named with their KL.
+  const rmsSweep = Object.values(data.sweep ?? {}).filter((m) => String(m.id).startsWith('fig4-gated-pixelvae-rms-') && fig(m, 'KL'));
+  const rmsUse = rmsSweep.length
+    ? `; the 500,000-image Figure-4 sweep uses it too: ${rmsSweep.map((m) => `${m.id} (KL ${fig(m, 'KL').value.toFixed(2)})`).join(', ')}`
+    : '; no Figure-4 or Table-1 row uses that option yet';
   if (collapsed.length) {
-    L.push(`- Latents that carry under 0.5 nats at this budget (the decoder models the digits without them): ${collapsed.map((m) => `${m.id} (KL ${fig(m, 'KL').value.toFixed(2)})`).join(', ')}. The paper's PixelVAEs keep theirs in use; ours only in the models with z in every gate (Table 1's gated-pixelvae-cond, ${fig(M['table1-gated-pixelvae'], 'KL')?.value.toFixed(2) ?? '?'} nats, and the 2-D one)${rmsKl ? ` and in the upsampling one whose features are divided by their rms before the tanh (the 2-D Figure-5 model, ${rmsKl.value.toFixed(2)} nats; no Figure-4 or Table-1 row uses that option yet)` : ''}.`);
+    L.push(`- Latents that carry under 0.5 nats at this budget (the decoder models the digits without them): ${collapsed.map((m) => `${m.id} (KL ${fig(m, 'KL').value.toFixed(2)})`).join(', ')}. The paper's PixelVAEs keep theirs in use; ours only in the models with z in every gate (Table 1's gated-pixelvae-cond, ${fig(M['table1-gated-pixelvae'], 'KL')?.value.toFixed(2) ?? '?'} nats, and the 2-D one)${rmsKl ? ` and in the upsampling one whose features are divided by their rms before the tanh (the 2-D Figure-5 model, ${rmsKl.value.toFixed(2)} nats${rmsUse})` : ''}.`);
     // Measured with scripts/latent-probe.py on the 50,000-image Figure-4 runs (docs/departures.md, row
     // "gated-pixelvae's decoder features"); said only while the rows shown are those runs.
     const probed = ['fig4-gated-pixelvae-l1', 'fig4-gated-pixelvae-l2', 'fig4-gated-pixelvae-l4'].map((id) => M[id]);
