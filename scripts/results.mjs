@@ -35,12 +35,14 @@ const SWEEP_VARIANTS = [
     vae: 'gated-pixelvae-cond',
     plot: 'fig4-sweep-nll.svg',
     heading: '',
+    label: 'PixelVAE with z in every gate',
     about: 'with the PixelVAE variant that keeps z in every gate (gated-pixelvae-cond, the Table-1 model\'s architecture, with fewer layers) instead of the upsampling decoder: a departure from the paper\'s Figure 4, whose PixelVAE upsamples',
   },
   {
     vae: 'gated-pixelvae-rms',
     plot: 'fig4-sweep-rms-nll.svg',
     heading: ', the upsampling PixelVAE with rms-tanh features',
+    label: 'upsampling rms-tanh PixelVAE',
     about: 'with the paper\'s upsampling PixelVAE (gated-pixelvae) whose decoder features are divided by their rms before the tanh (featureNorm rms-tanh, docs/departures.md), beside the same gated PixelCNN runs as the section above',
   },
 ];
@@ -319,16 +321,17 @@ function depthSweep(L, data, variant) {
     L.push(`| ${l} | ${num(elbo)} | ${num(kl)} | ${elbo && kl ? (elbo.value - kl.value).toFixed(2) : '—'} | ${num(nll)} | ${diff ? `${num(diff)}${diff.paired ? '' : ' (unpaired)'}` : '—'} | ${v ? fmtTime(v.wallSeconds) : '—'} / ${c ? fmtTime(c.wallSeconds) : '—'} |`);
   }
   L.push('');
-  const { plot } = variant;
+  // The two variants' plots sit on one page: each title and alt text names its PixelVAE.
+  const { plot, label } = variant;
   if (pts.vae.length > 1 && pts.cnn.length > 1) {
     writeFileSync(join(FIGS, plot), lineChart({
-      title: `Figure 4a at ${images} images: NLL against PixelCNN layers`, xLabel: 'residual PixelCNN layers', yLabel: 'nats per image (test set)', xs: SWEEP_DEPTHS,
+      title: `Figure 4a at ${images} images, ${label}`, xLabel: 'residual PixelCNN layers', yLabel: 'nats per image (test set)', xs: SWEEP_DEPTHS,
       series: [
         { name: 'PixelVAE -ELBO', colour: '#1f77b4', points: pts.vae },
         { name: 'Gated PixelCNN NLL', colour: '#d62728', points: pts.cnn },
       ],
     }));
-    L.push(`![Figure 4a at ${images} images](figures/${plot})`);
+    L.push(`![Figure 4a at ${images} images, ${label}: NLL against PixelCNN layers](figures/${plot})`);
     L.push('');
   } else if (existsSync(join(FIGS, plot))) rmSync(join(FIGS, plot));
   if (missing.length) {
