@@ -47,6 +47,8 @@ const SWEEP_VARIANTS = [
   },
 ];
 const SWEEP_DEPTHS = [1, 2, 4, 8];
+/** The sweep's 0-layer PixelVAE (both variants): the conv VAE at the sweep's budget. */
+const SWEEP_L0 = 'fig4-conv-vae-l0';
 const FIGS = join(ROOT, 'docs', 'figures');
 const DATA = join(FIGS, 'results.json');
 const PAGE = join(ROOT, 'docs', 'results.md');
@@ -280,11 +282,13 @@ const yes = (b) => (b ? 'yes' : 'no');
 /** Figure 4 at the sweep's budget: the PixelVAE with z in every gate against the gated PixelCNN, depth by depth. */
 function depthSweep(L, data, variant) {
   const S = data.sweep ?? {};
-  const vae = (l) => S[`fig4-${variant.vae}-l${l}`];
-  const cnn = (l) => S[`fig4-gated-pixelcnn-l${l}`];
+  const vae = (l) => (l === 0 ? S[SWEEP_L0] : S[`fig4-${variant.vae}-l${l}`]);
+  // The 0-layer PixelCNN is the factorised model (pixel means, no training), scored exactly.
+  const fac = data.factorised;
+  const cnn = (l) => (l === 0 ? (fac ? { id: 'factorised', figures: [{ name: '-ELBO', value: fac.nll.mean, stderr: fac.nll.stderr, n: fac.nll.n }] } : undefined) : S[`fig4-gated-pixelcnn-l${l}`]);
   // A variant appears once one of its PixelVAEs is trained (the PixelCNNs are shared).
   if (!SWEEP_DEPTHS.some(vae)) return;
-  const runs = SWEEP_DEPTHS.flatMap((l) => [vae(l), cnn(l)]).filter(Boolean);
+  const runs = [vae(0), ...SWEEP_DEPTHS.flatMap((l) => [vae(l), cnn(l)])].filter(Boolean);
   const budgets = [...new Set(runs.map((m) => m.steps * m.batch))];
   const images = budgets.map((b) => b.toLocaleString('en-US')).join(' / ');
   L.push(`## Figure 4 at ${images} images per point${variant.heading}`);
@@ -299,17 +303,18 @@ function depthSweep(L, data, variant) {
   const missing = [];
   const pts = { vae: [], cnn: [] };
   const kls = [];
-  for (const l of SWEEP_DEPTHS) {
+  for (const l of [0, ...SWEEP_DEPTHS]) {
     const v = vae(l);
     const c = cnn(l);
-    if (!v) missing.push(`fig4-${variant.vae}-l${l}`);
+    if (!v) missing.push(l === 0 ? SWEEP_L0 : `fig4-${variant.vae}-l${l}`);
     if (!c) missing.push(`fig4-gated-pixelcnn-l${l}`);
     const elbo = fig(v, '-ELBO');
     const kl = fig(v, 'KL');
     const nll = fig(c, '-ELBO');
-    if (kl) kls.push([l, kl]);
-    if (elbo) pts.vae.push([l, elbo.value, elbo.stderr]);
-    if (nll) pts.cnn.push([l, nll.value, nll.stderr]);
+    // The 0-layer points sit far above the rest: in the table and the KL claim, not in the plot or the trend.
+    if (kl && l > 0) kls.push([l, kl]);
+    if (elbo && l > 0) pts.vae.push([l, elbo.value, elbo.stderr]);
+    if (nll && l > 0) pts.cnn.push([l, nll.value, nll.stderr]);
     let diff = null;
     if (elbo && nll) {
       // Paired over the same test images when both runs kept each image's figure; otherwise as independent means.
@@ -318,8 +323,11 @@ function depthSweep(L, data, variant) {
       const verdict = Math.abs(diff.value) < 2 * diff.stderr ? 'not resolved (the difference is within two standard errors)' : yes(diff.value < 0);
       claims.push(`At ${l} layer${l > 1 ? 's' : ''} the PixelVAE's bound beats the PixelCNN's NLL: ${verdict} (${elbo.value.toFixed(2)} vs ${nll.value.toFixed(2)}, difference ${num(diff)} nats, ${diff.paired ? `paired over ${diff.n} images` : 'unpaired'}).`);
     }
-    L.push(`| ${l} | ${num(elbo)} | ${num(kl)} | ${elbo && kl ? (elbo.value - kl.value).toFixed(2) : '—'} | ${num(nll)} | ${diff ? `${num(diff)}${diff.paired ? '' : ' (unpaired)'}` : '—'} | ${v ? fmtTime(v.wallSeconds) : '—'} / ${c ? fmtTime(c.wallSeconds) : '—'} |`);
+    const cnnTime = l === 0 ? 'no training' : c ? fmtTime(c.wallSeconds) : '—';
+    L.push(`| ${l} | ${num(elbo)} | ${num(kl)} | ${elbo && kl ? (elbo.value - kl.value).toFixed(2) : '—'} | ${num(nll)} | ${diff ? `${num(diff)}${diff.paired ? '' : ' (unpaired)'}` : '—'} | ${v ? fmtTime(v.wallSeconds) : '—'} / ${cnnTime} |`);
   }
+  L.push('');
+  L.push(`The 0-layer PixelVAE is the conv VAE (\`${SWEEP_L0}\`: the upsampling PixelVAE's encoder and decoder with a factorised output, shared by both sweeps); the 0-layer PixelCNN is the factorised model of the Figure 4 section above (each pixel's mean over the training set, no training), so that row's difference is unpaired. The plot starts at 1 layer because the 0-layer points sit far above the rest.`);
   L.push('');
   // The two variants' plots sit on one page: each title and alt text names its PixelVAE.
   const { plot, label } = variant;
@@ -343,8 +351,10 @@ function depthSweep(L, data, variant) {
     const steps = kls.slice(1).map(([, k], i) => ({ change: k.value - kls[i][1].value, stderr: Math.hypot(k.stderr, kls[i][1].stderr) }));
     const clear = steps.every((d) => Math.abs(d.change) > 2 * d.stderr);
     const trend = steps.every((d) => d.change > 0) ? 'rises with every added depth' : steps.every((d) => d.change < 0) ? 'falls with every added depth' : 'does not move one way with depth';
-    claims.push(`The PixelVAE's KL, the information in its latent: ${kls.map(([l, k]) => `${k.value.toFixed(2)} at ${l}`).join(', ')} layers; it ${trend}${clear ? ' (each change beyond two standard errors)' : ''}. The paper's text claims only a sharp fall from 0 to 1 layer, which this sweep has no 0-layer point to test.`);
+    claims.push(`The PixelVAE's KL, the information in its latent: ${kls.map(([l, k]) => `${k.value.toFixed(2)} at ${l}`).join(', ')} layers; it ${trend}${clear ? ' (each change beyond two standard errors)' : ''}.${fig(vae(0), 'KL') ? '' : ' The paper\'s text claims only a sharp fall from 0 to 1 layer, which this sweep has no 0-layer point to test yet.'}`);
   }
+  const [kl0, kl1] = [fig(vae(0), 'KL'), fig(vae(1), 'KL')];
+  if (kl0 && kl1) claims.push(`KL falls sharply from 0 to 1 PixelCNN layer (the paper's claim): ${yes(kl1.value < 0.5 * kl0.value)} (${kl0.value.toFixed(2)} in the conv VAE → ${kl1.value.toFixed(2)} nats at 1 layer).`);
   if (claims.length) {
     L.push('Figure 4\'s claim, checked on the rows above:');
     for (const c of claims) L.push(`- ${c}`);

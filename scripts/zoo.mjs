@@ -144,6 +144,10 @@ const ENTRIES = [
   // the tanh, the option that kept the 2-D Figure-5 model's latent in use; for the 500,000-image sweep
   // (FIG4_VAE=gated-pixelvae-rms bash scripts/fig4-sweep.sh), trained only when named.
   ...[1, 2, 4, 8].map((layers) => ({ id: `fig4-gated-pixelvae-rms-l${layers}`, family: 'mnist', preset: 'gated-pixelvae', args: ['--layers', String(layers), '--feature-norm', 'rms-tanh'], batch: 100, ship: false, isNll: false, layers, onlyWhenNamed: true, title: `gated-pixelvae with rms-tanh features, ${layers} PixelCNN layers (Figure 4)` })),
+  // The sweep's 0-layer PixelVAE, shared by both variants: the conv VAE (the upsampling PixelVAE's encoder
+  // and decoder with a factorised output, no autoregression). Its 0-layer PixelCNN needs no training
+  // (the pixel means of scripts/zoo-figures.py). Trained only when named.
+  { id: 'fig4-conv-vae-l0', family: 'mnist', preset: 'conv-vae', args: [], batch: 100, ship: false, isNll: false, layers: 0, onlyWhenNamed: true, title: 'conv-vae, the 0-layer PixelVAE (Figure 4)' },
 ];
 
 // ---- flags -----------------------------------------------------------------------------------------
@@ -151,7 +155,7 @@ const FLAGS = {
   images: 'training images per MNIST model (default 50000; --smoke: two batches)',
   'hier-images': 'training images per hierarchical model (default 30000; --smoke: two batches)',
   warmup: 'KL warm-up as a fraction of the training steps (default 0.2; the reference: 10k of 200k steps)',
-  only: 'comma-separated model ids (default: all but the fig4-gated-pixelvae-cond-l* and fig4-gated-pixelvae-rms-l* sweeps, which train only when named)',
+  only: 'comma-separated model ids (default: all but the fig4-gated-pixelvae-cond-l*, fig4-gated-pixelvae-rms-l* and fig4-conv-vae-l0 sweep runs, which train only when named)',
   k: 'importance samples per image for IS-NLL (default 100; --smoke: 2)',
   limit: 'evaluate at most N test images (default: chosen so the IS-NLL standard error is < 0.3 nats, at most the whole test set)',
   'cross-check': 'images in the Node CLI cross-check (default 50, k up to 10; 0: skip)',
