@@ -321,7 +321,7 @@ function depthSweep(L, data, variant) {
       const p = v.paired?.against === c.id ? v.paired : null;
       diff = p ? { ...p, paired: true } : { value: elbo.value - nll.value, stderr: Math.hypot(elbo.stderr, nll.stderr), paired: false };
       const verdict = Math.abs(diff.value) < 2 * diff.stderr ? 'not resolved (the difference is within two standard errors)' : yes(diff.value < 0);
-      claims.push(`At ${l} layer${l > 1 ? 's' : ''} the PixelVAE's bound beats the PixelCNN's NLL: ${verdict} (${elbo.value.toFixed(2)} vs ${nll.value.toFixed(2)}, difference ${num(diff)} nats, ${diff.paired ? `paired over ${diff.n} images` : 'unpaired'}).`);
+      claims.push(`At ${l} layer${l === 1 ? '' : 's'} the PixelVAE's bound beats the PixelCNN's NLL: ${verdict} (${elbo.value.toFixed(2)} vs ${nll.value.toFixed(2)}, difference ${num(diff)} nats, ${diff.paired ? `paired over ${diff.n} images` : 'unpaired'}).`);
     }
     const cnnTime = l === 0 ? 'no training' : c ? fmtTime(c.wallSeconds) : '—';
     L.push(`| ${l} | ${num(elbo)} | ${num(kl)} | ${elbo && kl ? (elbo.value - kl.value).toFixed(2) : '—'} | ${num(nll)} | ${diff ? `${num(diff)}${diff.paired ? '' : ' (unpaired)'}` : '—'} | ${v ? fmtTime(v.wallSeconds) : '—'} / ${cnnTime} |`);
