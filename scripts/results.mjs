@@ -499,7 +499,10 @@ function page(data) {
   const sweepRuns = Object.values(data.sweep ?? {});
   if (sweepRuns.length && mnist[0]) {
     const ratio = (sweepRuns[0].steps * sweepRuns[0].batch) / (mnist[0].steps * mnist[0].batch);
-    L.push(`The next section makes the same comparison at ${Number.isInteger(ratio) ? `${ratio} times` : `${ratio.toFixed(1)} times`} this budget, with the PixelVAE that keeps z in every gate.\n`);
+    // One sentence per variant with a trained point, so the pointer names the sections that follow.
+    const shown = SWEEP_VARIANTS.filter((v) => SWEEP_DEPTHS.some((l) => data.sweep[`fig4-${v.vae}-l${l}`]));
+    const who = shown.map((v) => (v.vae === 'gated-pixelvae-cond' ? 'the PixelVAE that keeps z in every gate' : "the paper's upsampling PixelVAE with rms-tanh features")).join(', then with ');
+    L.push(`The next section${shown.length > 1 ? 's make' : ' makes'} the same comparison at ${Number.isInteger(ratio) ? `${ratio} times` : `${ratio.toFixed(1)} times`} this budget, with ${who}.\n`);
   }
 
   for (const variant of SWEEP_VARIANTS) depthSweep(L, data, variant);
