@@ -279,7 +279,7 @@ const num = (f, d = 2) => (f ? `${f.value.toFixed(d)} ± ${f.stderr < 0.5 * 10 *
 const fmtTime = (s) => (s < 90 ? `${s} s` : s < 5400 ? `${Math.round(s / 60)} min` : `${(s / 3600).toFixed(1)} h`);
 const yes = (b) => (b ? 'yes' : 'no');
 
-/** Figure 4 at the sweep's budget: the PixelVAE with z in every gate against the gated PixelCNN, depth by depth. */
+/** Figure 4 at the sweep's budget: one PixelVAE variant against the gated PixelCNN, depth by depth from 0 layers. */
 function depthSweep(L, data, variant) {
   const S = data.sweep ?? {};
   const vae = (l) => (l === 0 ? S[SWEEP_L0] : S[`fig4-${variant.vae}-l${l}`]);
@@ -501,7 +501,7 @@ function page(data) {
     const ratio = (sweepRuns[0].steps * sweepRuns[0].batch) / (mnist[0].steps * mnist[0].batch);
     // One sentence per variant with a trained point, so the pointer names the sections that follow.
     const shown = SWEEP_VARIANTS.filter((v) => SWEEP_DEPTHS.some((l) => data.sweep[`fig4-${v.vae}-l${l}`]));
-    const who = shown.map((v) => (v.vae === 'gated-pixelvae-cond' ? 'the PixelVAE that keeps z in every gate' : "the paper's upsampling PixelVAE with rms-tanh features")).join(', then with ');
+    const who = shown.map((v) => `the ${v.label}`).join(', then with ');
     L.push(`The next section${shown.length > 1 ? 's make' : ' makes'} the same comparison at ${Number.isInteger(ratio) ? `${ratio} times` : `${ratio.toFixed(1)} times`} this budget, with ${who}.\n`);
   }
 
