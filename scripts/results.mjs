@@ -311,7 +311,7 @@ function seedReplicates(L, S, bases, claims) {
     const d = run.pairedSeed1 ?? (e && e1 ? { value: e.value - e1.value, stderr: Math.hypot(e.stderr, e1.stderr), unpaired: true } : null);
     const [k, k1] = [fig(run, 'KL'), fig(base, 'KL')];
     if (d) moves.push({ id: base.id, d, kl: k && k1 ? Math.abs(k.value - k1.value) : null });
-    L.push(`| \`${base.id}\` | ${seed} | ${num(e)} | ${num(fig(run, 'KL'))} | ${num(e1)} | ${num(fig(base, 'KL'))} | ${d ? `${num(d)}${d.unpaired ? ' (unpaired)' : ''}` : '—'} |`);
+    L.push(`| \`${base.id}\` | ${seed} | ${num(e)} | ${num(k)} | ${num(e1)} | ${num(k1)} | ${d ? `${num(d)}${d.unpaired ? ' (unpaired)' : ''}` : '—'} |`);
     // Held to the same comparison as the seed-1 row, when this depth's PixelCNN has the same seed.
     const p = run.paired;
     const nll = p && fig(S[p.against], '-ELBO');
