@@ -291,6 +291,8 @@ const fig = (m, name) => m?.figures?.find((f) => f.name === name) ?? null;
 const num = (f, d = 2) => (f ? `${f.value.toFixed(d)} ± ${f.stderr < 0.5 * 10 ** -d ? `< ${(10 ** -d).toFixed(d)}` : f.stderr.toFixed(d)}` : '—');
 const fmtTime = (s) => (s < 90 ? `${s} s` : s < 5400 ? `${Math.round(s / 60)} min` : `${(s / 3600).toFixed(1)} h`);
 const yes = (b) => (b ? 'yes' : 'no');
+/** Whether a difference (PixelVAE − PixelCNN, with its standard error) says the PixelVAE wins. */
+const beatsVerdict = (d) => (Math.abs(d.value) < 2 * d.stderr ? 'not resolved (the difference is within two standard errors)' : yes(d.value < 0));
 
 /**
  * The sweep's seed replicates of the runs shown (`<id>-seed<n>`: the same command with --init-seed and
@@ -317,8 +319,7 @@ function seedReplicates(L, S, bases, claims) {
     const nll = p && fig(S[p.against], '-ELBO');
     if (p && e && nll) {
       const l = Number(base.id.match(/-l(\d+)$/)[1]);
-      const verdict = Math.abs(p.value) < 2 * p.stderr ? 'not resolved (the difference is within two standard errors)' : yes(p.value < 0);
-      claims.push(`At ${l} layer${l === 1 ? '' : 's'}, both models at seed ${seed}, the PixelVAE's bound beats the PixelCNN's NLL: ${verdict} (${e.value.toFixed(2)} vs ${nll.value.toFixed(2)}, difference ${num(p)} nats, paired over ${p.n} images).`);
+      claims.push(`At ${l} layer${l === 1 ? '' : 's'}, both models at seed ${seed}, the PixelVAE's bound beats the PixelCNN's NLL: ${beatsVerdict(p)} (${e.value.toFixed(2)} vs ${nll.value.toFixed(2)}, difference ${num(p)} nats, paired over ${p.n} images).`);
     }
   }
   L.push('');
@@ -373,10 +374,9 @@ function depthSweep(L, data, variant) {
       // Paired over the same test images when both runs kept each image's figure; otherwise as independent means.
       const p = v.paired?.against === c.id ? v.paired : null;
       diff = p ? { ...p, paired: true } : { value: elbo.value - nll.value, stderr: Math.hypot(elbo.stderr, nll.stderr), paired: false };
-      const verdict = Math.abs(diff.value) < 2 * diff.stderr ? 'not resolved (the difference is within two standard errors)' : yes(diff.value < 0);
       // The paper claims the PixelVAE wins below 10 layers; deeper rows are reported, not held to that claim.
       const beyond = l >= 10 ? ' (beyond the paper\'s claim, which is for fewer than 10 layers)' : '';
-      claims.push(`At ${l} layer${l === 1 ? '' : 's'}${beyond} the PixelVAE's bound beats the PixelCNN's NLL: ${verdict} (${elbo.value.toFixed(2)} vs ${nll.value.toFixed(2)}, difference ${num(diff)} nats, ${diff.paired ? `paired over ${diff.n} images` : 'unpaired'}).`);
+      claims.push(`At ${l} layer${l === 1 ? '' : 's'}${beyond} the PixelVAE's bound beats the PixelCNN's NLL: ${beatsVerdict(diff)} (${elbo.value.toFixed(2)} vs ${nll.value.toFixed(2)}, difference ${num(diff)} nats, ${diff.paired ? `paired over ${diff.n} images` : 'unpaired'}).`);
     }
     const cnnTime = l === 0 ? 'no training' : c ? fmtTime(c.wallSeconds) : '—';
     L.push(`| ${l} | ${num(elbo)} | ${num(kl)} | ${elbo && kl ? (elbo.value - kl.value).toFixed(2) : '—'} | ${num(nll)} | ${diff ? `${num(diff)}${diff.paired ? '' : ' (unpaired)'}` : '—'} | ${v ? fmtTime(v.wallSeconds) : '—'} / ${cnnTime} |`);
