@@ -181,9 +181,7 @@ describe('paired figures of the depth sweep', () => {
   it('zoo-eval --per-image writes every test image\'s -ELBO, whose mean and spread are the figures it prints', { timeout: 300_000 }, async () => {
     const dir = tempDir('pixelvae-per-image-');
     try {
-      await runTwinCli(['train', '--preset', 'gated-pixelvae-cond', '--image-size', '8', '--width', '4', '--layers', '1', '--latent', '2', '--filter', '3',
-        '--input-filter', '3', '--output-width', '4', '--encoder-dims', '4,4,6,6', '--decoder-dims', '6,6,4', '--warmup', '1',
-        '--steps', '2', '--batch', '8', '--train-limit', '64', '--valid-every', '0', '--valid-limit', '16', '--seed', '3', '--out', dir.path]);
+      await trainTinyTwin(dir.path);
       const file = dir.file('per-image.f64');
       const r = await runPython(['scripts/zoo-eval.py', '--checkpoint', dir.file('last.safetensors'), '--k', '1', '--limit', '23', '--batch', '10', '--per-image', file]);
       const out = lastJsonLine<{ images: number; neg_elbo: { mean: number; sd: number; stderr: number; n: number } }>(r.stdout);
@@ -197,6 +195,52 @@ describe('paired figures of the depth sweep', () => {
       expect(sd).toBeCloseTo(out.neg_elbo.sd, 9);
       // A model paired with itself differs by exactly nothing.
       expect(pairedDifference(values, values)).toEqual({ value: 0, stderr: 0, n: 23 });
+    } finally {
+      dir.remove();
+    }
+  });
+});
+
+/** Two steps of a tiny twin model with a latent (8x8 images): enough for the evaluation tests. */
+async function trainTinyTwin(out: string): Promise<void> {
+  await runTwinCli(['train', '--preset', 'gated-pixelvae-cond', '--image-size', '8', '--width', '4', '--layers', '1', '--latent', '2', '--filter', '3',
+    '--input-filter', '3', '--output-width', '4', '--encoder-dims', '4,4,6,6', '--decoder-dims', '6,6,4', '--warmup', '1',
+    '--steps', '2', '--batch', '8', '--train-limit', '64', '--valid-every', '0', '--valid-limit', '16', '--seed', '3', '--out', out]);
+}
+
+// How loose IS-NLL is at k = 10 (the page's k) against the paper's N = 5000: zoo-eval --ladder takes
+// the first k of K samples for each k, so the estimates are nested and their differences paired.
+describe('IS-NLL from the first k of K samples', () => {
+  interface Stats { mean: number; sd: number; stderr: number; n: number }
+  interface Eval { k: number; is_nll: Stats; neg_elbo: Stats; kl: Stats; ladder?: { k: number; is_nll: Stats; minus_largest: Stats }[] }
+
+  it('each rung equals a separate run with that k, and running the samples in groups changes no figure', { timeout: 300_000 }, async () => {
+    const dir = tempDir('pixelvae-ladder-');
+    try {
+      await trainTinyTwin(dir.path);
+      const base = ['scripts/zoo-eval.py', '--checkpoint', dir.file('last.safetensors'), '--limit', '7', '--batch', '7', '--threads', '1'];
+      const evalWith = async (extra: string[]): Promise<Eval> => lastJsonLine<Eval>((await runPython([...base, ...extra])).stdout);
+      // 300 samples run as groups of 200 and 100 (the default --passes), or all at once.
+      const grouped = await evalWith(['--k', '300', '--ladder', '1,10,100,300']);
+      const whole = await evalWith(['--k', '300', '--ladder', '100,300,10,1', '--passes', '3000']);
+      const [k1, k10, k100] = await Promise.all([evalWith(['--k', '1']), evalWith(['--k', '10']), evalWith(['--k', '100'])]);
+      expect(grouped.ladder?.map((r) => r.k)).toEqual([1, 10, 100, 300]);
+      for (const key of ['is_nll', 'neg_elbo', 'kl'] as const) expect(grouped[key].mean).toBeCloseTo(whole[key].mean, 4);
+      grouped.ladder?.forEach((r, i) => {
+        expect(r.is_nll.mean).toBeCloseTo(whole.ladder?.[i].is_nll.mean ?? NaN, 6);
+        expect(r.minus_largest.n).toBe(7);
+      });
+      const [r1, r10, r100, r300] = grouped.ladder ?? [];
+      // The nested draws: the first k samples of the K-sample run are the k-sample run's samples.
+      expect(r1.is_nll.mean).toBeCloseTo(k1.is_nll.mean, 4);
+      expect(r10.is_nll.mean).toBeCloseTo(k10.is_nll.mean, 4);
+      expect(r100.is_nll.mean).toBeCloseTo(k100.is_nll.mean, 4);
+      expect(r300.is_nll.mean).toBeCloseTo(grouped.is_nll.mean, 9);
+      expect(r300.minus_largest).toMatchObject({ mean: 0, sd: 0 });
+      expect(r10.minus_largest.mean).toBeCloseTo(r10.is_nll.mean - r300.is_nll.mean, 9);
+      // One sample is the ELBO's estimate; more can only tighten the bound on average.
+      expect(r1.is_nll.mean).toBeGreaterThan(r300.is_nll.mean);
+      await expect(runPython([...base, '--k', '300', '--ladder', '1,10'])).rejects.toThrow(/--ladder needs .* its largest equal to --k/);
     } finally {
       dir.remove();
     }

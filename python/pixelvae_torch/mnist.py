@@ -466,7 +466,8 @@ class MnistModel(TwinModel):
     def importance_nll(self, x: torch.Tensor, k: int, noise: Optional[torch.Tensor]) -> Dict[str, torch.Tensor]:
         """Per-image importance-sampled NLL -(logsumexp_k log w_k - log k), log w = log N(z; 0, I) +
         log p(x|z) - log q(z|x); the negative ELBO (reconstruction averaged over the k samples, KL
-        analytic); -mean_k log w_k; and the KL. `noise` is N(0, I) [k*B, Z] (sample-major)."""
+        analytic); -mean_k log w_k; the KL; and (latent models) the log weights [k, B] themselves.
+        `noise` is N(0, I) [k*B, Z] (sample-major)."""
         batch = x.shape[0]
         if self.encoder is None:
             nll = bernoulli_nll(self.decode(x, None), x)
@@ -483,7 +484,8 @@ class MnistModel(TwinModel):
         log_w = log_pz - log_qz + log_px
         nll = -(torch.logsumexp(log_w, 0) - math.log(k))
         kl = kl_standard_normal(mu, log_sigma).sum(1)
-        return {'nll': nll, 'neg_elbo': -log_px.mean(0) + kl, 'neg_elbo_same_samples': -log_w.mean(0), 'kl': kl}
+        return {'nll': nll, 'neg_elbo': -log_px.mean(0) + kl, 'neg_elbo_same_samples': -log_w.mean(0), 'kl': kl,
+                'log_w': log_w}
 
     # -- the twin protocol (api.py) -----------------------------------------------------------------
     def losses(self, x: torch.Tensor, step: Optional[int], noise: Optional[torch.Tensor] = None,
