@@ -690,9 +690,15 @@ function page(data) {
   L.push('');
 
   // Cross-check
-  const checks = [...Object.values(M), ...Object.values(data.long ?? {}).map((m) => ({ ...m, id: `${m.id} (longer run)` }))].filter((m) => m.crossCheck);
+  const checks = [
+    ...Object.values(M),
+    ...Object.values(data.long ?? {}).map((m) => ({ ...m, id: `${m.id} (longer run)` })),
+    ...Object.values(data.sweep ?? {}).sort((a, b) => a.id.localeCompare(b.id, "en", { numeric: true })).map((m) => ({ ...m, id: `${m.id} (500k sweep)` })),
+  ].filter((m) => m.crossCheck);
   if (checks.length) {
-    L.push('## Cross-check: the Node CLI (WebGPU) on the shipped float16 files');
+    L.push('## Cross-check: the Node CLI (WebGPU) on the float16 files');
+    L.push('');
+    L.push('The shipped models, and the 500k Figure-4 sweep\'s runs whose weights were still on the machine when the check was added: the Node CLI reads the float16 file itself and evaluates the first n test images with the same noise as the twin (the sweep: its -ELBO, one posterior draw per image).');
     L.push('');
     L.push('| model | figure | n | k | Node CLI | twin | difference | within the standard error |');
     L.push('| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |');

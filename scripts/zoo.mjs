@@ -166,7 +166,7 @@ const FLAGS = {
   only: 'comma-separated model ids (default: all but the fig4-gated-pixelvae-cond-l*, fig4-gated-pixelvae-rms-l*, fig4-gated-pixelcnn-l12 and fig4-conv-vae-l0 sweep runs and their -seed2 replicates, which train only when named)',
   k: 'importance samples per image for IS-NLL (default 100; --smoke: 2)',
   limit: 'evaluate at most N test images (default: chosen so the IS-NLL standard error is < 0.3 nats, at most the whole test set)',
-  'cross-check': 'images in the Node CLI cross-check (default 50, k up to 10; 0: skip)',
+  'cross-check': 'images in the Node CLI cross-check (default 50; IS-NLL with k up to 10, the depth sweep\'s -ELBO with one draw; 0: skip)',
   device: 'cpu or cuda (the twin)',
   nproc: 'twin processes (data parallel)',
   state: 'training state folder (default runs/zoo; --smoke: a temporary folder)',
@@ -456,6 +456,14 @@ async function crossCheck(e, f16, rounded, figures) {
     const d = Math.abs(node.bits_per_dim - twin.bits_per_dim.mean);
     return { engine: `Node CLI (WebGPU: ${node.adapter ?? 'Dawn'})`, figure: 'bits/dim', n: twin.images, value: node.bits_per_dim, twin: twin.bits_per_dim.mean, difference: d, agrees: d <= se };
   }
+  if (e.isNll === false) {
+    // The depth sweep's figure is the -ELBO with one posterior draw per image: the same draw in both.
+    const node = lastJson(await run(process.execPath, [cli, 'eval', '--checkpoint', f16, '--k', '1', '--limit', String(CROSS), '--batch', '100']));
+    const twin = await zooEval(e, rounded, ['--k', '1', '--limit', String(CROSS)]);
+    const se = figures.find((x) => x.name === '-ELBO').stderr;
+    const d = Math.abs(node.neg_elbo_nats - twin.neg_elbo.mean);
+    return { engine: `Node CLI (WebGPU: ${node.adapter ?? 'Dawn'})`, figure: '-ELBO', n: twin.images, k: 1, value: node.neg_elbo_nats, twin: twin.neg_elbo.mean, difference: d, agrees: d <= se };
+  }
   const node = lastJson(await run(process.execPath, [cli, 'eval', '--checkpoint', f16, '--k', String(k), '--limit', String(CROSS), '--batch', '100']));
   const twin = await zooEval(e, rounded, ['--k', String(k), '--limit', String(CROSS)]);
   const se = figures.find((x) => x.name === 'IS-NLL').stderr;
@@ -489,10 +497,15 @@ async function main() {
     if (!cached || cached.key !== cacheKey || (e.isNll === false && !existsSync(perImagePath(dir)))) {
       say(`[${i + 1}/${entries.length}] ${e.id}: evaluating the float16 weights (${e.isNll === false ? '-ELBO, one posterior draw per image' : `k ${K}`})`);
       const figures = await evaluate(e, roundedPath);
-      const check = e.ship === false ? undefined : await crossCheck(e, f16Path, roundedPath, figures);
+      const check = e.ship === false && e.isNll !== false ? undefined : await crossCheck(e, f16Path, roundedPath, figures);
       cached = { key: cacheKey, figures, crossCheck: check };
       writeJson(evalFile, cached);
     } else say(`[${i + 1}/${entries.length}] ${e.id}: figures of these weights already measured (${relative(ROOT, evalFile)})`);
+    // The depth sweep's runs are cross-checked too; those measured before they were get it added in place.
+    if (e.isNll === false && !cached.crossCheck && CROSS > 0) {
+      cached.crossCheck = await crossCheck(e, f16Path, roundedPath, cached.figures);
+      writeJson(evalFile, cached);
+    }
     // -ELBO and KL on the whole test set (the IS-NLL's n is only what its standard error needs): one
     // posterior draw per image, the same bound the app shows. Added to an existing eval.json in place.
     if (e.family === 'mnist' && e.isNll !== false && !smoke && LIMIT === null && !cached.elboFull) {

@@ -1,11 +1,13 @@
 // The model zoo's pieces: float16 storage (scripts/zoo-lib.mjs writes it, src/io/safetensors.ts reads
 // it, both checked against IEEE 754 by hand and exhaustively), zoo files that load into real models,
 // the manifest's validation, and fetching with size and SHA-256 checks.
+import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { float32ToHalf, halfToFloat, pairedDifference, readHeader, readPerImage, toZooFiles } from '../scripts/zoo-lib.mjs';
-import { lastJsonLine, runPython, runTwinCli, tempDir } from './support/twin';
+import { lastJsonLine, pythonExecutable, runPython, runTwinCli, tempDir } from './support/twin';
 import { decodeSafetensors, halfToFloat32, type SafeTensor } from '../src/io/safetensors';
 import { decodeCheckpoint, encodeCheckpoint, type CheckpointConfigInput } from '../src/io/checkpoint';
 import { tinyConfig } from '../src/models/config';
@@ -241,6 +243,32 @@ describe('IS-NLL from the first k of K samples', () => {
       // One sample is the ELBO's estimate; more can only tighten the bound on average.
       expect(r1.is_nll.mean).toBeGreaterThan(r300.is_nll.mean);
       await expect(runPython([...base, '--k', '300', '--ladder', '1,10'])).rejects.toThrow(/--ladder needs .* its largest equal to --k/);
+    } finally {
+      dir.remove();
+    }
+  });
+});
+
+// The results page's Figure-4 claim rests on the sweep's -ELBO rows: the zoo checks each one against
+// our own engine (the Node CLI on the float16 file, the same posterior draws), as it checks the shipped models.
+describe('the depth sweep cross-checked by the Node CLI', () => {
+  it('a sweep run\'s -ELBO from the Node CLI matches the twin\'s on the same images and draws', { timeout: 600_000 }, async () => {
+    const dir = tempDir('pixelvae-zoo-sweep-');
+    try {
+      const env = { ...process.env, PIXELVAE_PYTHON: pythonExecutable(), OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? '1' };
+      await promisify(execFile)(process.execPath, ['scripts/zoo.mjs', '--smoke', '--only', 'fig4-gated-pixelvae-l1', '--state', dir.file('state'), '--out', dir.file('out')],
+        { env, timeout: 540_000, maxBuffer: 16 * 1024 * 1024 });
+      const evaluation = JSON.parse(readFileSync(dir.file('state/fig4-gated-pixelvae-l1/eval.json'), 'utf8')) as {
+        figures: { name: string; value: number; stderr: number; n: number }[];
+        crossCheck?: { figure: string; n: number; k: number; value: number; twin: number; difference: number; agrees: boolean; engine: string };
+      };
+      const check = evaluation.crossCheck;
+      expect(check).toMatchObject({ figure: '-ELBO', n: 4, k: 1, agrees: true });
+      expect(check?.engine).toMatch(/^Node CLI \(WebGPU: /);
+      // Two engines in float32 on the same weights and draws: far inside any standard error.
+      expect(check?.difference).toBeLessThan(1e-3 * Math.abs(check?.twin ?? 0));
+      expect(Math.abs((check?.value ?? NaN) - (check?.twin ?? NaN))).toBeCloseTo(check?.difference ?? NaN, 9);
+      expect(evaluation.figures.find((f) => f.name === '-ELBO')?.n).toBe(20);
     } finally {
       dir.remove();
     }
