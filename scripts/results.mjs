@@ -34,6 +34,7 @@ const SWEEP_VARIANTS = [
   {
     vae: 'gated-pixelvae-cond',
     plot: 'fig4-sweep-nll.svg',
+    klPlot: 'fig4-sweep-kl.svg',
     heading: '',
     label: 'PixelVAE with z in every gate',
     about: 'with the PixelVAE variant that keeps z in every gate (gated-pixelvae-cond: at 12 layers the Table-1 model\'s architecture, with fewer layers below that) instead of the upsampling decoder: a departure from the paper\'s Figure 4, whose PixelVAE upsamples',
@@ -41,6 +42,7 @@ const SWEEP_VARIANTS = [
   {
     vae: 'gated-pixelvae-rms',
     plot: 'fig4-sweep-rms-nll.svg',
+    klPlot: 'fig4-sweep-rms-kl.svg',
     heading: ', the upsampling PixelVAE with rms-tanh features',
     label: 'upsampling rms-tanh PixelVAE',
     about: 'with the paper\'s upsampling PixelVAE (gated-pixelvae) whose decoder features are divided by their rms before the tanh (featureNorm rms-tanh, docs/departures.md), beside the same gated PixelCNN runs as the section above',
@@ -193,7 +195,8 @@ function lineChart({ title, xLabel, yLabel, xs, series, width = 560, height = 36
   lo -= pad;
   hi += pad;
   const step = niceStep((hi - lo) / 6);
-  lo = Math.floor(lo / step) * step;
+  // Nats, bits and error rates are never negative: no axis below zero for them.
+  lo = Math.min(...ys) >= 0 ? Math.max(0, Math.floor(lo / step) * step) : Math.floor(lo / step) * step;
   hi = Math.ceil(hi / step) * step;
   const X = (x) => m.l + (xs.indexOf(x) / Math.max(1, xs.length - 1)) * w;
   const Y = (y) => m.t + (1 - (y - lo) / (hi - lo)) * h;
@@ -393,6 +396,7 @@ function depthSweep(L, data, variant) {
   const missing = [];
   const pts = { vae: [], cnn: [] };
   const kls = [];
+  const split = { kl: [], rec: [] };
   for (const l of [0, ...SWEEP_DEPTHS]) {
     const v = vae(l);
     const c = cnn(l);
@@ -403,6 +407,8 @@ function depthSweep(L, data, variant) {
     const nll = fig(c, '-ELBO');
     // The 0-layer points sit far above the rest: in the table and the KL claim, not in the plot or the trend.
     if (kl && l > 0) kls.push([l, kl]);
+    if (kl) split.kl.push([l, kl.value, kl.stderr]);
+    if (kl && elbo) split.rec.push([l, elbo.value - kl.value]);
     if (elbo && l > 0) pts.vae.push([l, elbo.value, elbo.stderr]);
     if (nll && l > 0) pts.cnn.push([l, nll.value, nll.stderr]);
     let diff = null;
@@ -421,7 +427,7 @@ function depthSweep(L, data, variant) {
   L.push(`The 0-layer PixelVAE is the conv VAE (\`${SWEEP_L0}\`: the upsampling PixelVAE's encoder and decoder with a factorised output, shared by both sweeps); the 0-layer PixelCNN is the factorised model of the Figure 4 section above (each pixel's mean over the training set, no training), so that row's difference is unpaired. The plot starts at 1 layer because the 0-layer points sit far above the rest.`);
   L.push('');
   // The two variants' plots sit on one page: each title and alt text names its PixelVAE.
-  const { plot, label } = variant;
+  const { plot, klPlot, label } = variant;
   if (pts.vae.length > 1 && pts.cnn.length > 1) {
     // The x axis is categorical: only depths with a point, so an untrained depth leaves no empty column.
     const xs = SWEEP_DEPTHS.filter((l) => [...pts.vae, ...pts.cnn].some(([x]) => x === l));
@@ -435,6 +441,19 @@ function depthSweep(L, data, variant) {
     L.push(`![Figure 4a at ${images} images, ${label}: NLL against PixelCNN layers](figures/${plot})`);
     L.push('');
   } else if (existsSync(join(FIGS, plot))) rmSync(join(FIGS, plot));
+  // Figure 4b: the PixelVAE's bound split into KL and reconstruction, from the conv VAE (0 layers) on.
+  if (split.kl.length > 1) {
+    const xs = [0, ...SWEEP_DEPTHS].filter((l) => split.kl.some(([x]) => x === l));
+    writeFileSync(join(FIGS, klPlot), lineChart({
+      title: `Figure 4b at ${images} images, ${label}`, xLabel: 'residual PixelCNN layers (0: conv VAE)', yLabel: 'nats per image (test set)', xs,
+      series: [
+        { name: 'KL', colour: '#2ca02c', points: split.kl },
+        { name: 'reconstruction', colour: '#9467bd', points: split.rec },
+      ],
+    }));
+    L.push(`![Figure 4b at ${images} images, ${label}: the bound split into KL and reconstruction](figures/${klPlot})`);
+    L.push('');
+  } else if (existsSync(join(FIGS, klPlot))) rmSync(join(FIGS, klPlot));
   if (missing.length) {
     L.push(`Not trained yet at this budget (each point takes 40 minutes to a few hours on this machine; \`${variant.vae === 'gated-pixelvae-cond' ? '' : `FIG4_VAE=${variant.vae} `}bash scripts/fig4-sweep.sh\` trains the sweep in order, resuming, and \`npm run results\` adds what it finished): ${missing.map((id) => `\`${id}\``).join(', ')}. The command for one: \`npm run zoo -- --images 500000 --warmup 0.2 --state runs/zoo-500k --only <id>\`.`);
     L.push('');
