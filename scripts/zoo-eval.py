@@ -61,28 +61,21 @@ def mnist(model, a) -> dict:
         # at a time and, past --passes samples, on groups of samples. Each image's value depends only on
         # its own noise, so neither changes a number (beyond float rounding in the group merge).
         eps = noise.reshape(a.k, n, -1) if noise is not None else None
+        groups = [(j0, min(a.k, j0 + group)) for j0 in range(0, a.k, group)] if eps is not None else [(0, a.k)]
         for c0 in range(0, n, chunk):
             c1 = min(n, c0 + chunk)
-            if eps is None or group == a.k:
-                sub = eps[:, c0:c1].reshape(-1, eps.shape[2]) if eps is not None else None
-                r = model.is_nll(x[c0:c1], a.k, sub)
-                nll.append(r["nll"].double().cpu().numpy())
-                elbo.append(r["neg_elbo"].double().cpu().numpy())
-                kl.append(r["kl"].double().cpu().numpy())
-                if ladder:
-                    log_w.append(r["log_w"].double().cpu().numpy())
-                continue
-            parts = []
-            recon = np.zeros(c1 - c0)
-            for j0 in range(0, a.k, group):
-                j1 = min(a.k, j0 + group)
-                r = model.is_nll(x[c0:c1], j1 - j0, eps[j0:j1, c0:c1].reshape(-1, eps.shape[2]))
-                parts.append(r["log_w"].double().cpu().numpy())
-                recon += (r["neg_elbo"] - r["kl"]).double().cpu().numpy() * (j1 - j0)
-            w = np.concatenate(parts, axis=0)
-            nll.append(-(logsumexp0(w) - math.log(a.k)))
-            kl.append(r["kl"].double().cpu().numpy())
-            elbo.append(recon / a.k + kl[-1])
+            rs = [model.is_nll(x[c0:c1], j1 - j0, eps[j0:j1, c0:c1].reshape(-1, eps.shape[2]) if eps is not None else None)
+                  for j0, j1 in groups]
+            kl.append(rs[0]["kl"].double().cpu().numpy())
+            w = np.concatenate([r["log_w"].double().cpu().numpy() for r in rs]) if eps is not None else None
+            if len(rs) == 1:
+                nll.append(rs[0]["nll"].double().cpu().numpy())
+                elbo.append(rs[0]["neg_elbo"].double().cpu().numpy())
+            else:
+                # The groups merged: the log-mean-exp over all k weights, and the k samples' mean reconstruction.
+                nll.append(-(logsumexp0(w) - math.log(a.k)))
+                recon = sum((r["neg_elbo"] - r["kl"]).double().cpu().numpy() * (j1 - j0) for r, (j0, j1) in zip(rs, groups))
+                elbo.append(recon / a.k + kl[-1])
             if ladder:
                 log_w.append(w)
         sys.stderr.write(f"zoo-eval: {start + n}/{count} images, {(start + n) / (time.perf_counter() - t0):.1f} images/s\n")

@@ -446,7 +446,6 @@ async function crossCheck(e, f16, rounded, figures) {
     await run('npm', ['run', 'build:node', '--silent']);
     cliBuilt = true;
   }
-  const k = Math.min(K, 10);
   const cli = join(ROOT, 'dist-node', 'cli.js');
   if (e.family === 'hierarchical') {
     const args = ['--checkpoint', f16, '--data', dataPath(e), '--limit', String(CROSS), '--batch', '32', '--bn-batches', smoke ? '2' : '50'];
@@ -456,19 +455,13 @@ async function crossCheck(e, f16, rounded, figures) {
     const d = Math.abs(node.bits_per_dim - twin.bits_per_dim.mean);
     return { engine: `Node CLI (WebGPU: ${node.adapter ?? 'Dawn'})`, figure: 'bits/dim', n: twin.images, value: node.bits_per_dim, twin: twin.bits_per_dim.mean, difference: d, agrees: d <= se };
   }
-  if (e.isNll === false) {
-    // The depth sweep's figure is the -ELBO with one posterior draw per image: the same draw in both.
-    const node = lastJson(await run(process.execPath, [cli, 'eval', '--checkpoint', f16, '--k', '1', '--limit', String(CROSS), '--batch', '100']));
-    const twin = await zooEval(e, rounded, ['--k', '1', '--limit', String(CROSS)]);
-    const se = figures.find((x) => x.name === '-ELBO').stderr;
-    const d = Math.abs(node.neg_elbo_nats - twin.neg_elbo.mean);
-    return { engine: `Node CLI (WebGPU: ${node.adapter ?? 'Dawn'})`, figure: '-ELBO', n: twin.images, k: 1, value: node.neg_elbo_nats, twin: twin.neg_elbo.mean, difference: d, agrees: d <= se };
-  }
-  const node = lastJson(await run(process.execPath, [cli, 'eval', '--checkpoint', f16, '--k', String(k), '--limit', String(CROSS), '--batch', '100']));
-  const twin = await zooEval(e, rounded, ['--k', String(k), '--limit', String(CROSS)]);
-  const se = figures.find((x) => x.name === 'IS-NLL').stderr;
-  const d = Math.abs(node.is_nll_nats - twin.is_nll.mean);
-  return { engine: `Node CLI (WebGPU: ${node.adapter ?? 'Dawn'})`, figure: 'IS-NLL', n: twin.images, k, value: node.is_nll_nats, twin: twin.is_nll.mean, difference: d, agrees: d <= se };
+  // The depth sweep's figure is the -ELBO with one posterior draw per image; the others' the IS-NLL (k up to 10).
+  const [draws, figure, nodeKey, twinKey] = e.isNll === false ? [1, '-ELBO', 'neg_elbo_nats', 'neg_elbo'] : [Math.min(K, 10), 'IS-NLL', 'is_nll_nats', 'is_nll'];
+  const node = lastJson(await run(process.execPath, [cli, 'eval', '--checkpoint', f16, '--k', String(draws), '--limit', String(CROSS), '--batch', '100']));
+  const twin = await zooEval(e, rounded, ['--k', String(draws), '--limit', String(CROSS)]);
+  const se = figures.find((x) => x.name === figure).stderr;
+  const d = Math.abs(node[nodeKey] - twin[twinKey].mean);
+  return { engine: `Node CLI (WebGPU: ${node.adapter ?? 'Dawn'})`, figure, n: twin.images, k: draws, value: node[nodeKey], twin: twin[twinKey].mean, difference: d, agrees: d <= se };
 }
 
 // ---- the zoo ---------------------------------------------------------------------------------------
