@@ -12,9 +12,10 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { cpuHardware } from './zoo-lib.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const OUT = join(ROOT, 'docs', 'figures', 'is-nll-ladder.json');
@@ -37,7 +38,7 @@ if (!existsSync(file)) {
 
 const args = ['scripts/zoo-eval.py', '--checkpoint', `public/models/${opts.model}.safetensors`, '--k', opts.k, '--ladder', opts.ladder,
   '--limit', opts.limit, '--device', opts.device, '--threads', opts.threads];
-const hardware = opts.device === 'cuda' ? 'CUDA GPU (PyTorch)' : `${cpus()[0]?.model?.trim() ?? 'CPU'}, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB (CPU, PyTorch)`;
+const hardware = opts.device === 'cuda' ? 'CUDA GPU (PyTorch)' : cpuHardware();
 const started = new Date();
 const env = { ...process.env, PYTHONPATH: [join(ROOT, 'python'), process.env.PYTHONPATH].filter(Boolean).join(':'), PYTHONDONTWRITEBYTECODE: '1' };
 const stdout = await new Promise((resolveRun, reject) => {

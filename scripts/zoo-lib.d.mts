@@ -13,3 +13,5 @@ export function toZooFiles(bytes: Uint8Array, name?: string): {
 };
 export function readPerImage(bytes: Uint8Array, name?: string): Float64Array;
 export function pairedDifference(a: ArrayLike<number>, b: ArrayLike<number>): { value: number; stderr: number; n: number };
+/** This machine as the zoo's records name it when the twin runs on the CPU. */
+export function cpuHardware(): string;

@@ -7,6 +7,8 @@
 // tensors holding exactly the F16 values, for engines that do not read F16 (the PyTorch twin): the
 // zoo's figures are measured on it, so they are the figures of the shipped weights.
 
+import { cpus, totalmem } from 'node:os';
+
 const CONFIG_KEY = 'pixelvae_config';
 const OPTIM_PREFIX = 'optim/';
 const ITEM = { F32: 4, U32: 4, I32: 4, U8: 1, F16: 2 };
@@ -168,4 +170,10 @@ export function pairedDifference(a, b) {
   let ss = 0;
   for (let i = 0; i < n; i++) ss += (a[i] - b[i] - mean) ** 2;
   return { value: mean, stderr: Math.sqrt(ss / (n - 1) / n), n };
+}
+
+/** This machine as the zoo's records name it when the twin runs on the CPU. */
+export function cpuHardware() {
+  const c = cpus();
+  return `${c[0]?.model?.trim() ?? 'CPU'}, ${c.length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB (CPU, PyTorch)`;
 }

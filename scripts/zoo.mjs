@@ -17,10 +17,10 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir, totalmem } from 'node:os';
+import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { checkpointConfig, toZooFiles } from './zoo-lib.mjs';
+import { checkpointConfig, cpuHardware, toZooFiles } from './zoo-lib.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const PYTHON = process.env.PIXELVAE_PYTHON ?? '/usr/bin/python3';
@@ -257,8 +257,7 @@ function hardware() {
     const r = spawnSync(PYTHON, ['-c', 'import torch; print(torch.cuda.get_device_name(0))'], { encoding: 'utf8' });
     if (r.status === 0) return `${r.stdout.trim()} (CUDA) x${NPROC}`;
   }
-  const c = cpus();
-  return `${c[0]?.model?.trim() ?? 'CPU'}, ${c.length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB (CPU, PyTorch)`;
+  return cpuHardware();
 }
 const HARDWARE = hardware();
 
