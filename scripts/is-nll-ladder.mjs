@@ -8,6 +8,7 @@
 //
 // usage: node scripts/is-nll-ladder.mjs [--model table1-gated-pixelvae] [--k 1000]
 //        [--ladder 1,10,100,1000] [--limit 200] [--device cpu|cuda] [--threads N]
+//        [--out docs/figures/is-nll-ladder.json]   (a trial run: --out elsewhere, so the record stays as measured)
 
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -18,10 +19,9 @@ import { fileURLToPath } from 'node:url';
 import { cpuHardware } from './zoo-lib.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const OUT = join(ROOT, 'docs', 'figures', 'is-nll-ladder.json');
 const PYTHON = process.env.PIXELVAE_PYTHON ?? '/usr/bin/python3';
 
-const opts = { model: 'table1-gated-pixelvae', k: '1000', ladder: '1,10,100,1000', limit: '200', device: 'cpu', threads: String(cpus().length) };
+const opts = { model: 'table1-gated-pixelvae', k: '1000', ladder: '1,10,100,1000', limit: '200', device: 'cpu', threads: String(cpus().length), out: 'docs/figures/is-nll-ladder.json' };
 for (let i = 2; i < process.argv.length; i++) {
   const key = process.argv[i].replace(/^--/, '');
   if (!(key in opts) || i + 1 >= process.argv.length) {
@@ -30,6 +30,7 @@ for (let i = 2; i < process.argv.length; i++) {
   }
   opts[key] = process.argv[++i];
 }
+const OUT = resolve(opts.out);
 const file = join(ROOT, 'public', 'models', `${opts.model}.safetensors`);
 if (!existsSync(file)) {
   process.stderr.write(`is-nll-ladder: ${file} does not exist (a shipped model's id, as in public/models/manifest.json)\n`);
