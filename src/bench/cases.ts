@@ -9,7 +9,8 @@ import type { GpuContext, KernelSpec } from '../gpu/context';
 import * as E from '../engine';
 import { channelSums, type ConvMask } from '../engine/ops/conv';
 import { GpuImageSet } from '../data/gpu-dataset';
-import { MNIST_PRESETS, mnistConfig, type MnistPreset } from '../models/config';
+import { MNIST_PRESETS, mnistConfig, type MnistModelConfig, type MnistPreset } from '../models/config';
+import { e1Config, quickConfig } from './frameworks/spec';
 import { MnistModel } from '../models/mnist-model';
 import { MnistTrainer } from '../models/trainer';
 import { tapsVisited } from '../nn/layers';
@@ -18,7 +19,7 @@ import { syntheticDigits } from './synthetic';
 export interface BenchOptions {
   /** Fewer and smaller cases, for CPU fallback adapters. */
   quick: boolean;
-  /** MNIST presets whose training steps are timed ('all' for every one). */
+  /** MNIST presets whose training steps are timed ('all' for every one; 'e1' for the E.1 model of bench:frameworks). */
   train: string[];
   /** Only cases whose name matches. */
   filter: RegExp | null;
@@ -180,9 +181,11 @@ export async function runBench(gpu: GpuContext, args: BenchOptions, emit: (recor
     }
     gy.dispose();
   }
-  for (const preset of args.train.includes('all') ? MNIST_PRESETS : (args.train as MnistPreset[])) {
-    if (!MNIST_PRESETS.includes(preset)) throw new Error(`--train: unknown preset ${preset}`);
-    await trainCase(gpu, base, preset, args.quick, emit);
+  for (const name of args.train.includes('all') ? MNIST_PRESETS : args.train) {
+    // 'e1': the Appendix E.1 model that `npm run bench:frameworks` races against TensorFlow.js and jax-js.
+    if (name === 'e1') await trainCase(gpu, base, 'e1', args.quick ? quickConfig() : e1Config(), batch, emit);
+    else if (isPreset(name)) await trainCase(gpu, base, name, args.quick ? quickSizes(name) : mnistConfig(name), batch, emit);
+    else throw new Error(`--train: unknown preset ${name} (one of ${MNIST_PRESETS.join(', ')}, e1 or all)`);
   }
 }
 
@@ -212,9 +215,13 @@ async function matmulReference(gpu: GpuContext, flops: number): Promise<{ best: 
 }
 
 /** Training throughput of one preset, then the time of each kernel of one step, replayed alone. */
-async function trainCase(gpu: GpuContext, base: Record<string, string>, preset: MnistPreset, quick: boolean, emit: (record: Record<string, unknown>) => void): Promise<void> {
-  const batch = quick ? 8 : 32;
-  const config = quick ? mnistConfig(preset, { pixelLayers: 2, pixelWidth: 8, latentDim: 8, encoderDims: [8, 8, 16, 16], decoderDims: [16, 16, 8], outputWidth: 8 }) : mnistConfig(preset);
+const isPreset = (name: string): name is MnistPreset => (MNIST_PRESETS as readonly string[]).includes(name);
+
+const quickSizes = (preset: MnistPreset): MnistModelConfig =>
+  mnistConfig(preset, { pixelLayers: 2, pixelWidth: 8, latentDim: 8, encoderDims: [8, 8, 16, 16], decoderDims: [16, 16, 8], outputWidth: 8 });
+
+async function trainCase(gpu: GpuContext, base: Record<string, string>, label: string, config: MnistModelConfig, batch: number, emit: (record: Record<string, unknown>) => void): Promise<void> {
+  const quick = batch < 32;
   const model = new MnistModel(config);
   const data = GpuImageSet.upload(syntheticDigits(1024, config.imageSize), 'intensity');
   const trainer = new MnistTrainer(model, data, { batchSize: batch, seed: 1 });
@@ -240,7 +247,7 @@ async function trainCase(gpu: GpuContext, base: Record<string, string>, preset: 
   // Training FLOPs ~ 3x the forward pass (forward, input gradients, weight gradients), from macs().
   const stepGflops = flopsPerStep / stepMs / 1e6;
   emit({
-    ...base, case: `train ${preset} b${batch}${quick ? ' (small widths)' : ''}`, params: model.params.count(),
+    ...base, case: `train ${label} b${batch}${quick ? ' (small widths)' : ''}`, params: model.params.count(),
     forward_mflop_per_image: +((2 * model.macsPerImage()) / 1e6).toFixed(2), kernel_variants: variants,
     ms_to_first_step: Math.round(firstStepMs), ms_per_step: +stepMs.toFixed(1), images_per_s: +((1000 * batch) / stepMs).toFixed(2),
     gflops: +stepGflops.toFixed(3), peak_gpu_bytes: gpu.stats().liveBytes + gpu.stats().pooledBytes,
@@ -248,12 +255,14 @@ async function trainCase(gpu: GpuContext, base: Record<string, string>, preset: 
   const referenceAfter = await matmulReference(gpu, flopsPerStep);
   const reference = referenceAfter.best >= referenceBefore.best ? referenceAfter : referenceBefore;
   emit({
-    ...base, case: `train ${preset} b${batch} vs best matmul`, gflops_step: +stepGflops.toFixed(3), flop_per_step: flopsPerStep,
+    ...base, case: `train ${label} b${batch} vs best matmul`, gflops_step: +stepGflops.toFixed(3), flop_per_step: flopsPerStep,
     matmul_equal_work: reference.equalWork, matmul_best_gflops: +reference.best.toFixed(3),
     ratio: +(stepGflops / reference.best).toFixed(3), target_ratio: 0.6,
   });
   // Profile: record one step's dispatches, then replay each alone (5 times per submit).
   const recorded: [KernelSpec, readonly (GPUBuffer | GPUBufferBinding)[], Uint32Array, readonly number[]][] = [];
+  // A replayed step (step-replay.ts) bypasses dispatch(), so the profiled step is recorded afresh.
+  trainer.replaySteps = false;
   gpu.onDispatch = (spec, buffers, params, workgroups) => recorded.push([spec, buffers, params, workgroups]);
   trainer.trainStep();
   gpu.onDispatch = null;
@@ -271,9 +280,9 @@ async function trainCase(gpu: GpuContext, base: Record<string, string>, preset: 
     byKernel.set(key, entry);
   }
   const total = [...byKernel.values()].reduce((a, b) => a + b.ms, 0);
-  const top = [...byKernel.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, 8);
+  const top = [...byKernel.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, 12);
   emit({
-    ...base, case: `train ${preset} kernel profile`, dispatches_per_step: recorded.length, replayed_ms: Math.round(total),
+    ...base, case: `train ${label} kernel profile`, dispatches_per_step: recorded.length, replayed_ms: Math.round(total),
     kernels: top.map(([k, v]) => ({ kernel: k, dispatches: v.count, ms: +v.ms.toFixed(1), share: +(v.ms / total).toFixed(3) })),
   });
   trainer.dispose();

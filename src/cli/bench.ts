@@ -68,7 +68,7 @@ function parseArgs(argv: string[]): BenchOptions {
   --quick    fewer and smaller cases (a CPU fallback adapter takes minutes for the full set)
   --filter   run only cases whose name matches REGEX
   --reps     timed repetitions per case (default: chosen from a first timing, 1..20)
-  --train P  also time training steps of MNIST presets P (comma-separated, or 'all') at batch 32
+  --train P  also time training steps of MNIST presets P (comma-separated, e1 for the E.1 model of bench:frameworks, or all) at batch 32
              (batch 8 and small widths with --quick), with a per-kernel profile of one step and a
              line setting each step's GFLOP/s against the best matmul of equal work (target 0.6)
   --sample   instead, time sampling a batch (default the Table-1 model, 28x28, batch 64): incremental
