@@ -41,6 +41,12 @@ fn grad_out4_hi(row: u32, ox0: i32) -> vec4<f32> {
   return vec4<f32>(0.0);
 }
 
+// Values 4k..4k+3 of a row window from ox (block_row), zeros past the window.
+fn grad_out_window(row: u32, ox: i32, k: u32) -> vec4<f32> {
+  if (WINDOW > 4u * k) { return grad_out4(row, ox + 4 * i32(k)); }
+  return vec4<f32>(0.0);
+}
+
 // The output row oy that input row iy meets through kernel row ky, or -1.
 fn source_row(iy: u32, ky: u32) -> i32 {
   let t = i32(iy) + params.pad_t - i32(ky);
@@ -91,6 +97,12 @@ fn conv_backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
       let oy = source_row(iy, ky);
       if (oy < 0) { continue; }
       let row = (plane + u32(oy)) * params.wo;
+      if (UNROLL_ROWS) {
+        // Tap kx reads ox = obase - kx + j: the window from obase - (KW - 1), shifted by KW - 1 - kx.
+        let o = obase - i32(KW - 1u);
+        block_row(grad_out_window(row, o, 0u), grad_out_window(row, o, 1u), grad_out_window(row, o, 2u), grad_out_window(row, o, 3u), wco + ky * KW, true);
+        continue;
+      }
       for (var kx = 0u; kx < KW; kx++) {
         let tx = i32(ph) + params.pad_l - i32(kx);
         if (tx % s != 0) { continue; }

@@ -34,6 +34,12 @@ fn input4(row: u32, ix: i32) -> vec4<f32> {
   return vec4<f32>(input_at(row, ix), input_at(row, ix + s), input_at(row, ix + 2 * s), input_at(row, ix + 3 * s));
 }
 
+// Values 4k..4k+3 of a row window from ix (block_row), zeros past the window.
+fn input_window(row: u32, ix: i32, k: u32) -> vec4<f32> {
+  if (WINDOW > 4u * k) { return input4(row, ix + 4 * i32(k)); }
+  return vec4<f32>(0.0);
+}
+
 // The input values of positions 4..7 of a tap (zeros when the thread has 4 positions).
 fn input4_hi(row: u32, ix: i32) -> vec4<f32> {
   if (XP > 4u) { return input4(row, ix + 4 * i32(STRIDE)); }
@@ -139,6 +145,11 @@ fn conv_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
       let iy = iy0 + i32(ky);
       if (iy < 0 || iy >= i32(params.h)) { continue; }
       let row = (plane + u32(iy)) * params.w;
+      if (UNROLL_ROWS) {
+        // Tap kx reads positions ix0 + kx + j: the window from ix0, shifted by kx.
+        block_row(input_window(row, ix0, 0u), input_window(row, ix0, 1u), input_window(row, ix0, 2u), input_window(row, ix0, 3u), wci + ky * KW, false);
+        continue;
+      }
       for (var kx = 0u; kx < KW; kx++) {
         let ix = ix0 + i32(kx);
         block_tap(input4(row, ix), input4_hi(row, ix), wci + ky * KW + kx);

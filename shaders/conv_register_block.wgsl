@@ -61,6 +61,27 @@ fn block_tap(lo: vec4<f32>, hi: vec4<f32>, wk: u32) {
   }
 }
 
+/** Rows of taps go through block_row (stride 1, KW <= 7) instead of a loop over the taps. */
+override UNROLL_ROWS: bool = STRIDE == 1u && KW <= 7u;
+/** Values of a row window block_row reads: XP positions of KW taps. */
+override WINDOW: u32 = XP + KW - 1u;
+
+// Every tap of one kernel row (stride 1, KW <= 7), unrolled: the row's values are loaded once as a
+// window (w0..w3: values 0..15, only the first WINDOW used) and the tap with shift s takes positions
+// s..s+XP-1 of it, where a loop would load XP values per tap (SwiftShader pays for every load and loop
+// iteration: docs/performance.md). Shift s is tap s, or tap KW - 1 - s when `mirrored` (the input
+// gradient). Window values past WINDOW are never read, so callers may pass anything there.
+fn block_row(w0: vec4<f32>, w1: vec4<f32>, w2: vec4<f32>, w3: vec4<f32>, wrow: u32, mirrored: bool) {
+  let last = KW - 1u;
+  block_tap(w0, w1, wrow + select(0u, last, mirrored));
+  if (KW > 1u) { block_tap(vec4<f32>(w0.yzw, w1.x), vec4<f32>(w1.yzw, w2.x), wrow + select(1u, last - 1u, mirrored)); }
+  if (KW > 2u) { block_tap(vec4<f32>(w0.zw, w1.xy), vec4<f32>(w1.zw, w2.xy), wrow + select(2u, last - 2u, mirrored)); }
+  if (KW > 3u) { block_tap(vec4<f32>(w0.w, w1.xyz), vec4<f32>(w1.w, w2.xyz), wrow + select(3u, last - 3u, mirrored)); }
+  if (KW > 4u) { block_tap(w1, w2, wrow + select(4u, last - 4u, mirrored)); }
+  if (KW > 5u) { block_tap(vec4<f32>(w1.yzw, w2.x), vec4<f32>(w2.yzw, w3.x), wrow + select(5u, last - 5u, mirrored)); }
+  if (KW > 6u) { block_tap(vec4<f32>(w1.zw, w2.xy), vec4<f32>(w2.zw, w3.xy), wrow + select(6u, last - 6u, mirrored)); }
+}
+
 // The centre tap of masks A/B with colour groups: only the channels j whose kept[j] holds.
 fn block_centre(lo: vec4<f32>, hi: vec4<f32>, wk: u32, kept: vec4<bool>) {
   if (kept.x) {
