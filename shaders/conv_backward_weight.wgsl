@@ -135,6 +135,74 @@ fn acc_k(kx: u32) -> vec4<f32> {
   }
 }
 
+/** Stride 1, KW <= 7: the output row in blocks of 4 columns (row_blocks) instead of one column a step. */
+override ROW_BLOCKS: bool = STRIDE == 1u && KW <= 7u;
+
+// grad_out[row + ox + j], j < 4, with zeros past the row's end (so those columns add nothing).
+fn grad4_at(row: u32, ox: u32) -> vec4<f32> {
+  let last = params.wo - 1u;
+  let ok = vec4<u32>(ox, ox + 1u, ox + 2u, ox + 3u) < vec4<u32>(params.wo);
+  let v = vec4<f32>(grad_out[row + min(ox, last)], grad_out[row + min(ox + 1u, last)], grad_out[row + min(ox + 2u, last)], grad_out[row + min(ox + 3u, last)]);
+  return select(vec4<f32>(0.0), v, ok);
+}
+
+fn input4_at(row: u32, ix: i32) -> vec4<f32> {
+  return vec4<f32>(input_at(row, ix), input_at(row, ix + 1), input_at(row, ix + 2), input_at(row, ix + 3));
+}
+
+// Kernel column k's sums over 4 output columns of CB channels (g0..g3) against the input window x0..x2
+// (the inputs from the block's first column on, shifted by k).
+fn col_sums(g0: vec4<f32>, g1: vec4<f32>, g2: vec4<f32>, g3: vec4<f32>, x: vec4<f32>) -> vec4<f32> {
+  return vec4<f32>(dot(g0, x), dot(g1, x), dot(g2, x), dot(g3, x));
+}
+
+// The sums of the KW kernel columns over 4 output columns (s0..s6; past KW zero).
+struct ColumnSums { s0: vec4<f32>, s1: vec4<f32>, s2: vec4<f32>, s3: vec4<f32>, s4: vec4<f32>, s5: vec4<f32>, s6: vec4<f32> }
+
+// Kernel columns' sums for the input row `row` from column ix on against the gradients g0..g3 of CB
+// channels at 4 output columns: the inputs are loaded once as a window of KW + 3 values, and kernel
+// column k takes values k..k+3 of it.
+fn column_sums(row: u32, ix: i32, g0: vec4<f32>, g1: vec4<f32>, g2: vec4<f32>, g3: vec4<f32>) -> ColumnSums {
+  let a = input4_at(row, ix);
+  var b = vec4<f32>(0.0);
+  var d = vec4<f32>(0.0);
+  if (KW > 1u) { b = input4_at(row, ix + 4); }
+  if (KW > 5u) { d = input4_at(row, ix + 8); }
+  var r: ColumnSums;
+  r.s0 = col_sums(g0, g1, g2, g3, a);
+  if (KW > 1u) { r.s1 = col_sums(g0, g1, g2, g3, vec4<f32>(a.yzw, b.x)); }
+  if (KW > 2u) { r.s2 = col_sums(g0, g1, g2, g3, vec4<f32>(a.zw, b.xy)); }
+  if (KW > 3u) { r.s3 = col_sums(g0, g1, g2, g3, vec4<f32>(a.w, b.xyz)); }
+  if (KW > 4u) { r.s4 = col_sums(g0, g1, g2, g3, b); }
+  if (KW > 5u) { r.s5 = col_sums(g0, g1, g2, g3, vec4<f32>(b.yzw, d.x)); }
+  if (KW > 6u) { r.s6 = col_sums(g0, g1, g2, g3, vec4<f32>(b.zw, d.xy)); }
+  return r;
+}
+
+// One row pair (input rows, gradient rows) at stride 1, 4 output columns a step (column_sums). A loop
+// step a column, with its sliding window in private variables, costs SwiftShader far more
+// (docs/performance.md). Adds into acc_k* (and acc2_k* for the second input channel).
+fn row_blocks(in_row: u32, in_row1: u32, grad_row0: u32, grad_row1: u32, grad_row2: u32, grad_row3: u32) {
+  for (var ox = 0u; ox < params.wo; ox += 4u) {
+    let g0 = grad4_at(grad_row0, ox);
+    var g1 = vec4<f32>(0.0);
+    var g2 = vec4<f32>(0.0);
+    var g3 = vec4<f32>(0.0);
+    if (CB > 1u) { g1 = grad4_at(grad_row1, ox); }
+    if (CB > 2u) {
+      g2 = grad4_at(grad_row2, ox);
+      g3 = grad4_at(grad_row3, ox);
+    }
+    let ix = i32(ox) - params.pad_l;
+    let p = column_sums(in_row, ix, g0, g1, g2, g3);
+    acc_k0 += p.s0; acc_k1 += p.s1; acc_k2 += p.s2; acc_k3 += p.s3; acc_k4 += p.s4; acc_k5 += p.s5; acc_k6 += p.s6;
+    if (WCI > 1u) {
+      let q = column_sums(in_row1, ix, g0, g1, g2, g3);
+      acc2_k0 += q.s0; acc2_k1 += q.s1; acc2_k2 += q.s2; acc2_k3 += q.s3; acc2_k4 += q.s4; acc2_k5 += q.s5; acc2_k6 += q.s6;
+    }
+  }
+}
+
 @compute @workgroup_size(64)
 fn conv_backward_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let t = linear_id(gid, nwg);
@@ -189,6 +257,10 @@ fn conv_backward_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(
       let grad_row1 = ((gplane + c1) * params.ho + oy) * params.wo;
       let grad_row2 = ((gplane + c2) * params.ho + oy) * params.wo;
       let grad_row3 = ((gplane + c3) * params.ho + oy) * params.wo;
+      if (ROW_BLOCKS) {
+        row_blocks(in_row, in_row1, grad_row0, grad_row1, grad_row2, grad_row3);
+        continue;
+      }
       // The KW inputs of output ox slide along the row: load them once, then STRIDE new ones per ox.
       var ix = -params.pad_l;
       for (var k = 0u; k < KW; k++) { load_window(k, in_row, in_row1, ix); }
