@@ -68,6 +68,25 @@ fn store_grad_input(n: u32, c: u32, iy: u32, ph: u32, xb: u32, j0: u32, v: vec4<
   }
 }
 
+// Stores the thread's block (+ bias), positions 0..3 and 4..7.
+fn store_block(n: u32, ci0: u32, iy: u32, ph: u32, xb: u32) {
+  let last = params.cin - 1u;
+  var b = vec4<f32>(0.0);
+  if (HAS_BIAS) {
+    b = vec4<f32>(bias[ci0], bias[min(ci0 + 1u, last)], bias[min(ci0 + 2u, last)], bias[min(ci0 + 3u, last)]);
+  }
+  store_grad_input(n, ci0, iy, ph, xb, 0u, acc0 + b.x);
+  if (CB > 1u && ci0 + 1u < params.cin) { store_grad_input(n, ci0 + 1u, iy, ph, xb, 0u, acc1 + b.y); }
+  if (CB > 2u && ci0 + 2u < params.cin) { store_grad_input(n, ci0 + 2u, iy, ph, xb, 0u, acc2 + b.z); }
+  if (CB > 3u && ci0 + 3u < params.cin) { store_grad_input(n, ci0 + 3u, iy, ph, xb, 0u, acc3 + b.w); }
+  if (XP > 4u) {
+    store_grad_input(n, ci0, iy, ph, xb, 4u, acc_hi0 + b.x);
+    if (CB > 1u && ci0 + 1u < params.cin) { store_grad_input(n, ci0 + 1u, iy, ph, xb, 4u, acc_hi1 + b.y); }
+    if (CB > 2u && ci0 + 2u < params.cin) { store_grad_input(n, ci0 + 2u, iy, ph, xb, 4u, acc_hi2 + b.z); }
+    if (CB > 3u && ci0 + 3u < params.cin) { store_grad_input(n, ci0 + 3u, iy, ph, xb, 4u, acc_hi3 + b.w); }
+  }
+}
+
 @compute @workgroup_size(64)
 fn conv_backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let t = linear_id(gid, nwg);
@@ -132,20 +151,42 @@ fn conv_backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
     }
   }
 
-  var b = vec4<f32>(0.0);
-  if (HAS_BIAS) {
-    b = vec4<f32>(bias[ci0], bias[min(ci0 + 1u, last)], bias[min(ci0 + 2u, last)], bias[min(ci0 + 3u, last)]);
+  store_block(n, ci0, iy, ph, xb);
+}
+
+// Unmasked 1x1 kernels at stride 1 (POINTWISE): one tap per output channel (weight offset co * cin),
+// two channels a step, in an entry of its own, as conv_forward_1x1.
+@compute @workgroup_size(64)
+fn conv_backward_input_1x1(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let t = linear_id(gid, nwg);
+  if (t >= params.threads) { return; }
+  let xb = t % params.xblocks;
+  var r = t / params.xblocks;
+  let iy = r % params.h;
+  r = r / params.h;
+  let cb = r % params.cblocks;
+  let n = r / params.cblocks;
+
+  let ci0 = cb * CB;
+  block_start(ci0, params.cin - 1u, 1u);
+  let obase = i32(XP * xb) + params.pad_l;
+  let oy = i32(iy) + params.pad_t;
+  if (oy >= 0 && oy < i32(params.ho)) {
+    let hw = params.ho * params.wo;
+    let row0 = (n * params.cout * params.ho + u32(oy)) * params.wo;
+    let pairs = params.cout / 2u;
+    for (var q = 0u; q < pairs; q++) {
+      let co = 2u * q;
+      let row = row0 + co * hw;
+      block_tap(grad_out4(row, obase), grad_out4_hi(row, obase), co * params.cin);
+      block_tap(grad_out4(row + hw, obase), grad_out4_hi(row + hw, obase), (co + 1u) * params.cin);
+    }
+    if (params.cout % 2u == 1u) {
+      let co = params.cout - 1u;
+      block_tap(grad_out4(row0 + co * hw, obase), grad_out4_hi(row0 + co * hw, obase), co * params.cin);
+    }
   }
-  store_grad_input(n, ci0, iy, ph, xb, 0u, acc0 + b.x);
-  if (CB > 1u && ci0 + 1u < params.cin) { store_grad_input(n, ci0 + 1u, iy, ph, xb, 0u, acc1 + b.y); }
-  if (CB > 2u && ci0 + 2u < params.cin) { store_grad_input(n, ci0 + 2u, iy, ph, xb, 0u, acc2 + b.z); }
-  if (CB > 3u && ci0 + 3u < params.cin) { store_grad_input(n, ci0 + 3u, iy, ph, xb, 0u, acc3 + b.w); }
-  if (XP > 4u) {
-    store_grad_input(n, ci0, iy, ph, xb, 4u, acc_hi0 + b.x);
-    if (CB > 1u && ci0 + 1u < params.cin) { store_grad_input(n, ci0 + 1u, iy, ph, xb, 4u, acc_hi1 + b.y); }
-    if (CB > 2u && ci0 + 2u < params.cin) { store_grad_input(n, ci0 + 2u, iy, ph, xb, 4u, acc_hi2 + b.z); }
-    if (CB > 3u && ci0 + 3u < params.cin) { store_grad_input(n, ci0 + 3u, iy, ph, xb, 4u, acc_hi3 + b.w); }
-  }
+  store_block(n, ci0, iy, 0u, xb);
 }
 
 // ---- the gate's gradient: gate_grad_input over all rows of the pre-activation gate_input (zero outside

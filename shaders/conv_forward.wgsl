@@ -176,6 +176,44 @@ fn conv_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
   if (XP > 4u && ox0 + 4u < params.wo) { fwd_epilogue(n, co0, oy, ox0 + 4u, acc_hi0, acc_hi1, acc_hi2, acc_hi3); }
 }
 
+// Unmasked 1x1 kernels at stride 1 (POINTWISE): one tap per input channel, two channels a step, in an
+// entry of its own so the general kernel's code stays as it is. SwiftShader pays for every loop
+// iteration; four channels a step made its compiler run for minutes.
+@compute @workgroup_size(64)
+fn conv_forward_1x1(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let t = linear_id(gid, nwg);
+  if (t >= params.threads) { return; }
+  let xb = t % params.xblocks;
+  var r = t / params.xblocks;
+  let oy = r % params.ho;
+  r = r / params.ho;
+  let cb = r % params.cblocks;
+  let n = r / params.cblocks;
+
+  let co0 = cb * CB;
+  block_start(co0, params.cout - 1u, params.cin);
+  let ox0 = xb * XP;
+  let ix0 = i32(ox0) - params.pad_l;
+  let iy0 = i32(oy) - params.pad_t;
+  if (iy0 >= 0 && iy0 < i32(params.h)) {
+    let hw = params.h * params.w;
+    let row0 = (n * params.cin * params.h + u32(iy0)) * params.w;
+    let pairs = params.cin / 2u;
+    for (var q = 0u; q < pairs; q++) {
+      let ci = 2u * q;
+      let row = row0 + ci * hw;
+      block_tap(input4(row, ix0), input4_hi(row, ix0), ci);
+      block_tap(input4(row + hw, ix0), input4_hi(row + hw, ix0), ci + 1u);
+    }
+    if (params.cin % 2u == 1u) {
+      let ci = params.cin - 1u;
+      block_tap(input4(row0 + ci * hw, ix0), input4_hi(row0 + ci * hw, ix0), ci);
+    }
+  }
+  fwd_epilogue(n, co0, oy, ox0, acc0, acc1, acc2, acc3);
+  if (XP > 4u && ox0 + 4u < params.wo) { fwd_epilogue(n, co0, oy, ox0 + 4u, acc_hi0, acc_hi1, acc_hi2, acc_hi3); }
+}
+
 // ---- gated activation over interleaved channels, optionally on a band of rows and with z's terms:
 // gate_output[n, c, r, i] = tanh(gate_input[n, 2c, r0 + r, i] + gate_cond[n, 2c])
 //                           * sigmoid(gate_input[n, 2c+1, r0 + r, i] + gate_cond[n, 2c+1])

@@ -169,6 +169,11 @@ function positionsPerThread(width: number): number {
   return width > 4 ? 8 : 4;
 }
 
+/** Unmasked 1x1 at stride 1: the shaders' conv_forward_1x1 and conv_backward_input_1x1 (their POINTWISE). */
+function pointwise(g: Geometry): boolean {
+  return g.kh === 1 && g.kw === 1 && g.mask === 0 && g.stride === 1;
+}
+
 /** A scratch buffer for an unused read-write binding. */
 function scratch(): Tensor {
   return empty([1]);
@@ -218,7 +223,7 @@ function runForward(x: Tensor, w: Tensor, g: Geometry, extras: ForwardExtras = {
     const cblocks = Math.ceil(g.cout / cb);
     const xblocks = Math.ceil(g.wo / xp);
     const threads = g.n * cblocks * g.ho * xblocks;
-    launch(spec('forward', 'conv_forward', constants, bindings), buffers, params(g, threads, cblocks, xblocks), threadsGrid(threads, WG));
+    launch(spec('forward', pointwise(g) ? 'conv_forward_1x1' : 'conv_forward', constants, bindings), buffers, params(g, threads, cblocks, xblocks), threadsGrid(threads, WG));
   }
   dummy?.dispose();
   return y;
@@ -247,7 +252,7 @@ function runBackwardInput(gy: Tensor, w: Tensor, g: Geometry, bias?: Tensor, var
     const cblocks = Math.ceil(g.cin / cb);
     const xblocks = g.stride * Math.ceil(perPhase / xp);
     const threads = g.n * cblocks * g.h * xblocks;
-    launch(spec('backwardInput', 'conv_backward_input', constants, bindings), buffers, params(g, threads, cblocks, xblocks), threadsGrid(threads, WG));
+    launch(spec('backwardInput', pointwise(g) ? 'conv_backward_input_1x1' : 'conv_backward_input', constants, bindings), buffers, params(g, threads, cblocks, xblocks), threadsGrid(threads, WG));
   }
   return d;
 }
