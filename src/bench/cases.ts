@@ -273,14 +273,16 @@ async function trainCase(gpu: GpuContext, base: Record<string, string>, label: s
     for (let r = 0; r < 5; r++) gpu.dispatch(spec, buffers, params, workgroups);
     await gpu.sync();
     const ms = (now() - t) / 5;
-    const key = `${spec.name}:${spec.entry}`;
+    // Convolutions by kernel size and stride too, so a slow shape shows apart from the fast ones.
+    const c = spec.constants ?? {};
+    const key = `${spec.name}:${spec.entry}${c.KH !== undefined ? ` ${c.KH}x${c.KW ?? c.KH} s${c.STRIDE ?? 1}` : ''}`;
     const entry = byKernel.get(key) ?? { ms: 0, count: 0 };
     entry.ms += ms;
     entry.count += 1;
     byKernel.set(key, entry);
   }
   const total = [...byKernel.values()].reduce((a, b) => a + b.ms, 0);
-  const top = [...byKernel.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, 12);
+  const top = [...byKernel.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, 16);
   emit({
     ...base, case: `train ${label} kernel profile`, dispatches_per_step: recorded.length, replayed_ms: Math.round(total),
     kernels: top.map(([k, v]) => ({ kernel: k, dispatches: v.count, ms: +v.ms.toFixed(1), share: +(v.ms / total).toFixed(3) })),
