@@ -144,8 +144,10 @@ describe('training-time estimate', () => {
         data.dispose();
       }
     }
-    const second = await calibrateAdapter(gpu);
-    const calibration = { ...first, gflops: Math.max(first.gflops, second.gflops), dispatchMs: Math.min(first.dispatchMs, second.dispatchMs) };
+    // Two more calibrations: in a full run the other test files' workers load the cores, and a
+    // calibration taken while they start up once put the dispatch cost at 2.5x its unloaded figure.
+    const samples = [first, await calibrateAdapter(gpu), await calibrateAdapter(gpu)];
+    const calibration = { ...first, gflops: Math.max(...samples.map((c) => c.gflops)), dispatchMs: Math.min(...samples.map((c) => c.dispatchMs)) };
     cases.forEach(([preset], i) => {
       const estimate = stepSecondsOf(models[i], models[i].batch, calibration)!;
       console.log(`${preset}: calibration ${calibration.gflops.toFixed(2)} GFLOP/s, ${calibration.dispatchMs.toFixed(3)} ms/dispatch; step estimated ${estimate.toFixed(3)} s, measured ${measured[i].toFixed(3)} s`);
