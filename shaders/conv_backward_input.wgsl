@@ -109,13 +109,25 @@ fn conv_backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
   // With stride 1 tap kx reads ox = obase - kx + j: one base plus constants, so the loads that taps
   // share are recognised as the same load (stride 2 divides by S per tap instead).
   let obase = i32(XP * xb) + params.pad_l;
+  // The first kernel row and column whose taps reach this thread's row and phase (stride > 1).
+  let ky0 = u32(((i32(iy) + params.pad_t) % s + s) % s);
+  let kx0 = u32(((i32(ph) + params.pad_l) % s + s) % s);
   for (var co = 0u; co < params.cout; co++) {
     let plane = (n * params.cout + co) * params.ho;
     let wco = co * params.cin * taps;
-    for (var ky = 0u; ky < FULL_ROWS; ky++) {
+    // At stride S only every S-th kernel row and column meets this thread's row and phase: start at
+    // the first that does and step by S (a skipped iteration costs SwiftShader as much as a tap).
+    for (var ky = select(0u, ky0, STRIDE > 1u); ky < FULL_ROWS; ky += STRIDE) {
       let oy = source_row(iy, ky);
       if (oy < 0) { continue; }
       let row = (plane + u32(oy)) * params.wo;
+      if (STRIDE > 1u) {
+        for (var kx = kx0; kx < KW; kx += STRIDE) {
+          let ox0 = (i32(ph) + params.pad_l - i32(kx)) / s + i32(XP * xb);
+          block_tap(grad_out4(row, ox0), grad_out4_hi(row, ox0), wco + ky * KW + kx);
+        }
+        continue;
+      }
       if (UNROLL_ROWS) {
         // Tap kx reads ox = obase - kx + j: the window from obase - (KW - 1), shifted by KW - 1 - kx.
         let o = obase - i32(KW - 1u);
