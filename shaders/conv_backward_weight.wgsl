@@ -85,8 +85,13 @@ fn slide_window(row: u32, row1: u32, ix: i32) {
     in_k0 = in_k2; in_k1 = in_k3; in_k2 = in_k4; in_k3 = in_k5; in_k4 = in_k6;
     in2_k0 = in2_k2; in2_k1 = in2_k3; in2_k2 = in2_k4; in2_k3 = in2_k5; in2_k4 = in2_k6;
   }
-  for (var i = 0u; i < STRIDE; i++) {
-    if (KW > i) { load_window(KW - 1u - i, row, row1, ix); }
+  // Constant columns, so load_window's switch folds away (a loop index made it a per-lane branch).
+  load_window(KW - 1u, row, row1, ix);
+  if (STRIDE > 1u && KW > 1u) { load_window(KW - 2u, row, row1, ix); }
+  if (STRIDE > 2u) {
+    for (var i = 2u; i < STRIDE; i++) {
+      if (KW > i) { load_window(KW - 1u - i, row, row1, ix); }
+    }
   }
 }
 
