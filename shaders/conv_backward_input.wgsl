@@ -91,12 +91,11 @@ fn store_block(n: u32, ci0: u32, iy: u32, ph: u32, xb: u32) {
 fn conv_backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let t = linear_id(gid, nwg);
   if (t >= params.threads) { return; }
-  let xi = t % params.xblocks;
-  var r = t / params.xblocks;
-  let iy = r % params.h;
-  r = r / params.h;
-  let cb = r % params.cblocks;
-  let n = r / params.cblocks;
+  let slot = block_slot(t, params.h);
+  let xi = slot.x;
+  let iy = slot.y;
+  let cb = slot.z;
+  let n = slot.w;
   let ph = xi % STRIDE;
   let xb = xi / STRIDE;
 
@@ -172,12 +171,11 @@ fn conv_backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
 fn conv_backward_input_1x1(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let t = linear_id(gid, nwg);
   if (t >= params.threads) { return; }
-  let xb = t % params.xblocks;
-  var r = t / params.xblocks;
-  let iy = r % params.h;
-  r = r / params.h;
-  let cb = r % params.cblocks;
-  let n = r / params.cblocks;
+  let slot = block_slot(t, params.h);
+  let xb = slot.x;
+  let iy = slot.y;
+  let cb = slot.z;
+  let n = slot.w;
 
   let ci0 = cb * CB;
   block_start(ci0, params.cin - 1u, 1u);

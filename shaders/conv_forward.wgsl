@@ -125,12 +125,11 @@ fn fwd_epilogue(n: u32, co0: u32, oy: u32, ox0: u32, a0: vec4<f32>, a1: vec4<f32
 fn conv_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let t = linear_id(gid, nwg);
   if (t >= params.threads) { return; }
-  let xb = t % params.xblocks;
-  var r = t / params.xblocks;
-  let oy = r % params.ho;
-  r = r / params.ho;
-  let cb = r % params.cblocks;
-  let n = r / params.cblocks;
+  let slot = block_slot(t, params.ho);
+  let xb = slot.x;
+  let oy = slot.y;
+  let cb = slot.z;
+  let n = slot.w;
 
   let co0 = cb * CB;
   block_start(co0, params.cout - 1u, params.cin * KH * KW);
@@ -183,12 +182,11 @@ fn conv_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
 fn conv_forward_1x1(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let t = linear_id(gid, nwg);
   if (t >= params.threads) { return; }
-  let xb = t % params.xblocks;
-  var r = t / params.xblocks;
-  let oy = r % params.ho;
-  r = r / params.ho;
-  let cb = r % params.cblocks;
-  let n = r / params.cblocks;
+  let slot = block_slot(t, params.ho);
+  let xb = slot.x;
+  let oy = slot.y;
+  let cb = slot.z;
+  let n = slot.w;
 
   let co0 = cb * CB;
   block_start(co0, params.cout - 1u, params.cin);

@@ -21,6 +21,15 @@ var<private> filter1: u32;
 var<private> filter2: u32;
 var<private> filter3: u32;
 
+// The thread's block in the grid: (x block, row, channel block, image), x blocks fastest, for `rows`
+// rows (the forward's output rows, the input gradient's input rows).
+fn block_slot(t: u32, rows: u32) -> vec4<u32> {
+  var r = t / params.xblocks;
+  let row = r % rows;
+  r = r / rows;
+  return vec4<u32>(t % params.xblocks, row, r % params.cblocks, r / params.cblocks);
+}
+
 // Points the block at channels c0..c0+3, whose filters are `size` apart, and zeroes it. Channels past
 // `last` (a partial last block) read the last channel's filter and are never stored.
 fn block_start(c0: u32, last: u32, size: u32) {
