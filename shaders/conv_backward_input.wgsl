@@ -165,7 +165,7 @@ fn conv_backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
   store_block(n, ci0, iy, ph, xb);
 }
 
-// Unmasked 1x1 kernels at stride 1 (POINTWISE): one tap per output channel (weight offset co * cin),
+// Unmasked 1x1 kernels at stride 1 (conv.ts's pointwise()): one tap per output channel (weight offset co * cin),
 // two channels a step, in an entry of its own, as conv_forward_1x1.
 @compute @workgroup_size(64)
 fn conv_backward_input_1x1(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {

@@ -175,7 +175,7 @@ fn conv_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
   if (XP > 4u && ox0 + 4u < params.wo) { fwd_epilogue(n, co0, oy, ox0 + 4u, acc_hi0, acc_hi1, acc_hi2, acc_hi3); }
 }
 
-// Unmasked 1x1 kernels at stride 1 (POINTWISE): one tap per input channel, two channels a step, in an
+// Unmasked 1x1 kernels at stride 1 (conv.ts's pointwise()): one tap per input channel, two channels a step, in an
 // entry of its own so the general kernel's code stays as it is. SwiftShader pays for every loop
 // iteration; four channels a step made its compiler run for minutes.
 @compute @workgroup_size(64)

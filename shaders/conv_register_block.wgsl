@@ -70,8 +70,6 @@ fn block_tap(lo: vec4<f32>, hi: vec4<f32>, wk: u32) {
   }
 }
 
-/** Unmasked 1x1 kernels at stride 1, which conv_forward_1x1 and conv_backward_input_1x1 serve. */
-override POINTWISE: bool = KH == 1u && KW == 1u && MASK == 0u && STRIDE == 1u;
 /** Rows of taps go through block_row (stride 1, KW <= 7) instead of a loop over the taps. */
 override UNROLL_ROWS: bool = STRIDE == 1u && KW <= 7u;
 /** Values of a row window block_row reads: XP positions of KW taps. */

@@ -169,7 +169,7 @@ function positionsPerThread(width: number): number {
   return width > 4 ? 8 : 4;
 }
 
-/** Unmasked 1x1 at stride 1: the shaders' conv_forward_1x1 and conv_backward_input_1x1 (their POINTWISE). */
+/** Unmasked 1x1 at stride 1: the shaders' conv_forward_1x1 and conv_backward_input_1x1 serve it. */
 function pointwise(g: Geometry): boolean {
   return g.kh === 1 && g.kw === 1 && g.mask === 0 && g.stride === 1;
 }
