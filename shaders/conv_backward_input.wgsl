@@ -41,10 +41,15 @@ fn grad_out4_hi(row: u32, ox0: i32) -> vec4<f32> {
   return vec4<f32>(0.0);
 }
 
-// Values 4k..4k+3 of a row window from ox (block_row), zeros past the window.
-fn grad_out_window(row: u32, ox: i32, k: u32) -> vec4<f32> {
-  if (WINDOW > 4u * k) { return grad_out4(row, ox + 4 * i32(k)); }
-  return vec4<f32>(0.0);
+// Values 4k..4k+3 of a row window of `size` values from ox (block_row; stride 1), zeros past it.
+fn grad_out_window(row: u32, ox: i32, k: u32, size: u32) -> vec4<f32> {
+  var v = vec4<f32>(0.0);
+  let b = ox + 4 * i32(k);
+  if (size > 4u * k) { v.x = grad_out_at(row, b); }
+  if (size > 4u * k + 1u) { v.y = grad_out_at(row, b + 1); }
+  if (size > 4u * k + 2u) { v.z = grad_out_at(row, b + 2); }
+  if (size > 4u * k + 3u) { v.w = grad_out_at(row, b + 3); }
+  return v;
 }
 
 // The output row oy that input row iy meets through kernel row ky, or -1.
@@ -130,7 +135,7 @@ fn conv_backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
       if (UNROLL_ROWS) {
         // Tap kx reads ox = obase - kx + j: the window from obase - (KW - 1), shifted by KW - 1 - kx.
         let o = obase - i32(KW - 1u);
-        block_row(grad_out_window(row, o, 0u), grad_out_window(row, o, 1u), grad_out_window(row, o, 2u), grad_out_window(row, o, 3u), wco + ky * KW, true);
+        block_row(grad_out_window(row, o, 0u, WINDOW), grad_out_window(row, o, 1u, WINDOW), grad_out_window(row, o, 2u, WINDOW), grad_out_window(row, o, 3u, WINDOW), wco + ky * KW, true, KW);
         continue;
       }
       for (var kx = 0u; kx < KW; kx++) {
@@ -144,18 +149,28 @@ fn conv_backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
       let oy = source_row(iy, CY);
       if (oy >= 0) {
         let row = (plane + u32(oy)) * params.wo;
-        for (var kx = 0u; kx < CX; kx++) {
-          let tx = i32(ph) + params.pad_l - i32(kx);
-          if (tx % s != 0) { continue; }
-          let ox0 = select(tx / s + i32(XP * xb), obase - i32(kx), STRIDE == 1u);
-          block_tap(grad_out4(row, ox0), grad_out4_hi(row, ox0), wco + CY * KW + kx);
-        }
-        if (HAS_CENTRE) {
-          let tx = i32(ph) + params.pad_l - i32(CX);
-          if (tx % s == 0) {
-            let ox0 = select(tx / s + i32(XP * xb), obase - i32(CX), STRIDE == 1u);
-            let kept = vec4<bool>(centre_kept(ci0, co), centre_kept(ci0 + 1u, co), centre_kept(ci0 + 2u, co), centre_kept(ci0 + 3u, co));
-            block_centre(grad_out4(row, ox0), grad_out4_hi(row, ox0), wco + CY * KW + CX, kept);
+        if (UNROLL_ROWS && CENTRE_PLAIN) {
+          // Taps 0..CENTRE_TAPS-1 of the centre row: tap kx reads ox = obase - kx + j, the window from
+          // obase - (CENTRE_TAPS - 1) shifted by CENTRE_TAPS - 1 - kx.
+          let o = obase - i32(CENTRE_TAPS) + 1;
+          let size = CENTRE_WINDOW;
+          if (CENTRE_TAPS > 0u) {
+            block_row(grad_out_window(row, o, 0u, size), grad_out_window(row, o, 1u, size), grad_out_window(row, o, 2u, size), grad_out_window(row, o, 3u, size), wco + CY * KW, true, CENTRE_TAPS);
+          }
+        } else {
+          for (var kx = 0u; kx < CX; kx++) {
+            let tx = i32(ph) + params.pad_l - i32(kx);
+            if (tx % s != 0) { continue; }
+            let ox0 = select(tx / s + i32(XP * xb), obase - i32(kx), STRIDE == 1u);
+            block_tap(grad_out4(row, ox0), grad_out4_hi(row, ox0), wco + CY * KW + kx);
+          }
+          if (HAS_CENTRE) {
+            let tx = i32(ph) + params.pad_l - i32(CX);
+            if (tx % s == 0) {
+              let ox0 = select(tx / s + i32(XP * xb), obase - i32(CX), STRIDE == 1u);
+              let kept = vec4<bool>(centre_kept(ci0, co), centre_kept(ci0 + 1u, co), centre_kept(ci0 + 2u, co), centre_kept(ci0 + 3u, co));
+              block_centre(grad_out4(row, ox0), grad_out4_hi(row, ox0), wco + CY * KW + CX, kept);
+            }
           }
         }
       }

@@ -34,10 +34,15 @@ fn input4(row: u32, ix: i32) -> vec4<f32> {
   return vec4<f32>(input_at(row, ix), input_at(row, ix + s), input_at(row, ix + 2 * s), input_at(row, ix + 3 * s));
 }
 
-// Values 4k..4k+3 of a row window from ix (block_row), zeros past the window.
-fn input_window(row: u32, ix: i32, k: u32) -> vec4<f32> {
-  if (WINDOW > 4u * k) { return input4(row, ix + 4 * i32(k)); }
-  return vec4<f32>(0.0);
+// Values 4k..4k+3 of a row window of `size` values from ix (block_row; stride 1), zeros past it.
+fn input_window(row: u32, ix: i32, k: u32, size: u32) -> vec4<f32> {
+  var v = vec4<f32>(0.0);
+  let b = ix + 4 * i32(k);
+  if (size > 4u * k) { v.x = input_at(row, b); }
+  if (size > 4u * k + 1u) { v.y = input_at(row, b + 1); }
+  if (size > 4u * k + 2u) { v.z = input_at(row, b + 2); }
+  if (size > 4u * k + 3u) { v.w = input_at(row, b + 3); }
+  return v;
 }
 
 // The input values of positions 4..7 of a tap (zeros when the thread has 4 positions).
@@ -146,7 +151,7 @@ fn conv_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
       let row = (plane + u32(iy)) * params.w;
       if (UNROLL_ROWS) {
         // Tap kx reads positions ix0 + kx + j: the window from ix0, shifted by kx.
-        block_row(input_window(row, ix0, 0u), input_window(row, ix0, 1u), input_window(row, ix0, 2u), input_window(row, ix0, 3u), wci + ky * KW, false);
+        block_row(input_window(row, ix0, 0u, WINDOW), input_window(row, ix0, 1u, WINDOW), input_window(row, ix0, 2u, WINDOW), input_window(row, ix0, 3u, WINDOW), wci + ky * KW, false, KW);
         continue;
       }
       for (var kx = 0u; kx < KW; kx++) {
@@ -158,14 +163,22 @@ fn conv_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
       let iy = iy0 + i32(CY);
       if (iy >= 0 && iy < i32(params.h)) {
         let row = (plane + u32(iy)) * params.w;
-        for (var kx = 0u; kx < CX; kx++) {
-          let ix = ix0 + i32(kx);
-          block_tap(input4(row, ix), input4_hi(row, ix), wci + CY * KW + kx);
-        }
-        if (HAS_CENTRE) {
-          let ix = ix0 + i32(CX);
-          let kept = vec4<bool>(centre_kept(ci, co0), centre_kept(ci, co0 + 1u), centre_kept(ci, co0 + 2u), centre_kept(ci, co0 + 3u));
-          block_centre(input4(row, ix), input4_hi(row, ix), wci + CY * KW + CX, kept);
+        if (UNROLL_ROWS && CENTRE_PLAIN) {
+          // Taps 0..CENTRE_TAPS-1 of the centre row (the centre itself for mask B) from one window.
+          let size = CENTRE_WINDOW;
+          if (CENTRE_TAPS > 0u) {
+            block_row(input_window(row, ix0, 0u, size), input_window(row, ix0, 1u, size), input_window(row, ix0, 2u, size), input_window(row, ix0, 3u, size), wci + CY * KW, false, CENTRE_TAPS);
+          }
+        } else {
+          for (var kx = 0u; kx < CX; kx++) {
+            let ix = ix0 + i32(kx);
+            block_tap(input4(row, ix), input4_hi(row, ix), wci + CY * KW + kx);
+          }
+          if (HAS_CENTRE) {
+            let ix = ix0 + i32(CX);
+            let kept = vec4<bool>(centre_kept(ci, co0), centre_kept(ci, co0 + 1u), centre_kept(ci, co0 + 2u), centre_kept(ci, co0 + 3u));
+            block_centre(input4(row, ix), input4_hi(row, ix), wci + CY * KW + CX, kept);
+          }
         }
       }
     }

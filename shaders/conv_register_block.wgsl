@@ -74,21 +74,28 @@ fn block_tap(lo: vec4<f32>, hi: vec4<f32>, wk: u32) {
 override UNROLL_ROWS: bool = STRIDE == 1u && KW <= 7u;
 /** Values of a row window block_row reads: XP positions of KW taps. */
 override WINDOW: u32 = XP + KW - 1u;
+/** Masks A/B without colour groups keep the centre tap (B) or drop it (A) for every channel pair,
+ *  so their centre row is taps 0..CENTRE_TAPS-1 and needs no per-channel test (block_centre). */
+override CENTRE_PLAIN: bool = MASK_AB && GROUPS == 1u;
+override CENTRE_TAPS: u32 = CX + select(0u, 1u, MASK == 2u && GROUPS == 1u);
+/** Values of the centre row's window: XP positions of CENTRE_TAPS taps. */
+override CENTRE_WINDOW: u32 = XP + CENTRE_TAPS - 1u;
 
-// Every tap of one kernel row (stride 1, KW <= 7), unrolled: the row's values are loaded once as a
-// window (w0..w3: values 0..15, only the first WINDOW used) and the tap with shift s takes positions
-// s..s+XP-1 of it, where a loop would load XP values per tap (SwiftShader pays for every load and loop
-// iteration: docs/performance.md). Shift s is tap s, or tap KW - 1 - s when `mirrored` (the input
-// gradient). Window values past WINDOW are never read, so callers may pass anything there.
-fn block_row(w0: vec4<f32>, w1: vec4<f32>, w2: vec4<f32>, w3: vec4<f32>, wrow: u32, mirrored: bool) {
-  let last = KW - 1u;
+// The first `taps` taps of one kernel row (stride 1, taps <= KW <= 7), unrolled: the row's values are
+// loaded once as a window (w0..w3: values 0..15, only the first XP + taps - 1 used) and the tap with
+// shift s takes positions s..s+XP-1 of it, where a loop would load XP values per tap (SwiftShader pays
+// for every load and loop iteration: docs/performance.md). Shift s is tap s, or tap taps - 1 - s when
+// `mirrored` (the input gradient, whose window starts taps - 1 before its first position). Window
+// values past the used ones are never read, so callers may pass anything there.
+fn block_row(w0: vec4<f32>, w1: vec4<f32>, w2: vec4<f32>, w3: vec4<f32>, wrow: u32, mirrored: bool, taps: u32) {
+  let last = taps - 1u;
   block_tap(w0, w1, wrow + select(0u, last, mirrored));
-  if (KW > 1u) { block_tap(vec4<f32>(w0.yzw, w1.x), vec4<f32>(w1.yzw, w2.x), wrow + select(1u, last - 1u, mirrored)); }
-  if (KW > 2u) { block_tap(vec4<f32>(w0.zw, w1.xy), vec4<f32>(w1.zw, w2.xy), wrow + select(2u, last - 2u, mirrored)); }
-  if (KW > 3u) { block_tap(vec4<f32>(w0.w, w1.xyz), vec4<f32>(w1.w, w2.xyz), wrow + select(3u, last - 3u, mirrored)); }
-  if (KW > 4u) { block_tap(w1, w2, wrow + select(4u, last - 4u, mirrored)); }
-  if (KW > 5u) { block_tap(vec4<f32>(w1.yzw, w2.x), vec4<f32>(w2.yzw, w3.x), wrow + select(5u, last - 5u, mirrored)); }
-  if (KW > 6u) { block_tap(vec4<f32>(w1.zw, w2.xy), vec4<f32>(w2.zw, w3.xy), wrow + select(6u, last - 6u, mirrored)); }
+  if (taps > 1u) { block_tap(vec4<f32>(w0.yzw, w1.x), vec4<f32>(w1.yzw, w2.x), wrow + select(1u, last - 1u, mirrored)); }
+  if (taps > 2u) { block_tap(vec4<f32>(w0.zw, w1.xy), vec4<f32>(w1.zw, w2.xy), wrow + select(2u, last - 2u, mirrored)); }
+  if (taps > 3u) { block_tap(vec4<f32>(w0.w, w1.xyz), vec4<f32>(w1.w, w2.xyz), wrow + select(3u, last - 3u, mirrored)); }
+  if (taps > 4u) { block_tap(w1, w2, wrow + select(4u, last - 4u, mirrored)); }
+  if (taps > 5u) { block_tap(vec4<f32>(w1.yzw, w2.x), vec4<f32>(w2.yzw, w3.x), wrow + select(5u, last - 5u, mirrored)); }
+  if (taps > 6u) { block_tap(vec4<f32>(w1.zw, w2.xy), vec4<f32>(w2.zw, w3.xy), wrow + select(6u, last - 6u, mirrored)); }
 }
 
 // The centre tap of masks A/B with colour groups: only the channels j whose kept[j] holds.

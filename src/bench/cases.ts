@@ -64,6 +64,8 @@ interface ConvCase {
   cout: number;
   size: number;
   k: number;
+  /** Kernel height when it differs from k (the horizontal stacks are 1 x k). */
+  kh?: number;
   stride: 1 | 2;
   mask?: ConvMask;
 }
@@ -76,6 +78,9 @@ function convCases(quick: boolean): ConvCase[] {
     { name: 'plain 5x5 16->32 28x28', cin: 16, cout: 32, size: 28, k: 5, stride: 1 },
     { name: 'masked-B 5x5 16->32 28x28', cin: 16, cout: 32, size: 28, k: 5, stride: 1, mask: { type: 'B' } },
     { name: '1x1 32->32 28x28', cin: 32, cout: 32, size: 28, k: 1, stride: 1 },
+    // the E.1 model's horizontal stacks (bench:frameworks): 1x7 mask A on the image and features, 1x5 mask B, gated 2P = 64
+    { name: 'hstack 1x7 A 33->64 28x28', cin: 33, cout: 64, size: 28, k: 7, kh: 1, stride: 1, mask: { type: 'A' } },
+    { name: 'hstack 1x5 B 32->64 28x28', cin: 32, cout: 64, size: 28, k: 5, kh: 1, stride: 1, mask: { type: 'B' } },
     // the encoder
     { name: 'enc 3x3 1->32 28x28', cin: 1, cout: 32, size: 28, k: 3, stride: 1 },
     { name: 'enc 3x3 32->32 s2 28->14', cin: 32, cout: 32, size: 28, k: 3, stride: 2 },
@@ -112,16 +117,20 @@ export async function runBench(gpu: GpuContext, args: BenchOptions, emit: (recor
   }
 
   for (const c of convCases(args.quick)) {
-    const pad = Math.floor(c.k / 2);
-    const out = Math.floor((c.size + 2 * pad - c.k) / c.stride) + 1;
+    const kh = c.kh ?? c.k;
+    const padX = Math.floor(c.k / 2);
+    const padY = Math.floor(kh / 2);
+    const pad = [padY, padY, padX, padX] as const;
+    const out = Math.floor((c.size + 2 * padX - c.k) / c.stride) + 1;
+    const outY = Math.floor((c.size + 2 * padY - kh) / c.stride) + 1;
     const x = randomTensor([batch, c.cin, c.size, c.size], 4);
-    const w = randomTensor([c.cout, c.cin, c.k, c.k], 5);
-    const gy = randomTensor([batch, c.cout, out, out], 6);
-    // Dense FLOPs of the GEMM view (M = B*Ho*Wo, N = Cout, K = Cin*k*k), and the taps actually visited.
-    const m = batch * out * out;
-    const kDense = c.cin * c.k * c.k;
+    const w = randomTensor([c.cout, c.cin, kh, c.k], 5);
+    const gy = randomTensor([batch, c.cout, outY, out], 6);
+    // Dense FLOPs of the GEMM view (M = B*Ho*Wo, N = Cout, K = Cin*kh*kw), and the taps actually visited.
+    const m = batch * outY * out;
+    const kDense = c.cin * kh * c.k;
     const flops = 2 * m * c.cout * kDense;
-    const usefulFlops = 2 * m * c.cout * c.cin * tapsVisited(c.k, c.k, c.mask);
+    const usefulFlops = 2 * m * c.cout * c.cin * tapsVisited(kh, c.k, c.mask);
     const ops: [string, () => void][] = [
       ['forward', () => void E.conv2d(x, w, { stride: c.stride, padding: pad, mask: c.mask })],
       ['grad-input', () => {
@@ -141,7 +150,7 @@ export async function runBench(gpu: GpuContext, args: BenchOptions, emit: (recor
     const name0 = `conv ${c.name} b${batch}`;
     let matmulGflops = 0;
     if (ops.some(([dir]) => wanted(`${name0} ${dir}`))) {
-      const kUseful = c.cin * tapsVisited(c.k, c.k, c.mask);
+      const kUseful = c.cin * tapsVisited(kh, c.k, c.mask);
       const a = randomTensor([m, kUseful], 7);
       const b = randomTensor([kUseful, c.cout], 8);
       const ms = await time(gpu, () => void E.matmul(a, b), args.reps);
@@ -260,12 +269,59 @@ async function trainCase(gpu: GpuContext, base: Record<string, string>, label: s
     ratio: +(stepGflops / reference.best).toFixed(3), target_ratio: 0.6,
   });
   // Profile: record one step's dispatches, then replay each alone (5 times per submit).
-  const recorded: [KernelSpec, readonly (GPUBuffer | GPUBufferBinding)[], Uint32Array, readonly number[]][] = [];
   // A replayed step (step-replay.ts) bypasses dispatch(), so the profiled step is recorded afresh.
   trainer.replaySteps = false;
+  const stepProfile = await profileDispatches(gpu, () => trainer.trainStep());
+  emit({ ...base, case: `train ${label} kernel profile`, dispatches_per_step: stepProfile.dispatches, replayed_ms: stepProfile.replayed_ms, kernels: stepProfile.kernels });
+  // The evaluation forward (the -ELBO of a batch, no gradients), timed and profiled the same way:
+  // bench:frameworks races it, and the issue asks it to be as fast per FLOP as inside training.
+  const x = randomTensor([batch, 1, config.imageSize, config.imageSize], 5);
+  const noise = model.hasLatent ? randomTensor([batch, config.latentDim], 6) : null;
+  const forward = (): void => E.noGrad(() => E.tidy(() => void model.loss(x, noise, 1)));
+  forward();
+  await gpu.sync();
+  const forwardReps = quick ? 3 : 2;
+  t0 = now();
+  for (let i = 0; i < forwardReps; i++) {
+    forward();
+    await gpu.throttle();
+  }
+  await gpu.sync();
+  const forwardMs = (now() - t0) / forwardReps;
+  const forwardGflops = (2 * model.macsPerImage() * batch) / forwardMs / 1e6;
+  emit({
+    ...base, case: `forward ${label} b${batch}${quick ? ' (small widths)' : ''}`, ms_per_batch: +forwardMs.toFixed(1),
+    images_per_s: +((1000 * batch) / forwardMs).toFixed(2), gflops: +forwardGflops.toFixed(3),
+    gflops_vs_training_step: +(forwardGflops / stepGflops).toFixed(3),
+  });
+  const forwardProfile = await profileDispatches(gpu, forward);
+  emit({ ...base, case: `forward ${label} kernel profile`, dispatches_per_forward: forwardProfile.dispatches, replayed_ms: forwardProfile.replayed_ms, kernels: forwardProfile.kernels });
+  x.dispose();
+  noise?.dispose();
+  trainer.dispose();
+  trainer.optimizer.dispose();
+  data.dispose();
+  model.dispose();
+}
+
+/**
+ * Records the dispatches `run` makes, then replays each alone (5 times per submit) and sums the times
+ * per kernel; convolutions are keyed by kernel size and stride too, so a slow shape shows apart.
+ */
+interface DispatchProfile {
+  dispatches: number;
+  replayed_ms: number;
+  kernels: { kernel: string; dispatches: number; ms: number; share: number }[];
+}
+
+async function profileDispatches(gpu: GpuContext, run: () => void): Promise<DispatchProfile> {
+  const recorded: [KernelSpec, readonly (GPUBuffer | GPUBufferBinding)[], Uint32Array, readonly number[]][] = [];
   gpu.onDispatch = (spec, buffers, params, workgroups) => recorded.push([spec, buffers, params, workgroups]);
-  trainer.trainStep();
-  gpu.onDispatch = null;
+  try {
+    run();
+  } finally {
+    gpu.onDispatch = null;
+  }
   await gpu.sync();
   const byKernel = new Map<string, { ms: number; count: number }>();
   for (const [spec, buffers, params, workgroups] of recorded) {
@@ -273,7 +329,6 @@ async function trainCase(gpu: GpuContext, base: Record<string, string>, label: s
     for (let r = 0; r < 5; r++) gpu.dispatch(spec, buffers, params, workgroups);
     await gpu.sync();
     const ms = (now() - t) / 5;
-    // Convolutions by kernel size and stride too, so a slow shape shows apart from the fast ones.
     const c = spec.constants ?? {};
     const key = `${spec.name}:${spec.entry}${c.KH !== undefined ? ` ${c.KH}x${c.KW ?? c.KH} s${c.STRIDE ?? 1}` : ''}`;
     const entry = byKernel.get(key) ?? { ms: 0, count: 0 };
@@ -283,13 +338,8 @@ async function trainCase(gpu: GpuContext, base: Record<string, string>, label: s
   }
   const total = [...byKernel.values()].reduce((a, b) => a + b.ms, 0);
   const top = [...byKernel.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, 16);
-  emit({
-    ...base, case: `train ${label} kernel profile`, dispatches_per_step: recorded.length, replayed_ms: Math.round(total),
+  return {
+    dispatches: recorded.length, replayed_ms: Math.round(total),
     kernels: top.map(([k, v]) => ({ kernel: k, dispatches: v.count, ms: +v.ms.toFixed(1), share: +(v.ms / total).toFixed(3) })),
-  });
-  trainer.dispose();
-  trainer.optimizer.dispose();
-  data.dispose();
-  model.dispose();
+  };
 }
-
