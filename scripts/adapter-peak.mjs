@@ -7,10 +7,12 @@
 //   load-uniform  + one load per iteration whose address is the same for a whole workgroup
 //   load-lane     + one load per iteration whose address differs per thread
 //   load-lane4    + four such loads
+//   load-spread4  + four loads per thread whose addresses are 8 apart between neighbouring threads
+//                 (the conv kernels' layout: each thread owns 8 consecutive positions)
 //   inner-loop    the same work as regs, as an inner loop of 4 iterations
 import { create, globals } from 'webgpu';
 
-const MODES = ['regs', 'load-uniform', 'load-lane', 'load-lane4', 'inner-loop'];
+const MODES = ['regs', 'load-uniform', 'load-lane', 'load-lane4', 'load-spread4', 'inner-loop'];
 const modes = process.argv.slice(2).length ? process.argv.slice(2) : MODES;
 for (const m of modes) {
   if (!MODES.includes(m)) {
@@ -37,6 +39,7 @@ const extra = {
   'load-uniform': 'w = src[(wid.x + i) & 1023u];',
   'load-lane': 'x.x = src[(gid.x + i) & 1023u];',
   'load-lane4': 'x = vec4<f32>(src[(gid.x + i) & 1023u], src[(gid.x + i + 1u) & 1023u], src[(gid.x + i + 2u) & 1023u], src[(gid.x + i + 3u) & 1023u]);',
+  'load-spread4': 'x = vec4<f32>(src[(8u * gid.x + i) & 1023u], src[(8u * gid.x + i + 1u) & 1023u], src[(8u * gid.x + i + 2u) & 1023u], src[(8u * gid.x + i + 3u) & 1023u]);',
 };
 
 function shader(mode) {
