@@ -180,6 +180,119 @@ fn conv_backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
   store_block(n, ci0, iy, ph, xb);
 }
 
+// ---- unmasked stride 2 (conv.ts's stridePairs(); KW <= 7): a thread owns CB input channels x 8
+// consecutive input positions ix = 8 xb + i, both phases: acc_j the even ones (ix = 2 (m0 + j),
+// m0 = 4 xb), acc_hi_j the odd ones. Each kernel column kx then feeds one phase, (kx + PAD_L) % 2, at
+// ox = m0 + j + d(kx), d(kx) = (phase + PAD_L - kx) / 2, a constant: a row's taps all read one window
+// of grad_out from m0 + PAIR_DMIN, unrolled, with no per-thread parity test (which made the general
+// entry's stride-2 loop cost more than its arithmetic on SwiftShader).
+
+/** The forward's left padding (stridePairs() sets it; the kernel columns' phases depend on it). */
+override PAD_L: i32 = 0;
+/** d(kx) of the last column (the smallest) and of column 0 (the largest); the window is 4 + their span. */
+override PAIR_DMIN: i32 = ((i32(KW) - 1 + PAD_L) % 2 + PAD_L - i32(KW) + 1) / 2;
+override PAIR_DMAX: i32 = (PAD_L % 2 + PAD_L) / 2;
+override PAIR_WINDOW: u32 = u32(4 + PAIR_DMAX - PAIR_DMIN);
+
+// Column kx of a row: window values from its shift, into the even or odd positions' accumulators.
+fn pair_column(w0: vec4<f32>, w1: vec4<f32>, w2: vec4<f32>, wrow: u32, kx: u32) {
+  let odd = (kx + u32(PAD_L)) % 2u == 1u;
+  let shift = (select(0, 1, odd) + PAD_L - i32(kx)) / 2 - PAIR_DMIN;
+  var v = w0;
+  if (shift == 1) { v = vec4<f32>(w0.yzw, w1.x); }
+  if (shift == 2) { v = vec4<f32>(w0.zw, w1.xy); }
+  if (shift == 3) { v = vec4<f32>(w0.w, w1.xyz); }
+  if (shift == 4) { v = w1; }
+  if (shift == 5) { v = vec4<f32>(w1.yzw, w2.x); }
+  if (shift == 6) { v = vec4<f32>(w1.zw, w2.xy); }
+  if (shift == 7) { v = vec4<f32>(w1.w, w2.xyz); }
+  let wk = wrow + kx;
+  let f0 = weight[filter0 + wk];
+  var f1 = 0.0;
+  var f2 = 0.0;
+  var f3 = 0.0;
+  if (CB > 1u) { f1 = weight[filter1 + wk]; }
+  if (CB > 2u) {
+    f2 = weight[filter2 + wk];
+    f3 = weight[filter3 + wk];
+  }
+  if (odd) {
+    acc_hi0 += f0 * v;
+    if (CB > 1u) { acc_hi1 += f1 * v; }
+    if (CB > 2u) {
+      acc_hi2 += f2 * v;
+      acc_hi3 += f3 * v;
+    }
+  } else {
+    acc0 += f0 * v;
+    if (CB > 1u) { acc1 += f1 * v; }
+    if (CB > 2u) {
+      acc2 += f2 * v;
+      acc3 += f3 * v;
+    }
+  }
+}
+
+@compute @workgroup_size(64)
+fn conv_backward_input_s2(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let t = linear_id(gid, nwg);
+  if (t >= params.threads) { return; }
+  let slot = block_slot(t, params.h);
+  let xb = slot.x;
+  let iy = slot.y;
+  let cb = slot.z;
+  let n = slot.w;
+
+  let ci0 = cb * CB;
+  let taps = KH * KW;
+  block_start(ci0, params.cin - 1u, taps);
+  let o = i32(4u * xb) + PAIR_DMIN;
+  let size = PAIR_WINDOW;
+  // The first kernel row whose taps reach input row iy; then every second one.
+  let ky0 = u32((i32(iy) + params.pad_t) % 2);
+  for (var co = 0u; co < params.cout; co++) {
+    let plane = (n * params.cout + co) * params.ho;
+    let wco = co * params.cin * taps;
+    for (var ky = ky0; ky < KH; ky += 2u) {
+      let oy = source_row(iy, ky);
+      if (oy < 0) { continue; }
+      let row = (plane + u32(oy)) * params.wo;
+      let w0 = grad_out_window(row, o, 0u, size);
+      let w1 = grad_out_window(row, o, 1u, size);
+      let w2 = grad_out_window(row, o, 2u, size);
+      let wrow = wco + ky * KW;
+      pair_column(w0, w1, w2, wrow, 0u);
+      if (KW > 1u) { pair_column(w0, w1, w2, wrow, 1u); }
+      if (KW > 2u) { pair_column(w0, w1, w2, wrow, 2u); }
+      if (KW > 3u) { pair_column(w0, w1, w2, wrow, 3u); }
+      if (KW > 4u) { pair_column(w0, w1, w2, wrow, 4u); }
+      if (KW > 5u) { pair_column(w0, w1, w2, wrow, 5u); }
+      if (KW > 6u) { pair_column(w0, w1, w2, wrow, 6u); }
+    }
+  }
+
+  // Even positions are phase 0 of the general entry's layout with XP = 4, odd ones phase 1.
+  let last = params.cin - 1u;
+  var b = vec4<f32>(0.0);
+  if (HAS_BIAS) {
+    b = vec4<f32>(bias[ci0], bias[min(ci0 + 1u, last)], bias[min(ci0 + 2u, last)], bias[min(ci0 + 3u, last)]);
+  }
+  store_grad_input(n, ci0, iy, 0u, xb, 0u, acc0 + b.x);
+  store_grad_input(n, ci0, iy, 1u, xb, 0u, acc_hi0 + b.x);
+  if (CB > 1u && ci0 + 1u < params.cin) {
+    store_grad_input(n, ci0 + 1u, iy, 0u, xb, 0u, acc1 + b.y);
+    store_grad_input(n, ci0 + 1u, iy, 1u, xb, 0u, acc_hi1 + b.y);
+  }
+  if (CB > 2u && ci0 + 2u < params.cin) {
+    store_grad_input(n, ci0 + 2u, iy, 0u, xb, 0u, acc2 + b.z);
+    store_grad_input(n, ci0 + 2u, iy, 1u, xb, 0u, acc_hi2 + b.z);
+  }
+  if (CB > 3u && ci0 + 3u < params.cin) {
+    store_grad_input(n, ci0 + 3u, iy, 0u, xb, 0u, acc3 + b.w);
+    store_grad_input(n, ci0 + 3u, iy, 1u, xb, 0u, acc_hi3 + b.w);
+  }
+}
+
 // Unmasked 1x1 kernels at stride 1 (conv.ts's pointwise()): one tap per output channel (weight offset co * cin),
 // two channels a step, in an entry of its own, as conv_forward_1x1.
 @compute @workgroup_size(64)

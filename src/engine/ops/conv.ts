@@ -174,6 +174,14 @@ function pointwise(g: Geometry): boolean {
   return g.kh === 1 && g.kw === 1 && g.mask === 0 && g.stride === 1;
 }
 
+/**
+ * Unmasked stride 2 with KW <= 7 and non-negative padding: the input gradient's conv_backward_input_s2
+ * serves it (both phases of 8 consecutive positions per thread, taps unrolled).
+ */
+function stridePairs(g: Geometry): boolean {
+  return g.stride === 2 && g.mask === 0 && g.kw <= 7 && g.padL >= 0 && g.padT >= 0;
+}
+
 /** A scratch buffer for an unused read-write binding. */
 function scratch(): Tensor {
   return empty([1]);
@@ -248,6 +256,12 @@ function runBackwardInput(gy: Tensor, w: Tensor, g: Geometry, bias?: Tensor, var
     const patch = (Math.floor((TILE_H + g.kh - 2) / g.stride) + 2) * (Math.floor((TILE_W + g.kw - 2) / g.stride) + 2);
     constants.CHK = tiledChunk(patch + cig * g.kh * g.kw, g.cout);
     launch(spec('backwardInputTiled', 'conv_backward_input_tiled', constants, bindings), buffers, params(g, 0, cblocks, 0, tilesX, tilesY), grid1d(g.n * cblocks * tilesX * tilesY));
+  } else if (stridePairs(g)) {
+    // A thread: CB channels x 8 consecutive positions (4 per phase), so XP = 4 in the stores.
+    const cblocks = Math.ceil(g.cin / cb);
+    const xblocks = Math.ceil(g.w / 8);
+    const threads = g.n * cblocks * g.h * xblocks;
+    launch(spec('backwardInput', 'conv_backward_input_s2', { ...constants, XP: 4, PAD_L: g.padL }, bindings), buffers, params(g, threads, cblocks, xblocks), threadsGrid(threads, WG));
   } else {
     const cblocks = Math.ceil(g.cin / cb);
     const xblocks = g.stride * Math.ceil(perPhase / xp);
