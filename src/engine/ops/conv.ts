@@ -182,6 +182,11 @@ function stridePairs(g: Geometry): boolean {
   return g.stride === 2 && g.mask === 0 && g.kw <= 7 && g.padL >= 0 && g.padT >= 0;
 }
 
+/** Stride 1, unmasked or vstack, KW <= 7, more than one kernel row: conv_forward_two_rows serves it. */
+function twoRows(g: Geometry): boolean {
+  return g.stride === 1 && (g.mask === 0 || g.mask === 3) && g.kw <= 7 && g.kh > 1;
+}
+
 /** A scratch buffer for an unused read-write binding. */
 function scratch(): Tensor {
   return empty([1]);
@@ -227,6 +232,11 @@ function runForward(x: Tensor, w: Tensor, g: Geometry, extras: ForwardExtras = {
     const patch = ((TILE_H - 1) * g.stride + g.kh) * ((TILE_W - 1) * g.stride + g.kw);
     constants.CIT = tiledChunk(patch + cot * g.kh * g.kw, g.cin);
     launch(spec('forwardTiled', 'conv_forward_tiled', constants, bindings), buffers, params(g, 0, cblocks, 0, tilesX, tilesY), grid1d(g.n * cblocks * tilesX * tilesY));
+  } else if (twoRows(g)) {
+    const cblocks = Math.ceil(g.cout / cb);
+    const xblocks = Math.ceil(g.wo / xp);
+    const threads = g.n * cblocks * Math.ceil(g.ho / 2) * xblocks;
+    launch(spec('forward', 'conv_forward_two_rows', constants, bindings), buffers, params(g, threads, cblocks, xblocks), threadsGrid(threads, WG));
   } else {
     const cblocks = Math.ceil(g.cout / cb);
     const xblocks = Math.ceil(g.wo / xp);
