@@ -73,23 +73,28 @@ fn store_grad_input(n: u32, c: u32, iy: u32, ph: u32, xb: u32, j0: u32, v: vec4<
   }
 }
 
-// Stores the thread's block (+ bias), positions 0..3 and 4..7.
-fn store_block(n: u32, ci0: u32, iy: u32, ph: u32, xb: u32) {
+// Stores a block (+ bias) of input row iy: a_j channel j at positions 0..3, h_j at 4..7.
+fn store_rows(n: u32, ci0: u32, iy: u32, ph: u32, xb: u32, a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>, h0: vec4<f32>, h1: vec4<f32>, h2: vec4<f32>, h3: vec4<f32>) {
   let last = params.cin - 1u;
   var b = vec4<f32>(0.0);
   if (HAS_BIAS) {
     b = vec4<f32>(bias[ci0], bias[min(ci0 + 1u, last)], bias[min(ci0 + 2u, last)], bias[min(ci0 + 3u, last)]);
   }
-  store_grad_input(n, ci0, iy, ph, xb, 0u, acc0 + b.x);
-  if (CB > 1u && ci0 + 1u < params.cin) { store_grad_input(n, ci0 + 1u, iy, ph, xb, 0u, acc1 + b.y); }
-  if (CB > 2u && ci0 + 2u < params.cin) { store_grad_input(n, ci0 + 2u, iy, ph, xb, 0u, acc2 + b.z); }
-  if (CB > 3u && ci0 + 3u < params.cin) { store_grad_input(n, ci0 + 3u, iy, ph, xb, 0u, acc3 + b.w); }
+  store_grad_input(n, ci0, iy, ph, xb, 0u, a0 + b.x);
+  if (CB > 1u && ci0 + 1u < params.cin) { store_grad_input(n, ci0 + 1u, iy, ph, xb, 0u, a1 + b.y); }
+  if (CB > 2u && ci0 + 2u < params.cin) { store_grad_input(n, ci0 + 2u, iy, ph, xb, 0u, a2 + b.z); }
+  if (CB > 3u && ci0 + 3u < params.cin) { store_grad_input(n, ci0 + 3u, iy, ph, xb, 0u, a3 + b.w); }
   if (XP > 4u) {
-    store_grad_input(n, ci0, iy, ph, xb, 4u, acc_hi0 + b.x);
-    if (CB > 1u && ci0 + 1u < params.cin) { store_grad_input(n, ci0 + 1u, iy, ph, xb, 4u, acc_hi1 + b.y); }
-    if (CB > 2u && ci0 + 2u < params.cin) { store_grad_input(n, ci0 + 2u, iy, ph, xb, 4u, acc_hi2 + b.z); }
-    if (CB > 3u && ci0 + 3u < params.cin) { store_grad_input(n, ci0 + 3u, iy, ph, xb, 4u, acc_hi3 + b.w); }
+    store_grad_input(n, ci0, iy, ph, xb, 4u, h0 + b.x);
+    if (CB > 1u && ci0 + 1u < params.cin) { store_grad_input(n, ci0 + 1u, iy, ph, xb, 4u, h1 + b.y); }
+    if (CB > 2u && ci0 + 2u < params.cin) { store_grad_input(n, ci0 + 2u, iy, ph, xb, 4u, h2 + b.z); }
+    if (CB > 3u && ci0 + 3u < params.cin) { store_grad_input(n, ci0 + 3u, iy, ph, xb, 4u, h3 + b.w); }
   }
+}
+
+// Stores the thread's block (the register block's acc_*).
+fn store_block(n: u32, ci0: u32, iy: u32, ph: u32, xb: u32) {
+  store_rows(n, ci0, iy, ph, xb, acc0, acc1, acc2, acc3, acc_hi0, acc_hi1, acc_hi2, acc_hi3);
 }
 
 @compute @workgroup_size(64)
@@ -178,6 +183,62 @@ fn conv_backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
   }
 
   store_block(n, ci0, iy, ph, xb);
+}
+
+// ---- two input rows per thread (conv.ts's twoRows(): stride 1, unmasked or vstack, KW <= 7): input
+// rows iy and iy + 1 meet output row iy + pad_t - ky through kernel rows ky and ky + 1, so each weight
+// loaded feeds both rows' blocks (two_row_taps in conv_register_block.wgsl). acc_* hold row iy,
+// below_* row iy + 1.
+
+// Window k of grad_out row oy, zeros when the row is outside the output.
+fn grad_out_row_window(plane: u32, oy: i32, o: i32, k: u32) -> vec4<f32> {
+  if (oy < 0 || oy >= i32(params.ho)) { return vec4<f32>(0.0); }
+  return grad_out_window((plane + u32(oy)) * params.wo, o, k, WINDOW);
+}
+
+@compute @workgroup_size(64)
+fn conv_backward_input_two_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let t = linear_id(gid, nwg);
+  if (t >= params.threads) { return; }
+  let slot = block_slot(t, (params.h + 1u) / 2u);
+  let xb = slot.x;
+  let iy = 2u * slot.y;
+  let cb = slot.z;
+  let n = slot.w;
+
+  let ci0 = cb * CB;
+  let taps = KH * KW;
+  block_start(ci0, params.cin - 1u, taps);
+  below_start();
+  // Tap kx reads ox = obase - kx + j: the window from obase - (KW - 1), shifted by KW - 1 - kx.
+  let o = i32(XP * xb) + params.pad_l - i32(KW - 1u);
+  let oy0 = i32(iy) + params.pad_t;
+  for (var co = 0u; co < params.cout; co++) {
+    let plane = (n * params.cout + co) * params.ho;
+    let wco = co * params.cin * taps;
+    // Row iy + 1's output row for ky = 0; each step's row iy output row is the next step's row iy + 1 one.
+    var b0 = grad_out_row_window(plane, oy0 + 1, o, 0u);
+    var b1 = grad_out_row_window(plane, oy0 + 1, o, 1u);
+    var b2 = grad_out_row_window(plane, oy0 + 1, o, 2u);
+    var b3 = grad_out_row_window(plane, oy0 + 1, o, 3u);
+    for (var ky = 0u; ky < FULL_ROWS; ky++) {
+      let oy = oy0 - i32(ky);
+      let a0 = grad_out_row_window(plane, oy, o, 0u);
+      let a1 = grad_out_row_window(plane, oy, o, 1u);
+      let a2 = grad_out_row_window(plane, oy, o, 2u);
+      let a3 = grad_out_row_window(plane, oy, o, 3u);
+      two_row_taps(a0, a1, a2, a3, b0, b1, b2, b3, wco + ky * KW, true);
+      b0 = a0;
+      b1 = a1;
+      b2 = a2;
+      b3 = a3;
+    }
+  }
+
+  store_block(n, ci0, iy, 0u, xb);
+  if (iy + 1u < params.h) {
+    store_rows(n, ci0, iy + 1u, 0u, xb, below0, below1, below2, below3, below_hi0, below_hi1, below_hi2, below_hi3);
+  }
 }
 
 // ---- unmasked stride 2 (conv.ts's stridePairs(); KW <= 7): a thread owns CB input channels x 8

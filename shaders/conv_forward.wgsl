@@ -190,81 +190,7 @@ fn conv_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
 
 // ---- two output rows per thread (conv.ts's twoRows(): stride 1, unmasked or vstack, KW <= 7): rows
 // oy and oy + 1 meet input row iy0 + ky + 1 through kernel rows ky + 1 and ky, so each weight loaded
-// feeds both rows' blocks (16 vec4 FMAs for 4 loads), where one row per thread fed 8. acc_* (the
-// register block) hold row oy, below_* row oy + 1.
-
-var<private> below0: vec4<f32>;
-var<private> below1: vec4<f32>;
-var<private> below2: vec4<f32>;
-var<private> below3: vec4<f32>;
-var<private> below_hi0: vec4<f32>;
-var<private> below_hi1: vec4<f32>;
-var<private> below_hi2: vec4<f32>;
-var<private> below_hi3: vec4<f32>;
-
-// One tap for both rows: lo/hi the values for row oy, below_lo/below_hi for row oy + 1.
-fn two_row_tap(lo: vec4<f32>, hi: vec4<f32>, below_lo: vec4<f32>, below_hi: vec4<f32>, wk: u32) {
-  let w0 = weight[filter0 + wk];
-  acc0 += w0 * lo;
-  below0 += w0 * below_lo;
-  if (XP > 4u) {
-    acc_hi0 += w0 * hi;
-    below_hi0 += w0 * below_hi;
-  }
-  if (CB > 1u) {
-    let w1 = weight[filter1 + wk];
-    acc1 += w1 * lo;
-    below1 += w1 * below_lo;
-    if (XP > 4u) {
-      acc_hi1 += w1 * hi;
-      below_hi1 += w1 * below_hi;
-    }
-  }
-  if (CB > 2u) {
-    let w2 = weight[filter2 + wk];
-    let w3 = weight[filter3 + wk];
-    acc2 += w2 * lo;
-    acc3 += w3 * lo;
-    below2 += w2 * below_lo;
-    below3 += w3 * below_lo;
-    if (XP > 4u) {
-      acc_hi2 += w2 * hi;
-      acc_hi3 += w3 * hi;
-      below_hi2 += w2 * below_hi;
-      below_hi3 += w3 * below_hi;
-    }
-  }
-}
-
-// Values s..s+3 and s+4..s+7 of a window (w0..w3: values 0..15), s < 8.
-fn window_at(w0: vec4<f32>, w1: vec4<f32>, w2: vec4<f32>, s: u32) -> vec4<f32> {
-  switch (s) {
-    case 0u: { return w0; }
-    case 1u: { return vec4<f32>(w0.yzw, w1.x); }
-    case 2u: { return vec4<f32>(w0.zw, w1.xy); }
-    case 3u: { return vec4<f32>(w0.w, w1.xyz); }
-    case 4u: { return w1; }
-    case 5u: { return vec4<f32>(w1.yzw, w2.x); }
-    case 6u: { return vec4<f32>(w1.zw, w2.xy); }
-    default: { return vec4<f32>(w1.w, w2.xyz); }
-  }
-}
-
-// Tap kx of kernel row `wrow` for both rows, from their windows (a: row oy's input row, b: row oy + 1's).
-fn two_row_column(a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>, b3: vec4<f32>, wrow: u32, kx: u32) {
-  two_row_tap(window_at(a0, a1, a2, kx), window_at(a1, a2, a3, kx), window_at(b0, b1, b2, kx), window_at(b1, b2, b3, kx), wrow + kx);
-}
-
-// Both rows' taps of kernel row ky, unrolled: a = input row iy0 + ky (for oy), b = iy0 + ky + 1 (for oy + 1).
-fn two_row_taps(a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>, b3: vec4<f32>, wrow: u32) {
-  two_row_column(a0, a1, a2, a3, b0, b1, b2, b3, wrow, 0u);
-  if (KW > 1u) { two_row_column(a0, a1, a2, a3, b0, b1, b2, b3, wrow, 1u); }
-  if (KW > 2u) { two_row_column(a0, a1, a2, a3, b0, b1, b2, b3, wrow, 2u); }
-  if (KW > 3u) { two_row_column(a0, a1, a2, a3, b0, b1, b2, b3, wrow, 3u); }
-  if (KW > 4u) { two_row_column(a0, a1, a2, a3, b0, b1, b2, b3, wrow, 4u); }
-  if (KW > 5u) { two_row_column(a0, a1, a2, a3, b0, b1, b2, b3, wrow, 5u); }
-  if (KW > 6u) { two_row_column(a0, a1, a2, a3, b0, b1, b2, b3, wrow, 6u); }
-}
+// feeds both rows' blocks (two_row_taps in conv_register_block.wgsl). acc_* hold row oy, below_* row oy + 1.
 
 // Window k of input row iy, zeros when the row is outside the input.
 fn row_window(plane: u32, iy: i32, ix0: i32, k: u32) -> vec4<f32> {
@@ -284,14 +210,7 @@ fn conv_forward_two_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin
 
   let co0 = cb * CB;
   block_start(co0, params.cout - 1u, params.cin * KH * KW);
-  below0 = vec4<f32>(0.0);
-  below1 = vec4<f32>(0.0);
-  below2 = vec4<f32>(0.0);
-  below3 = vec4<f32>(0.0);
-  below_hi0 = vec4<f32>(0.0);
-  below_hi1 = vec4<f32>(0.0);
-  below_hi2 = vec4<f32>(0.0);
-  below_hi3 = vec4<f32>(0.0);
+  below_start();
 
   let ox0 = xb * XP;
   let ix0 = i32(ox0) - params.pad_l;
@@ -310,7 +229,7 @@ fn conv_forward_two_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin
       let b1 = row_window(plane, iy, ix0, 1u);
       let b2 = row_window(plane, iy, ix0, 2u);
       let b3 = row_window(plane, iy, ix0, 3u);
-      two_row_taps(a0, a1, a2, a3, b0, b1, b2, b3, wci + ky * KW);
+      two_row_taps(a0, a1, a2, a3, b0, b1, b2, b3, wci + ky * KW, false);
       a0 = b0;
       a1 = b1;
       a2 = b2;

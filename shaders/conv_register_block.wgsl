@@ -119,3 +119,93 @@ fn block_centre(lo: vec4<f32>, hi: vec4<f32>, wk: u32, kept: vec4<bool>) {
     }
   }
 }
+
+// ---- two rows per thread (the forward's conv_forward_two_rows, the input gradient's
+// conv_backward_input_two_rows): a second block, below_*, for the row under the thread's row. Both
+// rows take the same tap from windows of different rows, so each weight loaded feeds 16 vec4 FMAs
+// where one row fed 8 (weight loads were about 30% of a SwiftShader conv: docs/performance.md).
+
+var<private> below0: vec4<f32>;
+var<private> below1: vec4<f32>;
+var<private> below2: vec4<f32>;
+var<private> below3: vec4<f32>;
+var<private> below_hi0: vec4<f32>;
+var<private> below_hi1: vec4<f32>;
+var<private> below_hi2: vec4<f32>;
+var<private> below_hi3: vec4<f32>;
+
+fn below_start() {
+  below0 = vec4<f32>(0.0);
+  below1 = vec4<f32>(0.0);
+  below2 = vec4<f32>(0.0);
+  below3 = vec4<f32>(0.0);
+  below_hi0 = vec4<f32>(0.0);
+  below_hi1 = vec4<f32>(0.0);
+  below_hi2 = vec4<f32>(0.0);
+  below_hi3 = vec4<f32>(0.0);
+}
+
+// One tap for both rows: lo/hi the values for the thread's row, below_lo/below_hi for the row under it.
+fn two_row_tap(lo: vec4<f32>, hi: vec4<f32>, below_lo: vec4<f32>, below_hi: vec4<f32>, wk: u32) {
+  let w0 = weight[filter0 + wk];
+  acc0 += w0 * lo;
+  below0 += w0 * below_lo;
+  if (XP > 4u) {
+    acc_hi0 += w0 * hi;
+    below_hi0 += w0 * below_hi;
+  }
+  if (CB > 1u) {
+    let w1 = weight[filter1 + wk];
+    acc1 += w1 * lo;
+    below1 += w1 * below_lo;
+    if (XP > 4u) {
+      acc_hi1 += w1 * hi;
+      below_hi1 += w1 * below_hi;
+    }
+  }
+  if (CB > 2u) {
+    let w2 = weight[filter2 + wk];
+    let w3 = weight[filter3 + wk];
+    acc2 += w2 * lo;
+    acc3 += w3 * lo;
+    below2 += w2 * below_lo;
+    below3 += w3 * below_lo;
+    if (XP > 4u) {
+      acc_hi2 += w2 * hi;
+      acc_hi3 += w3 * hi;
+      below_hi2 += w2 * below_hi;
+      below_hi3 += w3 * below_hi;
+    }
+  }
+}
+
+// Values s..s+3 of a window (w0..w2: values 0..11), s < 8 (a constant where it is called).
+fn window_at(w0: vec4<f32>, w1: vec4<f32>, w2: vec4<f32>, s: u32) -> vec4<f32> {
+  switch (s) {
+    case 0u: { return w0; }
+    case 1u: { return vec4<f32>(w0.yzw, w1.x); }
+    case 2u: { return vec4<f32>(w0.zw, w1.xy); }
+    case 3u: { return vec4<f32>(w0.w, w1.xyz); }
+    case 4u: { return w1; }
+    case 5u: { return vec4<f32>(w1.yzw, w2.x); }
+    case 6u: { return vec4<f32>(w1.zw, w2.xy); }
+    default: { return vec4<f32>(w1.w, w2.xyz); }
+  }
+}
+
+// The tap with shift s of kernel row `wrow` for both rows, from their windows (a: the thread's row's,
+// b: the row under it); shift s is tap s, or tap KW - 1 - s when `mirrored`, as in block_row.
+fn two_row_column(a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>, b3: vec4<f32>, wrow: u32, s: u32, mirrored: bool) {
+  two_row_tap(window_at(a0, a1, a2, s), window_at(a1, a2, a3, s), window_at(b0, b1, b2, s), window_at(b1, b2, b3, s), wrow + select(s, KW - 1u - s, mirrored));
+}
+
+// Every tap of one kernel row for both rows, unrolled.
+fn two_row_taps(a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>, b3: vec4<f32>, wrow: u32, mirrored: bool) {
+  two_row_column(a0, a1, a2, a3, b0, b1, b2, b3, wrow, 0u, mirrored);
+  if (KW > 1u) { two_row_column(a0, a1, a2, a3, b0, b1, b2, b3, wrow, 1u, mirrored); }
+  if (KW > 2u) { two_row_column(a0, a1, a2, a3, b0, b1, b2, b3, wrow, 2u, mirrored); }
+  if (KW > 3u) { two_row_column(a0, a1, a2, a3, b0, b1, b2, b3, wrow, 3u, mirrored); }
+  if (KW > 4u) { two_row_column(a0, a1, a2, a3, b0, b1, b2, b3, wrow, 4u, mirrored); }
+  if (KW > 5u) { two_row_column(a0, a1, a2, a3, b0, b1, b2, b3, wrow, 5u, mirrored); }
+  if (KW > 6u) { two_row_column(a0, a1, a2, a3, b0, b1, b2, b3, wrow, 6u, mirrored); }
+}

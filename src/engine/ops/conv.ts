@@ -182,7 +182,10 @@ function stridePairs(g: Geometry): boolean {
   return g.stride === 2 && g.mask === 0 && g.kw <= 7 && g.padL >= 0 && g.padT >= 0;
 }
 
-/** Stride 1, unmasked or vstack, KW <= 7, more than one kernel row: conv_forward_two_rows serves it. */
+/**
+ * Stride 1, unmasked or vstack, KW <= 7, more than one kernel row: conv_forward_two_rows and
+ * conv_backward_input_two_rows serve it (two rows per thread).
+ */
 function twoRows(g: Geometry): boolean {
   return g.stride === 1 && (g.mask === 0 || g.mask === 3) && g.kw <= 7 && g.kh > 1;
 }
@@ -266,6 +269,11 @@ function runBackwardInput(gy: Tensor, w: Tensor, g: Geometry, bias?: Tensor, var
     const patch = (Math.floor((TILE_H + g.kh - 2) / g.stride) + 2) * (Math.floor((TILE_W + g.kw - 2) / g.stride) + 2);
     constants.CHK = tiledChunk(patch + cig * g.kh * g.kw, g.cout);
     launch(spec('backwardInputTiled', 'conv_backward_input_tiled', constants, bindings), buffers, params(g, 0, cblocks, 0, tilesX, tilesY), grid1d(g.n * cblocks * tilesX * tilesY));
+  } else if (twoRows(g)) {
+    const cblocks = Math.ceil(g.cin / cb);
+    const xblocks = Math.ceil(g.w / xp);
+    const threads = g.n * cblocks * Math.ceil(g.h / 2) * xblocks;
+    launch(spec('backwardInput', 'conv_backward_input_two_rows', constants, bindings), buffers, params(g, threads, cblocks, xblocks), threadsGrid(threads, WG));
   } else if (stridePairs(g)) {
     // A thread: CB channels x 8 consecutive positions (4 per phase), so XP = 4 in the stores.
     const cblocks = Math.ceil(g.cin / cb);
