@@ -185,10 +185,10 @@ fn conv_backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
   store_block(n, ci0, iy, ph, xb);
 }
 
-// ---- two input rows per thread (conv.ts's twoRows(): stride 1, unmasked or vstack, KW <= 7): input
-// rows iy and iy + 1 meet output row iy + pad_t - ky through kernel rows ky and ky + 1, so each weight
-// loaded feeds both rows' blocks (two_row_taps in conv_register_block.wgsl). acc_* hold row iy,
-// below_* row iy + 1.
+// ---- two input rows per thread (conv.ts's twoRows(): stride 1, KW <= 7; masks A/B only without
+// colour groups): input rows iy and iy + 1 meet output row iy + pad_t - ky through kernel rows ky and
+// ky + 1, so each weight loaded feeds both rows' blocks (two_row_taps in conv_register_block.wgsl).
+// acc_* hold row iy, below_* row iy + 1.
 
 // Window k of grad_out row oy, zeros when the row is outside the output.
 fn grad_out_row_window(plane: u32, oy: i32, o: i32, k: u32) -> vec4<f32> {
@@ -227,11 +227,21 @@ fn conv_backward_input_two_rows(@builtin(global_invocation_id) gid: vec3<u32>, @
       let a1 = grad_out_row_window(plane, oy, o, 1u);
       let a2 = grad_out_row_window(plane, oy, o, 2u);
       let a3 = grad_out_row_window(plane, oy, o, 3u);
-      two_row_taps(a0, a1, a2, a3, b0, b1, b2, b3, wco + ky * KW, true);
+      two_row_taps(a0, a1, a2, a3, b0, b1, b2, b3, wco + ky * KW, true, KW);
       b0 = a0;
       b1 = a1;
       b2 = a2;
       b3 = a3;
+    }
+    if (MASK_AB) {
+      // The centre row's kept taps (masks A/B without colour groups): b is row iy + 1's output row
+      // through kernel row CY; row iy's is the one above it.
+      let oy = oy0 - i32(CY);
+      let a0 = grad_out_row_window(plane, oy, o, 0u);
+      let a1 = grad_out_row_window(plane, oy, o, 1u);
+      let a2 = grad_out_row_window(plane, oy, o, 2u);
+      let a3 = grad_out_row_window(plane, oy, o, 3u);
+      two_row_taps(a0, a1, a2, a3, b0, b1, b2, b3, wco + CY * KW, true, CENTRE_TAPS);
     }
   }
 

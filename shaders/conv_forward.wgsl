@@ -188,9 +188,10 @@ fn conv_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
   if (XP > 4u && ox0 + 4u < params.wo) { fwd_epilogue(n, co0, oy, ox0 + 4u, acc_hi0, acc_hi1, acc_hi2, acc_hi3); }
 }
 
-// ---- two output rows per thread (conv.ts's twoRows(): stride 1, unmasked or vstack, KW <= 7): rows
-// oy and oy + 1 meet input row iy0 + ky + 1 through kernel rows ky + 1 and ky, so each weight loaded
-// feeds both rows' blocks (two_row_taps in conv_register_block.wgsl). acc_* hold row oy, below_* row oy + 1.
+// ---- two output rows per thread (conv.ts's twoRows(): stride 1, KW <= 7; masks A/B only without
+// colour groups): rows oy and oy + 1 meet input row iy0 + ky + 1 through kernel rows ky + 1 and ky, so
+// each weight loaded feeds both rows' blocks (two_row_taps in conv_register_block.wgsl). acc_* hold
+// row oy, below_* row oy + 1.
 
 // Window k of input row iy, zeros when the row is outside the input.
 fn row_window(plane: u32, iy: i32, ix0: i32, k: u32) -> vec4<f32> {
@@ -229,11 +230,21 @@ fn conv_forward_two_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin
       let b1 = row_window(plane, iy, ix0, 1u);
       let b2 = row_window(plane, iy, ix0, 2u);
       let b3 = row_window(plane, iy, ix0, 3u);
-      two_row_taps(a0, a1, a2, a3, b0, b1, b2, b3, wci + ky * KW, false);
+      two_row_taps(a0, a1, a2, a3, b0, b1, b2, b3, wci + ky * KW, false, KW);
       a0 = b0;
       a1 = b1;
       a2 = b2;
       a3 = b3;
+    }
+    if (MASK_AB) {
+      // The centre row's kept taps (conv.ts sends masks A/B here only without colour groups): a is row
+      // oy's centre row, iy0 + CY; row oy + 1's is the next.
+      let iy = iy0 + i32(CY) + 1;
+      let b0 = row_window(plane, iy, ix0, 0u);
+      let b1 = row_window(plane, iy, ix0, 1u);
+      let b2 = row_window(plane, iy, ix0, 2u);
+      let b3 = row_window(plane, iy, ix0, 3u);
+      two_row_taps(a0, a1, a2, a3, b0, b1, b2, b3, wci + CY * KW, false, CENTRE_TAPS);
     }
   }
 

@@ -193,19 +193,21 @@ fn window_at(w0: vec4<f32>, w1: vec4<f32>, w2: vec4<f32>, s: u32) -> vec4<f32> {
   }
 }
 
-// The tap with shift s of kernel row `wrow` for both rows, from their windows (a: the thread's row's,
-// b: the row under it); shift s is tap s, or tap KW - 1 - s when `mirrored`, as in block_row.
-fn two_row_column(a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>, b3: vec4<f32>, wrow: u32, s: u32, mirrored: bool) {
-  two_row_tap(window_at(a0, a1, a2, s), window_at(a1, a2, a3, s), window_at(b0, b1, b2, s), window_at(b1, b2, b3, s), wrow + select(s, KW - 1u - s, mirrored));
+// Tap kx of kernel row `wrow` for both rows, from their windows (a: the thread's row's, b: the row
+// under it): shift kx, or KW - 1 - kx when `mirrored` (the input gradient's windows start KW - 1 before
+// its first position).
+fn two_row_column(a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>, b3: vec4<f32>, wrow: u32, kx: u32, mirrored: bool) {
+  let s = select(kx, KW - 1u - kx, mirrored);
+  two_row_tap(window_at(a0, a1, a2, s), window_at(a1, a2, a3, s), window_at(b0, b1, b2, s), window_at(b1, b2, b3, s), wrow + kx);
 }
 
-// Every tap of one kernel row for both rows, unrolled.
-fn two_row_taps(a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>, b3: vec4<f32>, wrow: u32, mirrored: bool) {
-  two_row_column(a0, a1, a2, a3, b0, b1, b2, b3, wrow, 0u, mirrored);
-  if (KW > 1u) { two_row_column(a0, a1, a2, a3, b0, b1, b2, b3, wrow, 1u, mirrored); }
-  if (KW > 2u) { two_row_column(a0, a1, a2, a3, b0, b1, b2, b3, wrow, 2u, mirrored); }
-  if (KW > 3u) { two_row_column(a0, a1, a2, a3, b0, b1, b2, b3, wrow, 3u, mirrored); }
-  if (KW > 4u) { two_row_column(a0, a1, a2, a3, b0, b1, b2, b3, wrow, 4u, mirrored); }
-  if (KW > 5u) { two_row_column(a0, a1, a2, a3, b0, b1, b2, b3, wrow, 5u, mirrored); }
-  if (KW > 6u) { two_row_column(a0, a1, a2, a3, b0, b1, b2, b3, wrow, 6u, mirrored); }
+// Taps 0..taps-1 of one kernel row for both rows, unrolled (taps: KW, or the centre row's CENTRE_TAPS).
+fn two_row_taps(a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>, b3: vec4<f32>, wrow: u32, mirrored: bool, taps: u32) {
+  if (taps > 0u) { two_row_column(a0, a1, a2, a3, b0, b1, b2, b3, wrow, 0u, mirrored); }
+  if (taps > 1u) { two_row_column(a0, a1, a2, a3, b0, b1, b2, b3, wrow, 1u, mirrored); }
+  if (taps > 2u) { two_row_column(a0, a1, a2, a3, b0, b1, b2, b3, wrow, 2u, mirrored); }
+  if (taps > 3u) { two_row_column(a0, a1, a2, a3, b0, b1, b2, b3, wrow, 3u, mirrored); }
+  if (taps > 4u) { two_row_column(a0, a1, a2, a3, b0, b1, b2, b3, wrow, 4u, mirrored); }
+  if (taps > 5u) { two_row_column(a0, a1, a2, a3, b0, b1, b2, b3, wrow, 5u, mirrored); }
+  if (taps > 6u) { two_row_column(a0, a1, a2, a3, b0, b1, b2, b3, wrow, 6u, mirrored); }
 }

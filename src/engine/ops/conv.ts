@@ -183,11 +183,14 @@ function stridePairs(g: Geometry): boolean {
 }
 
 /**
- * Stride 1, unmasked or vstack, KW <= 7, more than one kernel row: conv_forward_two_rows and
- * conv_backward_input_two_rows serve it (two rows per thread).
+ * Stride 1, KW <= 7, more than one kernel row, masks A/B only without colour groups (their centre tap
+ * is then kept or dropped for every channel): conv_forward_two_rows and conv_backward_input_two_rows
+ * serve it (two rows per thread). One-row kernels (the horizontal stacks) gained nothing from it on
+ * SwiftShader and lost on lavapipe (docs/performance.md).
  */
 function twoRows(g: Geometry): boolean {
-  return g.stride === 1 && (g.mask === 0 || g.mask === 3) && g.kw <= 7 && g.kh > 1;
+  const maskOk = g.mask === 0 || g.mask === 3 || g.groups === 1;
+  return g.stride === 1 && g.kw <= 7 && g.kh > 1 && maskOk;
 }
 
 /** A scratch buffer for an unused read-write binding. */
