@@ -268,15 +268,7 @@ override PAIR_WINDOW: u32 = u32(4 + PAIR_DMAX - PAIR_DMIN);
 // Column kx of a row: window values from its shift, into the even or odd positions' accumulators.
 fn pair_column(w0: vec4<f32>, w1: vec4<f32>, w2: vec4<f32>, wrow: u32, kx: u32) {
   let odd = (kx + u32(PAD_L)) % 2u == 1u;
-  let shift = (select(0, 1, odd) + PAD_L - i32(kx)) / 2 - PAIR_DMIN;
-  var v = w0;
-  if (shift == 1) { v = vec4<f32>(w0.yzw, w1.x); }
-  if (shift == 2) { v = vec4<f32>(w0.zw, w1.xy); }
-  if (shift == 3) { v = vec4<f32>(w0.w, w1.xyz); }
-  if (shift == 4) { v = w1; }
-  if (shift == 5) { v = vec4<f32>(w1.yzw, w2.x); }
-  if (shift == 6) { v = vec4<f32>(w1.zw, w2.xy); }
-  if (shift == 7) { v = vec4<f32>(w1.w, w2.xyz); }
+  let v = window_at(w0, w1, w2, u32((select(0, 1, odd) + PAD_L - i32(kx)) / 2 - PAIR_DMIN));
   let wk = wrow + kx;
   let f0 = weight[filter0 + wk];
   var f1 = 0.0;
@@ -343,25 +335,9 @@ fn conv_backward_input_s2(@builtin(global_invocation_id) gid: vec3<u32>, @builti
   }
 
   // Even positions are phase 0 of the general entry's layout with XP = 4, odd ones phase 1.
-  let last = params.cin - 1u;
-  var b = vec4<f32>(0.0);
-  if (HAS_BIAS) {
-    b = vec4<f32>(bias[ci0], bias[min(ci0 + 1u, last)], bias[min(ci0 + 2u, last)], bias[min(ci0 + 3u, last)]);
-  }
-  store_grad_input(n, ci0, iy, 0u, xb, 0u, acc0 + b.x);
-  store_grad_input(n, ci0, iy, 1u, xb, 0u, acc_hi0 + b.x);
-  if (CB > 1u && ci0 + 1u < params.cin) {
-    store_grad_input(n, ci0 + 1u, iy, 0u, xb, 0u, acc1 + b.y);
-    store_grad_input(n, ci0 + 1u, iy, 1u, xb, 0u, acc_hi1 + b.y);
-  }
-  if (CB > 2u && ci0 + 2u < params.cin) {
-    store_grad_input(n, ci0 + 2u, iy, 0u, xb, 0u, acc2 + b.z);
-    store_grad_input(n, ci0 + 2u, iy, 1u, xb, 0u, acc_hi2 + b.z);
-  }
-  if (CB > 3u && ci0 + 3u < params.cin) {
-    store_grad_input(n, ci0 + 3u, iy, 0u, xb, 0u, acc3 + b.w);
-    store_grad_input(n, ci0 + 3u, iy, 1u, xb, 0u, acc_hi3 + b.w);
-  }
+  let none = vec4<f32>(0.0);
+  store_rows(n, ci0, iy, 0u, xb, acc0, acc1, acc2, acc3, none, none, none, none);
+  store_rows(n, ci0, iy, 1u, xb, acc_hi0, acc_hi1, acc_hi2, acc_hi3, none, none, none, none);
 }
 
 // Unmasked 1x1 kernels at stride 1 (conv.ts's pointwise()): one tap per output channel (weight offset co * cin),
