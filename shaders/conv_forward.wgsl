@@ -256,9 +256,10 @@ fn conv_forward_two_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin
   }
 }
 
-// Unmasked 1x1 kernels at stride 1 (conv.ts's pointwise()): one tap per input channel, two channels a step, in an
-// entry of its own so the general kernel's code stays as it is. SwiftShader pays for every loop
-// iteration; four channels a step made its compiler run for minutes.
+// Unmasked 1x1 kernels at stride 1 (conv.ts's pointwise()): one tap per input channel, two input
+// channels a step, 4 or 8 output channels per thread (EIGHT_CHANNELS), in an entry of its own so the
+// general kernel's code stays as it is. SwiftShader pays for every loop iteration; four input channels
+// a step made its compiler run for minutes.
 @compute @workgroup_size(64)
 fn conv_forward_1x1(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let t = linear_id(gid, nwg);
@@ -269,8 +270,9 @@ fn conv_forward_1x1(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
   let cb = slot.z;
   let n = slot.w;
 
-  let co0 = cb * CB;
+  let co0 = cb * select(CB, 8u, EIGHT_CHANNELS);
   block_start(co0, params.cout - 1u, params.cin);
+  if (EIGHT_CHANNELS) { upper_start(co0, params.cout - 1u, params.cin); }
   let ox0 = xb * XP;
   let ix0 = i32(ox0) - params.pad_l;
   let iy0 = i32(oy) - params.pad_t;
@@ -281,16 +283,20 @@ fn conv_forward_1x1(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     for (var q = 0u; q < pairs; q++) {
       let ci = 2u * q;
       let row = row0 + ci * hw;
-      block_tap(input4(row, ix0), input4_hi(row, ix0), ci);
-      block_tap(input4(row + hw, ix0), input4_hi(row + hw, ix0), ci + 1u);
+      pointwise_tap(input4(row, ix0), input4_hi(row, ix0), ci);
+      pointwise_tap(input4(row + hw, ix0), input4_hi(row + hw, ix0), ci + 1u);
     }
     if (params.cin % 2u == 1u) {
       let ci = params.cin - 1u;
-      block_tap(input4(row0 + ci * hw, ix0), input4_hi(row0 + ci * hw, ix0), ci);
+      pointwise_tap(input4(row0 + ci * hw, ix0), input4_hi(row0 + ci * hw, ix0), ci);
     }
   }
   fwd_epilogue(n, co0, oy, ox0, acc0, acc1, acc2, acc3);
   if (XP > 4u && ox0 + 4u < params.wo) { fwd_epilogue(n, co0, oy, ox0 + 4u, acc_hi0, acc_hi1, acc_hi2, acc_hi3); }
+  if (EIGHT_CHANNELS && co0 + 4u < params.cout) {
+    fwd_epilogue(n, co0 + 4u, oy, ox0, acc4, acc5, acc6, acc7);
+    if (XP > 4u && ox0 + 4u < params.wo) { fwd_epilogue(n, co0 + 4u, oy, ox0 + 4u, acc_hi4, acc_hi5, acc_hi6, acc_hi7); }
+  }
 }
 
 // ---- gated activation over interleaved channels, optionally on a band of rows and with z's terms:

@@ -70,6 +70,67 @@ fn block_tap(lo: vec4<f32>, hi: vec4<f32>, wk: u32) {
   }
 }
 
+// ---- eight channels per thread (the 1x1 forward when EIGHT_CHANNELS): channels c0+4..c0+7 of the
+// block in acc4..acc7 (positions 0..3) and acc_hi4..acc_hi7 (4..7), so each input value loaded feeds
+// 8 channels' FMAs where it fed 4. A 1x1 conv loads an input value per tap per position, which made it
+// the slowest conv per FLOP on SwiftShader (docs/performance.md).
+
+/** The thread owns channels c0..c0+7 (CB = 4, block_start and upper_start); only conv_forward_1x1 reads it. */
+override EIGHT_CHANNELS: bool = false;
+
+var<private> acc4: vec4<f32>;
+var<private> acc5: vec4<f32>;
+var<private> acc6: vec4<f32>;
+var<private> acc7: vec4<f32>;
+var<private> acc_hi4: vec4<f32>;
+var<private> acc_hi5: vec4<f32>;
+var<private> acc_hi6: vec4<f32>;
+var<private> acc_hi7: vec4<f32>;
+var<private> filter4: u32;
+var<private> filter5: u32;
+var<private> filter6: u32;
+var<private> filter7: u32;
+
+// As block_start, for channels c0+4..c0+7.
+fn upper_start(c0: u32, last: u32, size: u32) {
+  filter4 = min(c0 + 4u, last) * size;
+  filter5 = min(c0 + 5u, last) * size;
+  filter6 = min(c0 + 6u, last) * size;
+  filter7 = min(c0 + 7u, last) * size;
+  acc4 = vec4<f32>(0.0);
+  acc5 = vec4<f32>(0.0);
+  acc6 = vec4<f32>(0.0);
+  acc7 = vec4<f32>(0.0);
+  acc_hi4 = vec4<f32>(0.0);
+  acc_hi5 = vec4<f32>(0.0);
+  acc_hi6 = vec4<f32>(0.0);
+  acc_hi7 = vec4<f32>(0.0);
+}
+
+// block_tap's tap for channels c0+4..c0+7.
+fn upper_tap(lo: vec4<f32>, hi: vec4<f32>, wk: u32) {
+  let w4 = weight[filter4 + wk];
+  let w5 = weight[filter5 + wk];
+  let w6 = weight[filter6 + wk];
+  let w7 = weight[filter7 + wk];
+  acc4 += w4 * lo;
+  acc5 += w5 * lo;
+  acc6 += w6 * lo;
+  acc7 += w7 * lo;
+  if (XP > 4u) {
+    acc_hi4 += w4 * hi;
+    acc_hi5 += w5 * hi;
+    acc_hi6 += w6 * hi;
+    acc_hi7 += w7 * hi;
+  }
+}
+
+// One tap of the 1x1 forward: channels c0..c0+3, and c0+4..c0+7 when EIGHT_CHANNELS.
+fn pointwise_tap(lo: vec4<f32>, hi: vec4<f32>, wk: u32) {
+  block_tap(lo, hi, wk);
+  if (EIGHT_CHANNELS) { upper_tap(lo, hi, wk); }
+}
+
 /** Rows of taps go through block_row (stride 1, KW <= 7) instead of a loop over the taps. */
 override UNROLL_ROWS: bool = STRIDE == 1u && KW <= 7u;
 /** Values of a row window block_row reads: XP positions of KW taps. */

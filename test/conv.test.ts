@@ -20,6 +20,14 @@ beforeAll(useGpu);
 
 describe('conv2d: kernel sizes, stride, padding', () => {
   it('1x1', () => convCase('1x1', { cin: 3, cout: 5, h: 7, w: 6, kh: 1, kw: 1 }, {}));
+  it('1x1, eight channels per thread: Cout 13 (a partial upper half), width 11', () =>
+    convCase('1x1 Cout 13', { cin: 5, cout: 13, h: 5, w: 11, kh: 1, kw: 1 }, { bias: true }, 31));
+  it('1x1, eight channels per thread: Cout 12 (the last block has no upper half)', () =>
+    convCase('1x1 Cout 12', { cin: 4, cout: 12, h: 6, w: 9, kh: 1, kw: 1 }, {}, 32));
+  it('1x1, Cin 13 and 12 (partial channel blocks of the input gradient)', async () => {
+    await convCase('1x1 Cin 13', { cin: 13, cout: 5, h: 4, w: 10, kh: 1, kw: 1 }, {}, 35);
+    await convCase('1x1 Cin 12', { n: 3, cin: 12, cout: 9, h: 5, w: 6, kh: 1, kw: 1 }, { bias: true }, 36);
+  });
   it('1x1, stride 2, padding, Cin 7', () => convCase('1x1 s2', { cin: 7, cout: 6, h: 9, w: 8, kh: 1, kw: 1 }, { stride: 2, padding: [1, 0, 0, 1] }, 7));
   it('3x3, padding 1', () => convCase('3x3', { cin: 3, cout: 5, h: 7, w: 6, kh: 3, kw: 3 }, { padding: 1 }));
   it('5x5, padding 2', () => convCase('5x5', { cin: 3, cout: 5, h: 9, w: 7, kh: 5, kw: 5 }, { padding: 2 }, 2));
@@ -50,6 +58,10 @@ describe('conv2d: fused epilogue', () => {
   it('cond + gate with Cout 2', () => convCase('cond gate 2', { cin: 3, cout: 2, h: 7, w: 9, kh: 3, kw: 3 }, { padding: 1, gate: true, cond: true }, 13));
   it('cond + gate + residual, 1x1', () =>
     convCase('cond+gate+res 1x1', { n: 3, cin: 5, cout: 6, h: 5, w: 7, kh: 1, kw: 1 }, { gate: true, cond: true, residual: true, bias: true }, 14));
+  it('cond + gate + residual, 1x1, Cout 20 (eight channels per thread)', () =>
+    convCase('cond+gate+res 1x1 20', { n: 2, cin: 7, cout: 20, h: 4, w: 13, kh: 1, kw: 1 }, { gate: true, cond: true, residual: true, bias: true }, 33));
+  it('pre-residual + cond, 1x1, Cout 12 (eight channels per thread)', () =>
+    convCase('preRes+cond 1x1 12', { n: 2, cin: 3, cout: 12, h: 5, w: 6, kh: 1, kw: 1 }, { preResidual: true, cond: true }, 34));
   it('pre-residual (no gate)', () => convCase('preRes', { cin: 3, cout: 5, h: 7, w: 6, kh: 3, kw: 3 }, { padding: 1, preResidual: true }, 15));
   it('pre-residual + cond + gate + bias, 1x5 mask B (the horizontal stack)', () =>
     convCase('hstack fused', { n: 3, cin: 3, cout: 6, h: 5, w: 9, kh: 1, kw: 5 }, { padding: [0, 0, 2, 2], mask: { type: 'B' }, gate: true, bias: true, preResidual: true, cond: true }, 16));

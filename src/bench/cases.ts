@@ -78,7 +78,10 @@ function convCases(quick: boolean): ConvCase[] {
     { name: 'plain 5x5 16->32 28x28', cin: 16, cout: 32, size: 28, k: 5, stride: 1 },
     { name: 'masked-B 5x5 16->32 28x28', cin: 16, cout: 32, size: 28, k: 5, stride: 1, mask: { type: 'B' } },
     { name: '1x1 32->32 28x28', cin: 32, cout: 32, size: 28, k: 1, stride: 1 },
-    // the E.1 model's horizontal stacks (bench:frameworks): 1x7 mask A on the image and features, 1x5 mask B, gated 2P = 64
+    { name: '1x1 64->64 28x28', cin: 64, cout: 64, size: 28, k: 1, stride: 1 },
+    // the E.1 model's stacks (bench:frameworks): 7x7 and 1x7 on the image and features, 5x5 and 1x5 mask B, gated 2P = 64
+    { name: 'vstack 7x7 33->64 28x28', cin: 33, cout: 64, size: 28, k: 7, stride: 1, mask: { type: 'vstack' } },
+    { name: 'vstack 5x5 32->64 28x28', cin: 32, cout: 64, size: 28, k: 5, stride: 1, mask: { type: 'vstack' } },
     { name: 'hstack 1x7 A 33->64 28x28', cin: 33, cout: 64, size: 28, k: 7, kh: 1, stride: 1, mask: { type: 'A' } },
     { name: 'hstack 1x5 B 32->64 28x28', cin: 32, cout: 64, size: 28, k: 5, kh: 1, stride: 1, mask: { type: 'B' } },
     // the encoder

@@ -175,6 +175,15 @@ function pointwise(g: Geometry): boolean {
 }
 
 /**
+ * The 1x1 forward's threads own 8 output channels (EIGHT_CHANNELS in conv_register_block.wgsl) when
+ * there are at least 8, so each input load feeds 8 channels: loads, not FMAs, set a 1x1 conv's time on
+ * the CPU adapters. The input gradient keeps 4: 8 was no faster there (docs/performance.md).
+ */
+function eightChannels(channels: number): boolean {
+  return channels >= 8;
+}
+
+/**
  * Unmasked stride 2 with KW <= 7 and non-negative padding: the input gradient's conv_backward_input_s2
  * serves it (both phases of 8 consecutive positions per thread, taps unrolled).
  */
@@ -243,11 +252,17 @@ function runForward(x: Tensor, w: Tensor, g: Geometry, extras: ForwardExtras = {
     const xblocks = Math.ceil(g.wo / xp);
     const threads = g.n * cblocks * Math.ceil(g.ho / 2) * xblocks;
     launch(spec('forward', 'conv_forward_two_rows', constants, bindings), buffers, params(g, threads, cblocks, xblocks), threadsGrid(threads, WG));
+  } else if (pointwise(g)) {
+    const eight = eightChannels(g.cout);
+    const cblocks = Math.ceil(g.cout / (eight ? 8 : cb));
+    const xblocks = Math.ceil(g.wo / xp);
+    const threads = g.n * cblocks * g.ho * xblocks;
+    launch(spec('forward', 'conv_forward_1x1', { ...constants, EIGHT_CHANNELS: eight ? 1 : 0 }, bindings), buffers, params(g, threads, cblocks, xblocks), threadsGrid(threads, WG));
   } else {
     const cblocks = Math.ceil(g.cout / cb);
     const xblocks = Math.ceil(g.wo / xp);
     const threads = g.n * cblocks * g.ho * xblocks;
-    launch(spec('forward', pointwise(g) ? 'conv_forward_1x1' : 'conv_forward', constants, bindings), buffers, params(g, threads, cblocks, xblocks), threadsGrid(threads, WG));
+    launch(spec('forward', 'conv_forward', constants, bindings), buffers, params(g, threads, cblocks, xblocks), threadsGrid(threads, WG));
   }
   dummy?.dispose();
   return y;
