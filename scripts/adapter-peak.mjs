@@ -10,9 +10,12 @@
 //   load-spread4  + four loads per thread whose addresses are 8 apart between neighbouring threads
 //                 (the conv kernels' layout: each thread owns 8 consecutive positions)
 //   inner-loop    the same work as regs, as an inner loop of 4 iterations
+//   shared-uniform  + one load per iteration from workgroup memory, the same address for a whole workgroup
+//   shared-lane4  + four loads per thread from workgroup memory, addresses 8 apart between threads
+//   regs16        16 vec4 multiply-adds from registers on 16 accumulators (register pressure)
 import { create, globals } from 'webgpu';
 
-const MODES = ['regs', 'load-uniform', 'load-lane', 'load-lane4', 'load-spread4', 'inner-loop'];
+const MODES = ['regs', 'load-uniform', 'load-lane', 'load-lane4', 'load-spread4', 'inner-loop', 'shared-uniform', 'shared-lane4', 'regs16'];
 const modes = process.argv.slice(2).length ? process.argv.slice(2) : MODES;
 for (const m of modes) {
   if (!MODES.includes(m)) {
@@ -40,24 +43,33 @@ const extra = {
   'load-lane': 'x.x = src[(gid.x + i) & 1023u];',
   'load-lane4': 'x = vec4<f32>(src[(gid.x + i) & 1023u], src[(gid.x + i + 1u) & 1023u], src[(gid.x + i + 2u) & 1023u], src[(gid.x + i + 3u) & 1023u]);',
   'load-spread4': 'x = vec4<f32>(src[(8u * gid.x + i) & 1023u], src[(8u * gid.x + i + 1u) & 1023u], src[(8u * gid.x + i + 2u) & 1023u], src[(8u * gid.x + i + 3u) & 1023u]);',
+  'shared-uniform': 'w = tile[(wid.x + i) & 1023u];',
+  'shared-lane4': 'x = vec4<f32>(tile[(8u * lid.x + i) & 1023u], tile[(8u * lid.x + i + 1u) & 1023u], tile[(8u * lid.x + i + 2u) & 1023u], tile[(8u * lid.x + i + 3u) & 1023u]);',
+  regs16: '',
 };
+const body16 = `${body} b0 += x * w; b1 += x * w; b2 += x * w; b3 += x * w; b4 += x * w; b5 += x * w; b6 += x * w; b7 += x * w;`;
 
 function shader(mode) {
   // inner-loop: each outer step runs 4 inner steps of the body, and the outer loop steps by 4.
   const loop = mode === 'inner-loop'
     ? `for (var i = 0u; i < ${ITER}u; i += 4u) { for (var j = 0u; j < 4u; j++) { x.y = x.y + 1.0; ${body} } }`
-    : `for (var i = 0u; i < ${ITER}u; i++) { ${extra[mode]} ${body} }`;
+    : `for (var i = 0u; i < ${ITER}u; i++) { ${extra[mode]} ${mode === 'regs16' ? body16 : body} }`;
   return `
 @group(0) @binding(0) var<storage, read> src: array<f32>;
 @group(0) @binding(1) var<storage, read_write> dst: array<f32>;
+var<workgroup> tile: array<f32, 1024>;
 @compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  for (var t = lid.x; t < 1024u; t += 64u) { tile[t] = src[t]; }
+  workgroupBarrier();
   var a0 = vec4<f32>(f32(gid.x)); var a1 = a0 + 1.0; var a2 = a0 + 2.0; var a3 = a0 + 3.0;
   var a4 = a0 + 4.0; var a5 = a0 + 5.0; var a6 = a0 + 6.0; var a7 = a0 + 7.0;
   var x = vec4<f32>(src[gid.x & 1023u], 0.5, 0.25, 0.125);
   var w = src[(gid.x + 7u) & 1023u];
+  var b0 = a0 - 1.0; var b1 = a1 - 1.0; var b2 = a2 - 1.0; var b3 = a3 - 1.0;
+  var b4 = a4 - 1.0; var b5 = a5 - 1.0; var b6 = a6 - 1.0; var b7 = a7 - 1.0;
   ${loop}
-  let s = a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7;
+  let s = a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + b0 + b1 + b2 + b3 + b4 + b5 + b6 + b7;
   dst[gid.x] = s.x + s.y + s.z + s.w;
 }`;
 }
@@ -83,7 +95,7 @@ for (const mode of modes) {
   await run();
   await run();
   const ms = (performance.now() - t0) / 2;
-  const flops = THREADS * ITER * 8 * 4 * 2;
+  const flops = THREADS * ITER * (mode === 'regs16' ? 16 : 8) * 4 * 2;
   console.log(JSON.stringify({ adapter: `${info.vendor ?? '?'} ${info.architecture || info.description || '?'}`, mode, ms: +ms.toFixed(1), gflops: +(flops / ms / 1e6).toFixed(2) }));
 }
 process.exit(0);
