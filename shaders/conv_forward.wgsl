@@ -256,6 +256,72 @@ fn conv_forward_two_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin
   }
 }
 
+// ---- four output rows of 4 positions per thread (conv.ts's fourRows(): the two-row convs whose rows,
+// like MNIST's 28, leave half of an 8-position block empty): the 16 FMAs per weight load of the two-row
+// entry without the empty half. Rows oy..oy+3 take kernel row ky from input rows iy0+ky..iy0+ky+3, each
+// a window of 4 + KW - 1 values carried from one kernel row to the next; acc_* hold row oy, below_* oy+1,
+// acc_hi_* oy+2, below_hi_* oy+3 (FOUR_ROWS, XP = 4).
+@compute @workgroup_size(64)
+fn conv_forward_four_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let t = linear_id(gid, nwg);
+  if (t >= params.threads) { return; }
+  let slot = block_slot(t, (params.ho + 3u) / 4u);
+  let xb = slot.x;
+  let oy = 4u * slot.y;
+  let cb = slot.z;
+  let n = slot.w;
+
+  let co0 = cb * CB;
+  block_start(co0, params.cout - 1u, params.cin * KH * KW);
+  below_start();
+
+  let ox0 = xb * 4u;
+  let ix0 = i32(ox0) - params.pad_l;
+  let iy0 = i32(oy) - params.pad_t;
+  for (var ci = 0u; ci < params.cin; ci++) {
+    let plane = (n * params.cin + ci) * params.h;
+    let wci = ci * KH * KW;
+    var r0a = row_window(plane, iy0, ix0, 0u);
+    var r0b = row_window(plane, iy0, ix0, 1u);
+    var r0c = row_window(plane, iy0, ix0, 2u);
+    var r1a = row_window(plane, iy0 + 1, ix0, 0u);
+    var r1b = row_window(plane, iy0 + 1, ix0, 1u);
+    var r1c = row_window(plane, iy0 + 1, ix0, 2u);
+    var r2a = row_window(plane, iy0 + 2, ix0, 0u);
+    var r2b = row_window(plane, iy0 + 2, ix0, 1u);
+    var r2c = row_window(plane, iy0 + 2, ix0, 2u);
+    for (var ky = 0u; ky < FULL_ROWS; ky++) {
+      let iy = iy0 + i32(ky) + 3;
+      let r3a = row_window(plane, iy, ix0, 0u);
+      let r3b = row_window(plane, iy, ix0, 1u);
+      let r3c = row_window(plane, iy, ix0, 2u);
+      four_row_taps(r0a, r0b, r0c, r1a, r1b, r1c, r2a, r2b, r2c, r3a, r3b, r3c, wci + ky * KW, KW);
+      r0a = r1a;
+      r0b = r1b;
+      r0c = r1c;
+      r1a = r2a;
+      r1b = r2b;
+      r1c = r2c;
+      r2a = r3a;
+      r2b = r3b;
+      r2c = r3c;
+    }
+    if (MASK_AB) {
+      // The centre row's kept taps: r0 is row oy's centre row, iy0 + CY.
+      let iy = iy0 + i32(CY) + 3;
+      let r3a = row_window(plane, iy, ix0, 0u);
+      let r3b = row_window(plane, iy, ix0, 1u);
+      let r3c = row_window(plane, iy, ix0, 2u);
+      four_row_taps(r0a, r0b, r0c, r1a, r1b, r1c, r2a, r2b, r2c, r3a, r3b, r3c, wci + CY * KW, CENTRE_TAPS);
+    }
+  }
+
+  fwd_epilogue(n, co0, oy, ox0, acc0, acc1, acc2, acc3);
+  if (oy + 1u < params.ho) { fwd_epilogue(n, co0, oy + 1u, ox0, below0, below1, below2, below3); }
+  if (oy + 2u < params.ho) { fwd_epilogue(n, co0, oy + 2u, ox0, acc_hi0, acc_hi1, acc_hi2, acc_hi3); }
+  if (oy + 3u < params.ho) { fwd_epilogue(n, co0, oy + 3u, ox0, below_hi0, below_hi1, below_hi2, below_hi3); }
+}
+
 // Unmasked 1x1 kernels at stride 1 (conv.ts's pointwise()): one tap per input channel, two input
 // channels a step, 4 or 8 output channels per thread (EIGHT_CHANNELS), in an entry of its own so the
 // general kernel's code stays as it is. SwiftShader pays for every loop iteration; four input channels

@@ -206,12 +206,18 @@ fn below_start() {
   below_hi3 = vec4<f32>(0.0);
 }
 
-// One tap for both rows: lo/hi the values for the thread's row, below_lo/below_hi for the row under it.
+/** conv_forward_four_rows: XP = 4, and the hi blocks hold the thread's third and fourth rows. */
+override FOUR_ROWS: bool = false;
+/** The hi blocks are in use: positions 4..7 (XP = 8) or, with FOUR_ROWS, rows 2 and 3. */
+override HI_BLOCKS: bool = XP > 4u || FOUR_ROWS;
+
+// One tap for both rows: lo/hi the values for the thread's row, below_lo/below_hi for the row under it
+// (with FOUR_ROWS: lo, below_lo, hi, below_hi for its four rows).
 fn two_row_tap(lo: vec4<f32>, hi: vec4<f32>, below_lo: vec4<f32>, below_hi: vec4<f32>, wk: u32) {
   let w0 = weight[filter0 + wk];
   acc0 += w0 * lo;
   below0 += w0 * below_lo;
-  if (XP > 4u) {
+  if (HI_BLOCKS) {
     acc_hi0 += w0 * hi;
     below_hi0 += w0 * below_hi;
   }
@@ -219,7 +225,7 @@ fn two_row_tap(lo: vec4<f32>, hi: vec4<f32>, below_lo: vec4<f32>, below_hi: vec4
     let w1 = weight[filter1 + wk];
     acc1 += w1 * lo;
     below1 += w1 * below_lo;
-    if (XP > 4u) {
+    if (HI_BLOCKS) {
       acc_hi1 += w1 * hi;
       below_hi1 += w1 * below_hi;
     }
@@ -231,7 +237,7 @@ fn two_row_tap(lo: vec4<f32>, hi: vec4<f32>, below_lo: vec4<f32>, below_hi: vec4
     acc3 += w3 * lo;
     below2 += w2 * below_lo;
     below3 += w3 * below_lo;
-    if (XP > 4u) {
+    if (HI_BLOCKS) {
       acc_hi2 += w2 * hi;
       acc_hi3 += w3 * hi;
       below_hi2 += w2 * below_hi;
@@ -271,4 +277,21 @@ fn two_row_taps(a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>, b0: 
   if (taps > 4u) { two_row_column(a0, a1, a2, a3, b0, b1, b2, b3, wrow, 4u, mirrored); }
   if (taps > 5u) { two_row_column(a0, a1, a2, a3, b0, b1, b2, b3, wrow, 5u, mirrored); }
   if (taps > 6u) { two_row_column(a0, a1, a2, a3, b0, b1, b2, b3, wrow, 6u, mirrored); }
+}
+
+// Taps 0..taps-1 of one kernel row for conv_forward_four_rows' four rows, whose windows (values 0..11
+// each) are r0 (the thread's first row) to r3; two_row_tap's blocks take rows 0, 2, 1, 3 as lo, hi,
+// below_lo, below_hi.
+fn four_row_column(r0a: vec4<f32>, r0b: vec4<f32>, r0c: vec4<f32>, r1a: vec4<f32>, r1b: vec4<f32>, r1c: vec4<f32>, r2a: vec4<f32>, r2b: vec4<f32>, r2c: vec4<f32>, r3a: vec4<f32>, r3b: vec4<f32>, r3c: vec4<f32>, wrow: u32, kx: u32) {
+  two_row_tap(window_at(r0a, r0b, r0c, kx), window_at(r2a, r2b, r2c, kx), window_at(r1a, r1b, r1c, kx), window_at(r3a, r3b, r3c, kx), wrow + kx);
+}
+
+fn four_row_taps(r0a: vec4<f32>, r0b: vec4<f32>, r0c: vec4<f32>, r1a: vec4<f32>, r1b: vec4<f32>, r1c: vec4<f32>, r2a: vec4<f32>, r2b: vec4<f32>, r2c: vec4<f32>, r3a: vec4<f32>, r3b: vec4<f32>, r3c: vec4<f32>, wrow: u32, taps: u32) {
+  if (taps > 0u) { four_row_column(r0a, r0b, r0c, r1a, r1b, r1c, r2a, r2b, r2c, r3a, r3b, r3c, wrow, 0u); }
+  if (taps > 1u) { four_row_column(r0a, r0b, r0c, r1a, r1b, r1c, r2a, r2b, r2c, r3a, r3b, r3c, wrow, 1u); }
+  if (taps > 2u) { four_row_column(r0a, r0b, r0c, r1a, r1b, r1c, r2a, r2b, r2c, r3a, r3b, r3c, wrow, 2u); }
+  if (taps > 3u) { four_row_column(r0a, r0b, r0c, r1a, r1b, r1c, r2a, r2b, r2c, r3a, r3b, r3c, wrow, 3u); }
+  if (taps > 4u) { four_row_column(r0a, r0b, r0c, r1a, r1b, r1c, r2a, r2b, r2c, r3a, r3b, r3c, wrow, 4u); }
+  if (taps > 5u) { four_row_column(r0a, r0b, r0c, r1a, r1b, r1c, r2a, r2b, r2c, r3a, r3b, r3c, wrow, 5u); }
+  if (taps > 6u) { four_row_column(r0a, r0b, r0c, r1a, r1b, r1c, r2a, r2b, r2c, r3a, r3b, r3c, wrow, 6u); }
 }

@@ -45,6 +45,18 @@ describe('conv2d: kernel sizes, stride, padding', () => {
   it('batch 8: split-K weight gradient', () => convCase('split-K', { n: 8, cin: 2, cout: 3, h: 9, w: 8, kh: 3, kw: 3 }, { padding: 1 }, 6));
 });
 
+// Rows 4 past a multiple of 8 wide and a multiple of 4 high take conv_forward_four_rows (conv.ts's fourRows()).
+describe('conv2d: four rows of 4 positions per thread', () => {
+  it('3x3, padding 1, 4x4', () => convCase('four rows 3x3', { cin: 3, cout: 5, h: 4, w: 4, kh: 3, kw: 3 }, { padding: 1 }, 41));
+  it('7x7, padding 3, 8x12, Cin 2', () => convCase('four rows 7x7', { cin: 2, cout: 6, h: 8, w: 12, kh: 7, kw: 7 }, { padding: 3, bias: true }, 42));
+  it('vstack 5x5 with gate, bias and cond, 8x12', () =>
+    convCase('four rows vstack', { cin: 3, cout: 6, h: 8, w: 12, kh: 5, kw: 5 }, { padding: [2, 2, 2, 2], mask: { type: 'vstack' }, gate: true, bias: true, cond: true }, 43));
+  it('masked B 5x5 with a pre-residual, 12x4', () =>
+    convCase('four rows B', { cin: 3, cout: 9, h: 12, w: 4, kh: 5, kw: 5 }, { padding: 2, mask: { type: 'B' }, preResidual: true }, 44));
+  it('masked A 3x5, residual, bottom row cropped, 4x12', () =>
+    convCase('four rows A', { n: 3, cin: 2, cout: 4, h: 6, w: 12, kh: 3, kw: 5 }, { padding: [1, -1, 2, 2], mask: { type: 'A' }, residual: true }, 45));
+});
+
 describe('conv2d: fused epilogue', () => {
   it('bias', () => convCase('bias', { cin: 3, cout: 5, h: 7, w: 6, kh: 3, kw: 3 }, { padding: 1, bias: true }));
   it('residual', () => convCase('residual', { cin: 3, cout: 5, h: 7, w: 6, kh: 3, kw: 3 }, { padding: 1, residual: true }));

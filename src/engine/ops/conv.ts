@@ -202,6 +202,15 @@ function twoRows(g: Geometry): boolean {
   return g.stride === 1 && g.kw <= 7 && g.kh > 1 && maskOk;
 }
 
+/**
+ * The forward of a two-row conv whose output rows would leave half of the last 8-position block empty
+ * (width 4 past a multiple of 8, like MNIST's 28) and whose height is a multiple of 4:
+ * conv_forward_four_rows serves it (four rows of 4 positions per thread, no empty half).
+ */
+function fourRows(g: Geometry): boolean {
+  return twoRows(g) && g.wo % 8 === 4 && g.ho % 4 === 0;
+}
+
 /** A scratch buffer for an unused read-write binding. */
 function scratch(): Tensor {
   return empty([1]);
@@ -247,6 +256,11 @@ function runForward(x: Tensor, w: Tensor, g: Geometry, extras: ForwardExtras = {
     const patch = ((TILE_H - 1) * g.stride + g.kh) * ((TILE_W - 1) * g.stride + g.kw);
     constants.CIT = tiledChunk(patch + cot * g.kh * g.kw, g.cin);
     launch(spec('forwardTiled', 'conv_forward_tiled', constants, bindings), buffers, params(g, 0, cblocks, 0, tilesX, tilesY), grid1d(g.n * cblocks * tilesX * tilesY));
+  } else if (fourRows(g)) {
+    const cblocks = Math.ceil(g.cout / cb);
+    const xblocks = Math.ceil(g.wo / 4);
+    const threads = g.n * cblocks * Math.ceil(g.ho / 4) * xblocks;
+    launch(spec('forward', 'conv_forward_four_rows', { ...constants, XP: 4, FOUR_ROWS: 1 }, bindings), buffers, params(g, threads, cblocks, xblocks), threadsGrid(threads, WG));
   } else if (twoRows(g)) {
     const cblocks = Math.ceil(g.cout / cb);
     const xblocks = Math.ceil(g.wo / xp);
