@@ -13,9 +13,12 @@
 //   shared-uniform  + one load per iteration from workgroup memory, the same address for a whole workgroup
 //   shared-lane4  + four loads per thread from workgroup memory, addresses 8 apart between threads
 //   regs16        16 vec4 multiply-adds from registers on 16 accumulators (register pressure)
+//   fma           regs with WGSL's fma() instead of a * b + c
+//   branch-inside   regs inside an if in the loop whose (data-dependent) condition always holds
+//   branch-outside  the same if around the whole loop
 import { create, globals } from 'webgpu';
 
-const MODES = ['regs', 'load-uniform', 'load-lane', 'load-lane4', 'load-spread4', 'inner-loop', 'shared-uniform', 'shared-lane4', 'regs16'];
+const MODES = ['regs', 'load-uniform', 'load-lane', 'load-lane4', 'load-spread4', 'inner-loop', 'shared-uniform', 'shared-lane4', 'regs16', 'fma', 'branch-inside', 'branch-outside'];
 const modes = process.argv.slice(2).length ? process.argv.slice(2) : MODES;
 for (const m of modes) {
   if (!MODES.includes(m)) {
@@ -46,14 +49,18 @@ const extra = {
   'shared-uniform': 'w = tile[(wid.x + i) & 1023u];',
   'shared-lane4': 'x = vec4<f32>(tile[(8u * lid.x + i) & 1023u], tile[(8u * lid.x + i + 1u) & 1023u], tile[(8u * lid.x + i + 2u) & 1023u], tile[(8u * lid.x + i + 3u) & 1023u]);',
   regs16: '',
+  fma: '',
 };
+const bodyFma = [0, 1, 2, 3, 4, 5, 6, 7].map((k) => `a${k} = fma(x, vec4<f32>(w), a${k});`).join(' ');
 const body16 = `${body} b0 += x * w; b1 += x * w; b2 += x * w; b3 += x * w; b4 += x * w; b5 += x * w; b6 += x * w; b7 += x * w;`;
 
 function shader(mode) {
   // inner-loop: each outer step runs 4 inner steps of the body, and the outer loop steps by 4.
   const loop = mode === 'inner-loop'
     ? `for (var i = 0u; i < ${ITER}u; i += 4u) { for (var j = 0u; j < 4u; j++) { x.y = x.y + 1.0; ${body} } }`
-    : `for (var i = 0u; i < ${ITER}u; i++) { ${extra[mode]} ${mode === 'regs16' ? body16 : body} }`;
+    : mode === 'branch-inside' ? `for (var i = 0u; i < ${ITER}u; i++) { if (w < 1e30) { ${body} } }`
+    : mode === 'branch-outside' ? `if (w < 1e30) { for (var i = 0u; i < ${ITER}u; i++) { ${body} } }`
+    : `for (var i = 0u; i < ${ITER}u; i++) { ${extra[mode] ?? ''} ${mode === 'regs16' ? body16 : mode === 'fma' ? bodyFma : body} }`;
   return `
 @group(0) @binding(0) var<storage, read> src: array<f32>;
 @group(0) @binding(1) var<storage, read_write> dst: array<f32>;
