@@ -45,8 +45,12 @@ describe('conv2d: kernel sizes, stride, padding', () => {
   it('batch 8: split-K weight gradient', () => convCase('split-K', { n: 8, cin: 2, cout: 3, h: 9, w: 8, kh: 3, kw: 3 }, { padding: 1 }, 6));
 });
 
-// Rows 4 past a multiple of 8 wide and a multiple of 4 high take conv_forward_four_rows (conv.ts's fourRows()).
+// Rows 4 past a multiple of 8 wide take conv_forward_four_rows (conv.ts's fourRows()).
 describe('conv2d: four rows of 4 positions per thread', () => {
+  it('vstack 5x5 with one extra zero row on top, 13 output rows (a partial group of 4)', () =>
+    convCase('four rows vstack tall', { cin: 3, cout: 6, h: 12, w: 12, kh: 5, kw: 5 }, { padding: [3, 2, 2, 2], mask: { type: 'vstack' }, bias: true }, 46));
+  it('5x5, padding 2, 6x20 (2 rows past the last group of 4)', () =>
+    convCase('four rows 6x20', { cin: 2, cout: 5, h: 6, w: 20, kh: 5, kw: 5 }, { padding: 2 }, 47));
   it('3x3, padding 1, 4x4', () => convCase('four rows 3x3', { cin: 3, cout: 5, h: 4, w: 4, kh: 3, kw: 3 }, { padding: 1 }, 41));
   it('7x7, padding 3, 8x12, Cin 2', () => convCase('four rows 7x7', { cin: 2, cout: 6, h: 8, w: 12, kh: 7, kw: 7 }, { padding: 3, bias: true }, 42));
   it('vstack 5x5 with gate, bias and cond, 8x12', () =>

@@ -203,12 +203,13 @@ function twoRows(g: Geometry): boolean {
 }
 
 /**
- * The forward of a two-row conv whose output rows would leave half of the last 8-position block empty
- * (width 4 past a multiple of 8, like MNIST's 28) and whose height is a multiple of 4:
- * conv_forward_four_rows serves it (four rows of 4 positions per thread, no empty half).
+ * The forward of a two-row conv where four rows of 4 positions per thread (conv_forward_four_rows) cover
+ * fewer padded outputs than two rows of 8: rows 4 past a multiple of 8 wide, like MNIST's 28, leave
+ * the last 8-position block half empty (also the vertical stacks' 29 x 28).
  */
 function fourRows(g: Geometry): boolean {
-  return twoRows(g) && g.wo % 8 === 4 && g.ho % 4 === 0;
+  const padded = (n: number, block: number): number => Math.ceil(n / block) * block;
+  return twoRows(g) && padded(g.ho, 4) * padded(g.wo, 4) < padded(g.ho, 2) * padded(g.wo, 8);
 }
 
 /** A scratch buffer for an unused read-write binding. */
