@@ -13,7 +13,7 @@ struct Params {
   n: u32, cin: u32, h: u32, w: u32,
   cout: u32, ho: u32, wo: u32, threads: u32,
   pad_t: i32, pad_l: i32, cblocks: u32, xblocks: u32,
-  rows: u32, chunk_rows: u32, _p0: u32, _p1: u32,
+  rows: u32, chunk_rows: u32, blank_rows: u32, _p1: u32,
 }
 
 override KH: u32 = 3u;

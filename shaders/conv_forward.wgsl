@@ -203,9 +203,9 @@ fn row_window(plane: u32, iy: i32, ix0: i32, k: u32) -> vec4<f32> {
 fn conv_forward_two_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let t = linear_id(gid, nwg);
   if (t >= params.threads) { return; }
-  let slot = block_slot(t, (params.ho + 1u) / 2u);
+  let slot = block_slot(t, (params.ho - params.blank_rows + 1u) / 2u);
   let xb = slot.x;
-  let oy = 2u * slot.y;
+  let oy = params.blank_rows + 2u * slot.y;
   let cb = slot.z;
   let n = slot.w;
 
@@ -248,6 +248,12 @@ fn conv_forward_two_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin
     }
   }
 
+  if (slot.y == 0u) {
+    for (var r = 0u; r < params.blank_rows; r++) {
+      fwd_epilogue(n, co0, r, ox0, vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+      if (XP > 4u && ox0 + 4u < params.wo) { fwd_epilogue(n, co0, r, ox0 + 4u, vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0)); }
+    }
+  }
   fwd_epilogue(n, co0, oy, ox0, acc0, acc1, acc2, acc3);
   if (XP > 4u && ox0 + 4u < params.wo) { fwd_epilogue(n, co0, oy, ox0 + 4u, acc_hi0, acc_hi1, acc_hi2, acc_hi3); }
   if (oy + 1u < params.ho) {
@@ -265,9 +271,9 @@ fn conv_forward_two_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin
 fn conv_forward_four_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let t = linear_id(gid, nwg);
   if (t >= params.threads) { return; }
-  let slot = block_slot(t, (params.ho + 3u) / 4u);
+  let slot = block_slot(t, (params.ho - params.blank_rows + 3u) / 4u);
   let xb = slot.x;
-  let oy = 4u * slot.y;
+  let oy = params.blank_rows + 4u * slot.y;
   let cb = slot.z;
   let n = slot.w;
 
@@ -316,6 +322,11 @@ fn conv_forward_four_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builti
     }
   }
 
+  if (slot.y == 0u) {
+    for (var r = 0u; r < params.blank_rows; r++) {
+      fwd_epilogue(n, co0, r, ox0, vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+    }
+  }
   fwd_epilogue(n, co0, oy, ox0, acc0, acc1, acc2, acc3);
   if (oy + 1u < params.ho) { fwd_epilogue(n, co0, oy + 1u, ox0, below0, below1, below2, below3); }
   if (oy + 2u < params.ho) { fwd_epilogue(n, co0, oy + 2u, ox0, acc_hi0, acc_hi1, acc_hi2, acc_hi3); }

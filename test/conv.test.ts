@@ -47,7 +47,7 @@ describe('conv2d: kernel sizes, stride, padding', () => {
 
 // Rows 4 past a multiple of 8 wide take conv_forward_four_rows (conv.ts's fourRows()).
 describe('conv2d: four rows of 4 positions per thread', () => {
-  it('vstack 5x5 with one extra zero row on top, 13 output rows (a partial group of 4)', () =>
+  it('vstack 5x5 with one extra zero row on top, 13 output rows (the blank one, then 3 groups of 4)', () =>
     convCase('four rows vstack tall', { cin: 3, cout: 6, h: 12, w: 12, kh: 5, kw: 5 }, { padding: [3, 2, 2, 2], mask: { type: 'vstack' }, bias: true }, 46));
   it('5x5, padding 2, 6x20 (2 rows past the last group of 4)', () =>
     convCase('four rows 6x20', { cin: 2, cout: 5, h: 6, w: 20, kh: 5, kw: 5 }, { padding: 2 }, 47));
@@ -59,6 +59,19 @@ describe('conv2d: four rows of 4 positions per thread', () => {
     convCase('four rows B', { cin: 3, cout: 9, h: 12, w: 4, kh: 5, kw: 5 }, { padding: 2, mask: { type: 'B' }, preResidual: true }, 44));
   it('masked A 3x5, residual, bottom row cropped, 4x12', () =>
     convCase('four rows A', { n: 3, cin: 2, cout: 4, h: 6, w: 12, kh: 3, kw: 5 }, { padding: [1, -1, 2, 2], mask: { type: 'A' }, residual: true }, 45));
+});
+
+// Output rows on top that see only padding (conv.ts's blankTopRows()) are written from the epilogue
+// alone, and the two-row and four-row blocks start below them.
+describe('conv2d: blank rows on top', () => {
+  it('four rows: vstack 5x5, one blank row and 13 below it (a partial group), gate, bias and cond', () =>
+    convCase('blank four rows', { cin: 3, cout: 6, h: 13, w: 12, kh: 5, kw: 5 }, { padding: [3, 2, 2, 2], mask: { type: 'vstack' }, gate: true, bias: true, cond: true }, 48));
+  it('two rows of 8: vstack 5x5, one blank row and 6 below it, width 9, bias and pre-residual', () =>
+    convCase('blank two rows', { n: 3, cin: 2, cout: 5, h: 6, w: 9, kh: 5, kw: 5 }, { padding: [3, 2, 2, 2], mask: { type: 'vstack' }, bias: true, preResidual: true }, 49));
+  it('two blank rows: vstack 5x5 padded 4 on top, cond and residual', () =>
+    convCase('blank two', { cin: 3, cout: 4, h: 8, w: 12, kh: 5, kw: 5 }, { padding: [4, 1, 2, 2], mask: { type: 'vstack' }, cond: true, residual: true }, 50));
+  it('unmasked 3x3 padded 3 on top: one blank row, gate', () =>
+    convCase('blank unmasked', { cin: 2, cout: 6, h: 7, w: 7, kh: 3, kw: 3 }, { padding: [3, 0, 1, 1], gate: true, bias: true }, 51));
 });
 
 describe('conv2d: fused epilogue', () => {

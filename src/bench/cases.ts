@@ -68,6 +68,8 @@ interface ConvCase {
   kh?: number;
   stride: 1 | 2;
   mask?: ConvMask;
+  /** One more zero row on top, so Ho = H + 1: the gated stacks' vertical conv (networks.ts's vpre). */
+  extraTopRow?: boolean;
 }
 
 function convCases(quick: boolean): ConvCase[] {
@@ -80,8 +82,8 @@ function convCases(quick: boolean): ConvCase[] {
     { name: '1x1 32->32 28x28', cin: 32, cout: 32, size: 28, k: 1, stride: 1 },
     { name: '1x1 64->64 28x28', cin: 64, cout: 64, size: 28, k: 1, stride: 1 },
     // the E.1 model's stacks (bench:frameworks): 7x7 and 1x7 on the image and features, 5x5 and 1x5 mask B, gated 2P = 64
-    { name: 'vstack 7x7 33->64 28x28', cin: 33, cout: 64, size: 28, k: 7, stride: 1, mask: { type: 'vstack' } },
-    { name: 'vstack 5x5 32->64 28x28', cin: 32, cout: 64, size: 28, k: 5, stride: 1, mask: { type: 'vstack' } },
+    { name: 'vstack 7x7 33->64 29x28', cin: 33, cout: 64, size: 28, k: 7, stride: 1, mask: { type: 'vstack' }, extraTopRow: true },
+    { name: 'vstack 5x5 32->64 29x28', cin: 32, cout: 64, size: 28, k: 5, stride: 1, mask: { type: 'vstack' }, extraTopRow: true },
     { name: 'hstack 1x7 A 33->64 28x28', cin: 33, cout: 64, size: 28, k: 7, kh: 1, stride: 1, mask: { type: 'A' } },
     { name: 'hstack 1x5 B 32->64 28x28', cin: 32, cout: 64, size: 28, k: 5, kh: 1, stride: 1, mask: { type: 'B' } },
     // the encoder
@@ -123,9 +125,10 @@ export async function runBench(gpu: GpuContext, args: BenchOptions, emit: (recor
     const kh = c.kh ?? c.k;
     const padX = Math.floor(c.k / 2);
     const padY = Math.floor(kh / 2);
-    const pad = [padY, padY, padX, padX] as const;
+    const padTop = padY + (c.extraTopRow ? 1 : 0);
+    const pad = [padTop, padY, padX, padX] as const;
     const out = Math.floor((c.size + 2 * padX - c.k) / c.stride) + 1;
-    const outY = Math.floor((c.size + 2 * padY - kh) / c.stride) + 1;
+    const outY = Math.floor((c.size + padTop + padY - kh) / c.stride) + 1;
     const x = randomTensor([batch, c.cin, c.size, c.size], 4);
     const w = randomTensor([c.cout, c.cin, kh, c.k], 5);
     const gy = randomTensor([batch, c.cout, outY, out], 6);

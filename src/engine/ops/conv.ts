@@ -145,12 +145,12 @@ function geometryConstants(g: Geometry, cb: number): Record<string, number> {
   return { KH: g.kh, KW: g.kw, STRIDE: g.stride, MASK: g.mask, GROUPS: g.groups, CB: cb };
 }
 
-function params(g: Geometry, threads: number, cblocks: number, xblocks: number, rows = 0, chunkRows = 0): Uint32Array {
+function params(g: Geometry, threads: number, cblocks: number, xblocks: number, rows = 0, chunkRows = 0, blankRows = 0): Uint32Array {
   return new Params()
     .u(g.n, g.cin, g.h, g.w)
     .u(g.cout, g.ho, g.wo, threads)
     .u(g.padT, g.padL, cblocks, xblocks)
-    .u(rows, chunkRows, 0, 0)
+    .u(rows, chunkRows, blankRows, 0)
     .build();
 }
 
@@ -203,13 +203,27 @@ function twoRows(g: Geometry): boolean {
 }
 
 /**
+ * Output rows on top whose taps all fall in the top padding, so their value is the epilogue alone
+ * (bias, cond, ...): the vertical stacks' extra row, which sees only the zero row on top
+ * (networks.ts). The two-row and four-row forwards lay their blocks out from the next row and write
+ * these rows from the epilogue alone, so MNIST's 29 x 28 vpre fills four-row blocks exactly instead of
+ * padding 29 rows to 32. At least one row is left to the blocks, which are what write the blank ones.
+ */
+function blankTopRows(g: Geometry): number {
+  if (g.stride !== 1) return 0;
+  const lastKernelRow = g.mask === 0 ? g.kh - 1 : Math.floor(g.kh / 2);
+  return Math.max(0, Math.min(g.ho - 1, g.padT - lastKernelRow));
+}
+
+/**
  * The forward of a two-row conv where four rows of 4 positions per thread (conv_forward_four_rows) cover
  * fewer padded outputs than two rows of 8: rows 4 past a multiple of 8 wide, like MNIST's 28, leave
  * the last 8-position block half empty (also the vertical stacks' 29 x 28).
  */
 function fourRows(g: Geometry): boolean {
   const padded = (n: number, block: number): number => Math.ceil(n / block) * block;
-  return twoRows(g) && padded(g.ho, 4) * padded(g.wo, 4) < padded(g.ho, 2) * padded(g.wo, 8);
+  const rows = g.ho - blankTopRows(g);
+  return twoRows(g) && padded(rows, 4) * padded(g.wo, 4) < padded(rows, 2) * padded(g.wo, 8);
 }
 
 /** A scratch buffer for an unused read-write binding. */
@@ -258,15 +272,17 @@ function runForward(x: Tensor, w: Tensor, g: Geometry, extras: ForwardExtras = {
     constants.CIT = tiledChunk(patch + cot * g.kh * g.kw, g.cin);
     launch(spec('forwardTiled', 'conv_forward_tiled', constants, bindings), buffers, params(g, 0, cblocks, 0, tilesX, tilesY), grid1d(g.n * cblocks * tilesX * tilesY));
   } else if (fourRows(g)) {
+    const blank = blankTopRows(g);
     const cblocks = Math.ceil(g.cout / cb);
     const xblocks = Math.ceil(g.wo / 4);
-    const threads = g.n * cblocks * Math.ceil(g.ho / 4) * xblocks;
-    launch(spec('forward', 'conv_forward_four_rows', { ...constants, XP: 4, FOUR_ROWS: 1 }, bindings), buffers, params(g, threads, cblocks, xblocks), threadsGrid(threads, WG));
+    const threads = g.n * cblocks * Math.ceil((g.ho - blank) / 4) * xblocks;
+    launch(spec('forward', 'conv_forward_four_rows', { ...constants, XP: 4, FOUR_ROWS: 1 }, bindings), buffers, params(g, threads, cblocks, xblocks, 0, 0, blank), threadsGrid(threads, WG));
   } else if (twoRows(g)) {
+    const blank = blankTopRows(g);
     const cblocks = Math.ceil(g.cout / cb);
     const xblocks = Math.ceil(g.wo / xp);
-    const threads = g.n * cblocks * Math.ceil(g.ho / 2) * xblocks;
-    launch(spec('forward', 'conv_forward_two_rows', constants, bindings), buffers, params(g, threads, cblocks, xblocks), threadsGrid(threads, WG));
+    const threads = g.n * cblocks * Math.ceil((g.ho - blank) / 2) * xblocks;
+    launch(spec('forward', 'conv_forward_two_rows', constants, bindings), buffers, params(g, threads, cblocks, xblocks, 0, 0, blank), threadsGrid(threads, WG));
   } else if (pointwise(g)) {
     const eight = eightChannels(g.cout);
     const cblocks = Math.ceil(g.cout / (eight ? 8 : cb));
