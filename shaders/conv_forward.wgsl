@@ -126,6 +126,27 @@ fn fwd_epilogue(n: u32, co0: u32, oy: u32, ox0: u32, a0: vec4<f32>, a1: vec4<f32
   }
 }
 
+// The kept taps of masks A/B's centre row (kernel row CY), whose input row starts at `row`.
+fn centre_row_taps(row: u32, ix0: i32, wrow: u32, ci: u32, co0: u32) {
+  if (UNROLL_ROWS && CENTRE_PLAIN) {
+    // Taps 0..CENTRE_TAPS-1 of the centre row (the centre itself for mask B) from one window.
+    let size = CENTRE_WINDOW;
+    if (CENTRE_TAPS > 0u) {
+      block_row(input_window(row, ix0, 0u, size), input_window(row, ix0, 1u, size), input_window(row, ix0, 2u, size), input_window(row, ix0, 3u, size), wrow, false, CENTRE_TAPS);
+    }
+  } else {
+    for (var kx = 0u; kx < CX; kx++) {
+      let ix = ix0 + i32(kx);
+      block_tap(input4(row, ix), input4_hi(row, ix), wrow + kx);
+    }
+    if (HAS_CENTRE) {
+      let ix = ix0 + i32(CX);
+      let kept = vec4<bool>(centre_kept(ci, co0), centre_kept(ci, co0 + 1u), centre_kept(ci, co0 + 2u), centre_kept(ci, co0 + 3u));
+      block_centre(input4(row, ix), input4_hi(row, ix), wrow + CX, kept);
+    }
+  }
+}
+
 @compute @workgroup_size(64)
 fn conv_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let t = linear_id(gid, nwg);
@@ -142,44 +163,36 @@ fn conv_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
   let ox0 = xb * XP;
   let ix0 = i32(ox0 * STRIDE) - params.pad_l;
   let iy0 = i32(oy * STRIDE) - params.pad_t;
-  for (var ci = 0u; ci < params.cin; ci++) {
-    let plane = (n * params.cin + ci) * params.h;
-    let wci = ci * KH * KW;
-    for (var ky = 0u; ky < FULL_ROWS; ky++) {
-      let iy = iy0 + i32(ky);
-      if (iy < 0 || iy >= i32(params.h)) { continue; }
-      let row = (plane + u32(iy)) * params.w;
-      if (UNROLL_ROWS) {
-        // Tap kx reads positions ix0 + kx + j: the window from ix0, shifted by kx.
-        block_row(input_window(row, ix0, 0u, WINDOW), input_window(row, ix0, 1u, WINDOW), input_window(row, ix0, 2u, WINDOW), input_window(row, ix0, 3u, WINDOW), wci + ky * KW, false, KW);
-        continue;
-      }
-      for (var kx = 0u; kx < KW; kx++) {
-        let ix = ix0 + i32(kx);
-        block_tap(input4(row, ix), input4_hi(row, ix), wci + ky * KW + kx);
+  if (MASK_AB && FULL_ROWS == 0u) {
+    // Only the centre row (the horizontal stacks, 1 x KW): its bounds checked once, outside the
+    // channel loop, since an `if` inside a loop halves SwiftShader's rate (docs/performance.md).
+    let iy = iy0 + i32(CY);
+    if (iy >= 0 && iy < i32(params.h)) {
+      for (var ci = 0u; ci < params.cin; ci++) {
+        centre_row_taps(((n * params.cin + ci) * params.h + u32(iy)) * params.w, ix0, ci * KH * KW + CY * KW, ci, co0);
       }
     }
-    if (MASK_AB) {
-      let iy = iy0 + i32(CY);
-      if (iy >= 0 && iy < i32(params.h)) {
+  } else {
+    for (var ci = 0u; ci < params.cin; ci++) {
+      let plane = (n * params.cin + ci) * params.h;
+      let wci = ci * KH * KW;
+      for (var ky = 0u; ky < FULL_ROWS; ky++) {
+        let iy = iy0 + i32(ky);
+        if (iy < 0 || iy >= i32(params.h)) { continue; }
         let row = (plane + u32(iy)) * params.w;
-        if (UNROLL_ROWS && CENTRE_PLAIN) {
-          // Taps 0..CENTRE_TAPS-1 of the centre row (the centre itself for mask B) from one window.
-          let size = CENTRE_WINDOW;
-          if (CENTRE_TAPS > 0u) {
-            block_row(input_window(row, ix0, 0u, size), input_window(row, ix0, 1u, size), input_window(row, ix0, 2u, size), input_window(row, ix0, 3u, size), wci + CY * KW, false, CENTRE_TAPS);
-          }
-        } else {
-          for (var kx = 0u; kx < CX; kx++) {
-            let ix = ix0 + i32(kx);
-            block_tap(input4(row, ix), input4_hi(row, ix), wci + CY * KW + kx);
-          }
-          if (HAS_CENTRE) {
-            let ix = ix0 + i32(CX);
-            let kept = vec4<bool>(centre_kept(ci, co0), centre_kept(ci, co0 + 1u), centre_kept(ci, co0 + 2u), centre_kept(ci, co0 + 3u));
-            block_centre(input4(row, ix), input4_hi(row, ix), wci + CY * KW + CX, kept);
-          }
+        if (UNROLL_ROWS) {
+          // Tap kx reads positions ix0 + kx + j: the window from ix0, shifted by kx.
+          block_row(input_window(row, ix0, 0u, WINDOW), input_window(row, ix0, 1u, WINDOW), input_window(row, ix0, 2u, WINDOW), input_window(row, ix0, 3u, WINDOW), wci + ky * KW, false, KW);
+          continue;
         }
+        for (var kx = 0u; kx < KW; kx++) {
+          let ix = ix0 + i32(kx);
+          block_tap(input4(row, ix), input4_hi(row, ix), wci + ky * KW + kx);
+        }
+      }
+      if (MASK_AB) {
+        let iy = iy0 + i32(CY);
+        if (iy >= 0 && iy < i32(params.h)) { centre_row_taps((plane + u32(iy)) * params.w, ix0, wci + CY * KW, ci, co0); }
       }
     }
   }

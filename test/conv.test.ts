@@ -116,6 +116,8 @@ describe('conv2d: masks', () => {
   it('vstack, 5x5 with gate and bias', () =>
     convCase('vstack gate', { cin: 3, cout: 6, h: 9, w: 7, kh: 5, kw: 5 }, { padding: 2, mask: { type: 'vstack' }, gate: true, bias: true }));
   it('hstack A (1x5)', () => convCase('hstack A', { cin: 3, cout: 5, h: 7, w: 9, kh: 1, kw: 5 }, { padding: [0, 0, 2, 2], mask: { type: 'A' } }));
+  it('hstack B (1x3) padded one row above and below: output rows outside the input', () =>
+    convCase('hstack B rows', { cin: 3, cout: 6, h: 6, w: 9, kh: 1, kw: 3 }, { padding: [1, 1, 1, 1], mask: { type: 'B' }, bias: true }, 52));
   it('hstack B (1x3) with residual', () =>
     convCase('hstack B', { cin: 3, cout: 5, h: 7, w: 9, kh: 1, kw: 3 }, { padding: [0, 0, 1, 1], mask: { type: 'B' }, residual: true }));
   it('A with 3 colour groups', () =>
