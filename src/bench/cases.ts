@@ -25,6 +25,8 @@ export interface BenchOptions {
   filter: RegExp | null;
   /** Timed repetitions per case (0: chosen from a first timing). */
   reps: number;
+  /** With `train`: only the evaluation forward's rows, not the training step's. */
+  forwardOnly?: boolean;
 }
 
 const now = (): number => performance.now();
@@ -198,8 +200,8 @@ export async function runBench(gpu: GpuContext, args: BenchOptions, emit: (recor
   }
   for (const name of args.train.includes('all') ? MNIST_PRESETS : args.train) {
     // 'e1': the Appendix E.1 model that `npm run bench:frameworks` races against TensorFlow.js and jax-js.
-    if (name === 'e1') await trainCase(gpu, base, 'e1', args.quick ? quickConfig() : e1Config(), batch, emit);
-    else if (isPreset(name)) await trainCase(gpu, base, name, args.quick ? quickSizes(name) : mnistConfig(name), batch, emit);
+    if (name === 'e1') await trainCase(gpu, base, 'e1', args.quick ? quickConfig() : e1Config(), batch, emit, args.forwardOnly);
+    else if (isPreset(name)) await trainCase(gpu, base, name, args.quick ? quickSizes(name) : mnistConfig(name), batch, emit, args.forwardOnly);
     else throw new Error(`--train: unknown preset ${name} (one of ${MNIST_PRESETS.join(', ')}, e1 or all)`);
   }
 }
@@ -235,10 +237,32 @@ const isPreset = (name: string): name is MnistPreset => (MNIST_PRESETS as readon
 const quickSizes = (preset: MnistPreset): MnistModelConfig =>
   mnistConfig(preset, { pixelLayers: 2, pixelWidth: 8, latentDim: 8, encoderDims: [8, 8, 16, 16], decoderDims: [16, 16, 8], outputWidth: 8 });
 
-async function trainCase(gpu: GpuContext, base: Record<string, string>, label: string, config: MnistModelConfig, batch: number, emit: (record: Record<string, unknown>) => void): Promise<void> {
-  const quick = batch < 32;
+async function trainCase(
+  gpu: GpuContext,
+  base: Record<string, string>,
+  label: string,
+  config: MnistModelConfig,
+  batch: number,
+  emit: (record: Record<string, unknown>) => void,
+  forwardOnly = false,
+): Promise<void> {
   const model = new MnistModel(config);
-  const data = GpuImageSet.upload(syntheticDigits(1024, config.imageSize), 'intensity');
+  const stepGflops = forwardOnly ? null : await trainingRows(gpu, base, label, model, batch, emit);
+  await forwardRows(gpu, base, label, model, config, batch, emit, stepGflops);
+  model.dispose();
+}
+
+/** The training step timed, set against the best matmul, and profiled; returns the step's GFLOP/s. */
+async function trainingRows(
+  gpu: GpuContext,
+  base: Record<string, string>,
+  label: string,
+  model: MnistModel,
+  batch: number,
+  emit: (record: Record<string, unknown>) => void,
+): Promise<number> {
+  const quick = batch < 32;
+  const data = GpuImageSet.upload(syntheticDigits(1024, model.config.imageSize), 'intensity');
   const trainer = new MnistTrainer(model, data, { batchSize: batch, seed: 1 });
   let t0 = now();
   const variants = await trainer.prewarm();
@@ -279,6 +303,23 @@ async function trainCase(gpu: GpuContext, base: Record<string, string>, label: s
   trainer.replaySteps = false;
   const stepProfile = await profileDispatches(gpu, () => trainer.trainStep());
   emit({ ...base, case: `train ${label} kernel profile`, dispatches_per_step: stepProfile.dispatches, replayed_ms: stepProfile.replayed_ms, kernels: stepProfile.kernels });
+  trainer.dispose();
+  trainer.optimizer.dispose();
+  data.dispose();
+  return stepGflops;
+}
+
+async function forwardRows(
+  gpu: GpuContext,
+  base: Record<string, string>,
+  label: string,
+  model: MnistModel,
+  config: MnistModelConfig,
+  batch: number,
+  emit: (record: Record<string, unknown>) => void,
+  stepGflops: number | null,
+): Promise<void> {
+  const quick = batch < 32;
   // The evaluation forward (the -ELBO of a batch, no gradients), timed and profiled the same way:
   // bench:frameworks races it, and the issue asks it to be as fast per FLOP as inside training.
   const x = randomTensor([batch, 1, config.imageSize, config.imageSize], 5);
@@ -287,7 +328,7 @@ async function trainCase(gpu: GpuContext, base: Record<string, string>, label: s
   forward();
   await gpu.sync();
   const forwardReps = quick ? 3 : 2;
-  t0 = now();
+  const t0 = now();
   for (let i = 0; i < forwardReps; i++) {
     forward();
     await gpu.throttle();
@@ -298,16 +339,12 @@ async function trainCase(gpu: GpuContext, base: Record<string, string>, label: s
   emit({
     ...base, case: `forward ${label} b${batch}${quick ? ' (small widths)' : ''}`, ms_per_batch: +forwardMs.toFixed(1),
     images_per_s: +((1000 * batch) / forwardMs).toFixed(2), gflops: +forwardGflops.toFixed(3),
-    gflops_vs_training_step: +(forwardGflops / stepGflops).toFixed(3),
+    ...(stepGflops === null ? {} : { gflops_vs_training_step: +(forwardGflops / stepGflops).toFixed(3) }),
   });
   const forwardProfile = await profileDispatches(gpu, forward);
   emit({ ...base, case: `forward ${label} kernel profile`, dispatches_per_forward: forwardProfile.dispatches, replayed_ms: forwardProfile.replayed_ms, kernels: forwardProfile.kernels });
   x.dispose();
   noise?.dispose();
-  trainer.dispose();
-  trainer.optimizer.dispose();
-  data.dispose();
-  model.dispose();
 }
 
 /**

@@ -44,13 +44,14 @@ function hierPresets(list: string): HierPreset[] {
 }
 
 function parseArgs(argv: string[]): BenchOptions {
-  const args: BenchOptions = { quick: false, train: [], filter: null, reps: 0 };
+  const args: BenchOptions = { quick: false, train: [], filter: null, reps: 0, forwardOnly: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--quick') args.quick = true;
     else if (a === '--filter') args.filter = new RegExp(argv[++i] ?? '');
     else if (a === '--reps') args.reps = Number(argv[++i]);
     else if (a === '--train') args.train = (argv[++i] ?? '').split(',').filter(Boolean);
+    else if (a === '--forward-only') args.forwardOnly = true;
     else if (a === '--sample') sampling = { preset: 'gated-pixelvae-cond', batch: 64, size: 28, fullSize: 8, quick: false };
     else if (sampling && a === '--sample-preset') sampling.preset = argv[++i] as SamplingBenchOptions['preset'];
     else if (sampling && a === '--sample-batch') sampling.batch = Number(argv[++i]);
@@ -70,7 +71,8 @@ function parseArgs(argv: string[]): BenchOptions {
   --reps     timed repetitions per case (default: chosen from a first timing, 1..20)
   --train P  also time training steps of MNIST presets P (comma-separated, e1 for the E.1 model of bench:frameworks, or all) at batch 32
              (batch 8 and small widths with --quick), with a per-kernel profile of one step and a
-             line setting each step's GFLOP/s against the best matmul of equal work (target 0.6)
+             line setting each step's GFLOP/s against the best matmul of equal work (target 0.6), then the
+             evaluation forward timed and profiled the same way (--forward-only: that alone)
   --sample   instead, time sampling a batch (default the Table-1 model, 28x28, batch 64): incremental
              vs one forward pass, and the full-recompute sampler at a small size
              (--sample-preset P, --sample-batch N, --sample-full-size S (default 8); --quick: small widths)
