@@ -24,7 +24,15 @@ override WRITE_PRE: bool = false;
 @group(0) @binding(6) var<storage, read_write> pre_activation: array<f32>;
 @group(0) @binding(7) var<storage, read> cond: array<f32>;
 
+/**
+ * The input is a zero-padded copy (conv_pad_input) on which the conv is a valid one, so reads need no
+ * bounds checks: the two-row and four-row entries (a check inside their tap loops halves SwiftShader's
+ * rate: docs/performance.md).
+ */
+override PADDED: bool = false;
+
 fn input_at(row: u32, ix: i32) -> f32 {
+  if (PADDED) { return input[row + u32(ix)]; }
   let ok = ix >= 0 && ix < i32(params.w);
   return select(0.0, input[row + u32(select(0, ix, ok))], ok);
 }
@@ -208,7 +216,9 @@ fn conv_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
 
 // Window k of input row iy, zeros when the row is outside the input.
 fn row_window(plane: u32, iy: i32, ix0: i32, k: u32) -> vec4<f32> {
-  if (iy < 0 || iy >= i32(params.h)) { return vec4<f32>(0.0); }
+  if (!PADDED) {
+    if (iy < 0 || iy >= i32(params.h)) { return vec4<f32>(0.0); }
+  }
   return input_window((plane + u32(iy)) * params.w, ix0, k, WINDOW);
 }
 
@@ -386,6 +396,32 @@ fn conv_forward_1x1(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
   if (EIGHT_CHANNELS && co0 + 4u < params.cout) {
     fwd_epilogue(n, co0 + 4u, oy, ox0, acc4, acc5, acc6, acc7);
     if (XP > 4u && ox0 + 4u < params.wo) { fwd_epilogue(n, co0 + 4u, oy, ox0 + 4u, acc_hi4, acc_hi5, acc_hi6, acc_hi7); }
+  }
+}
+
+// ---- the zero-padded copy of a conv's input that PADDED entries read: source [n, cin, h, w] with
+// pad_t rows and pad_l columns before it (negative: cropped) in a target [n, cin, rows, chunk_rows].
+// A thread writes one target row, so the index arithmetic is paid once per row.
+
+@group(0) @binding(1) var<storage, read> pad_source: array<f32>;
+@group(0) @binding(2) var<storage, read_write> pad_target: array<f32>;
+
+@compute @workgroup_size(64)
+fn conv_pad_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let t = linear_id(gid, nwg);
+  if (t >= params.threads) { return; }
+  let width = params.chunk_rows;
+  let iy = i32(t % params.rows) - params.pad_t;
+  let out = t * width;
+  if (iy < 0 || iy >= i32(params.h)) {
+    for (var col = 0u; col < width; col++) { pad_target[out + col] = 0.0; }
+    return;
+  }
+  let source = ((t / params.rows) * params.h + u32(iy)) * params.w;
+  for (var col = 0u; col < width; col++) {
+    let ix = i32(col) - params.pad_l;
+    let inside = ix >= 0 && ix < i32(params.w);
+    pad_target[out + col] = select(0.0, pad_source[source + u32(select(0, ix, inside))], inside);
   }
 }
 

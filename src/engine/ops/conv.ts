@@ -226,6 +226,23 @@ function fourRows(g: Geometry): boolean {
   return twoRows(g) && padded(rows, 4) * padded(g.wo, 4) < padded(rows, 2) * padded(g.wo, 8);
 }
 
+/**
+ * The two-row and four-row forwards read a zero-padded copy of their input, on which the conv is a
+ * valid one (pad 0), so their loads need no bounds checks (conv_forward.wgsl's PADDED). The copy
+ * holds every row and column their blocks read, including those of block rows and positions past the
+ * output, which are computed and not stored: `rows` output rows and `columns` output positions. The
+ * one-row conv_forward keeps its checks: there (stride 2, the horizontal stacks) the copy cost what
+ * it saved (docs/performance.md).
+ */
+function paddedInput(x: Tensor, g: Geometry, rows: number, columns: number): { input: Tensor; geometry: Geometry } {
+  const height = (rows - 1) * g.stride + g.kh;
+  const width = (columns - 1) * g.stride + g.kw;
+  const threads = g.n * g.cin * height;
+  const input = empty([g.n, g.cin, height, width]);
+  launch(spec('forward', 'conv_pad_input', {}, ['read', 'rw']), [x.binding, input.binding], params(g, threads, 0, 0, height, width), threadsGrid(threads, WG));
+  return { input, geometry: { ...g, h: height, w: width, padT: 0, padL: 0 } };
+}
+
 /** A scratch buffer for an unused read-write binding. */
 function scratch(): Tensor {
   return empty([1]);
@@ -271,18 +288,19 @@ function runForward(x: Tensor, w: Tensor, g: Geometry, extras: ForwardExtras = {
     const patch = ((TILE_H - 1) * g.stride + g.kh) * ((TILE_W - 1) * g.stride + g.kw);
     constants.CIT = tiledChunk(patch + cot * g.kh * g.kw, g.cin);
     launch(spec('forwardTiled', 'conv_forward_tiled', constants, bindings), buffers, params(g, 0, cblocks, 0, tilesX, tilesY), grid1d(g.n * cblocks * tilesX * tilesY));
-  } else if (fourRows(g)) {
+  } else if (fourRows(g) || twoRows(g)) {
+    const four = fourRows(g);
+    const positions = four ? 4 : xp;
+    const rowsPerThread = four ? 4 : 2;
     const blank = blankTopRows(g);
     const cblocks = Math.ceil(g.cout / cb);
-    const xblocks = Math.ceil(g.wo / 4);
-    const threads = g.n * cblocks * Math.ceil((g.ho - blank) / 4) * xblocks;
-    launch(spec('forward', 'conv_forward_four_rows', { ...constants, XP: 4, FOUR_ROWS: 1 }, bindings), buffers, params(g, threads, cblocks, xblocks, 0, 0, blank), threadsGrid(threads, WG));
-  } else if (twoRows(g)) {
-    const blank = blankTopRows(g);
-    const cblocks = Math.ceil(g.cout / cb);
-    const xblocks = Math.ceil(g.wo / xp);
-    const threads = g.n * cblocks * Math.ceil((g.ho - blank) / 2) * xblocks;
-    launch(spec('forward', 'conv_forward_two_rows', constants, bindings), buffers, params(g, threads, cblocks, xblocks, 0, 0, blank), threadsGrid(threads, WG));
+    const xblocks = Math.ceil(g.wo / positions);
+    const rowBlocks = Math.ceil((g.ho - blank) / rowsPerThread);
+    const threads = g.n * cblocks * rowBlocks * xblocks;
+    const { input, geometry } = paddedInput(x, g, blank + rowBlocks * rowsPerThread, xblocks * positions);
+    const entry = four ? spec('forward', 'conv_forward_four_rows', { ...constants, XP: 4, FOUR_ROWS: 1, PADDED: 1 }, bindings) : spec('forward', 'conv_forward_two_rows', { ...constants, PADDED: 1 }, bindings);
+    launch(entry, [input.binding, ...buffers.slice(1)], params(geometry, threads, cblocks, xblocks, 0, 0, blank), threadsGrid(threads, WG));
+    input.dispose();
   } else if (pointwise(g)) {
     const eight = eightChannels(g.cout);
     const cblocks = Math.ceil(g.cout / (eight ? 8 : cb));
