@@ -53,6 +53,17 @@ fn input_window(row: u32, ix: i32, k: u32, size: u32) -> vec4<f32> {
   return v;
 }
 
+// Input values i..i+3, all known to lie inside the input row (stride 1).
+fn inside4(i: u32) -> vec4<f32> {
+  return vec4<f32>(input[i], input[i + 1u], input[i + 2u], input[i + 3u]);
+}
+
+// Input values i+4..i+7 when the thread has 8 positions, else zeros.
+fn inside4_hi(i: u32) -> vec4<f32> {
+  if (XP > 4u) { return inside4(i + 4u); }
+  return vec4<f32>(0.0);
+}
+
 // The input values of positions 4..7 of a tap (zeros when the thread has 4 positions).
 fn input4_hi(row: u32, ix: i32) -> vec4<f32> {
   if (XP > 4u) { return input4(row, ix + 4 * i32(STRIDE)); }
@@ -380,15 +391,31 @@ fn conv_forward_1x1(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     let hw = params.h * params.w;
     let row0 = (n * params.cin * params.h + u32(iy0)) * params.w;
     let pairs = params.cin / 2u;
-    for (var q = 0u; q < pairs; q++) {
-      let ci = 2u * q;
-      let row = row0 + ci * hw;
-      pointwise_tap(input4(row, ix0), input4_hi(row, ix0), ci);
-      pointwise_tap(input4(row + hw, ix0), input4_hi(row + hw, ix0), ci + 1u);
-    }
-    if (params.cin % 2u == 1u) {
-      let ci = params.cin - 1u;
-      pointwise_tap(input4(row0 + ci * hw, ix0), input4_hi(row0 + ci * hw, ix0), ci);
+    if (ix0 >= 0 && ix0 + i32(XP) <= i32(params.w)) {
+      // Every position of the block lies inside the input row: plain loads, without the bounds
+      // selects of input4 (they cost a 1x1 conv a third of its time on SwiftShader).
+      let i0 = row0 + u32(ix0);
+      for (var q = 0u; q < pairs; q++) {
+        let ci = 2u * q;
+        let i = i0 + ci * hw;
+        pointwise_tap(inside4(i), inside4_hi(i), ci);
+        pointwise_tap(inside4(i + hw), inside4_hi(i + hw), ci + 1u);
+      }
+      if (params.cin % 2u == 1u) {
+        let ci = params.cin - 1u;
+        pointwise_tap(inside4(i0 + ci * hw), inside4_hi(i0 + ci * hw), ci);
+      }
+    } else {
+      for (var q = 0u; q < pairs; q++) {
+        let ci = 2u * q;
+        let row = row0 + ci * hw;
+        pointwise_tap(input4(row, ix0), input4_hi(row, ix0), ci);
+        pointwise_tap(input4(row + hw, ix0), input4_hi(row + hw, ix0), ci + 1u);
+      }
+      if (params.cin % 2u == 1u) {
+        let ci = params.cin - 1u;
+        pointwise_tap(input4(row0 + ci * hw, ix0), input4_hi(row0 + ci * hw, ix0), ci);
+      }
     }
   }
   fwd_epilogue(n, co0, oy, ox0, acc0, acc1, acc2, acc3);

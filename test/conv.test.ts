@@ -28,6 +28,10 @@ describe('conv2d: kernel sizes, stride, padding', () => {
     await convCase('1x1 Cin 13', { cin: 13, cout: 5, h: 4, w: 10, kh: 1, kw: 1 }, {}, 35);
     await convCase('1x1 Cin 12', { n: 3, cin: 12, cout: 9, h: 5, w: 6, kh: 1, kw: 1 }, { bias: true }, 36);
   });
+  it('1x1, planes flattened: rows cropped above and below (a band of input rows), Cout 12', () =>
+    convCase('1x1 band', { n: 3, cin: 5, cout: 12, h: 9, w: 5, kh: 1, kw: 1 }, { padding: [-2, -1, 0, 0], bias: true }, 37));
+  it('1x1 with padding on every side (not flattened; blocks partly outside the input), Cout 9', () =>
+    convCase('1x1 padded', { cin: 3, cout: 9, h: 5, w: 13, kh: 1, kw: 1 }, { padding: [1, 0, 1, 2], residual: true }, 38));
   it('1x1, stride 2, padding, Cin 7', () => convCase('1x1 s2', { cin: 7, cout: 6, h: 9, w: 8, kh: 1, kw: 1 }, { stride: 2, padding: [1, 0, 0, 1] }, 7));
   it('3x3, padding 1', () => convCase('3x3', { cin: 3, cout: 5, h: 7, w: 6, kh: 3, kw: 3 }, { padding: 1 }));
   it('5x5, padding 2', () => convCase('5x5', { cin: 3, cout: 5, h: 9, w: 7, kh: 5, kw: 5 }, { padding: 2 }, 2));

@@ -243,6 +243,18 @@ function paddedInput(x: Tensor, g: Geometry, rows: number, columns: number): { i
   return { input, geometry: { ...g, h: height, w: width, padT: 0, padL: 0 } };
 }
 
+/**
+ * A 1x1 conv whose output rows are a band of whole input rows (no horizontal padding, no padded rows)
+ * is the same conv on the planes flattened into one row: [n, c, 1, h*w], the band starting -padT rows
+ * in. Its blocks of 8 positions then tile MNIST's 28 x 28 planes exactly (28-wide rows left half of
+ * every fourth block empty) and lie inside the input but for a plane's last one, so the kernel's loads
+ * need no bounds checks. Null when the conv is not of that kind.
+ */
+function flatPlanes(g: Geometry): Geometry | null {
+  const band = g.padL === 0 && g.wo === g.w && g.padT <= 0 && g.ho - g.padT <= g.h;
+  return band ? { ...g, h: 1, w: g.h * g.w, ho: 1, wo: g.ho * g.wo, padT: 0, padL: g.padT * g.w } : null;
+}
+
 /** A scratch buffer for an unused read-write binding. */
 function scratch(): Tensor {
   return empty([1]);
@@ -302,11 +314,14 @@ function runForward(x: Tensor, w: Tensor, g: Geometry, extras: ForwardExtras = {
     launch(entry, [input.binding, ...buffers.slice(1)], params(geometry, threads, cblocks, xblocks, 0, 0, blank), threadsGrid(threads, WG));
     input.dispose();
   } else if (pointwise(g)) {
-    const eight = eightChannels(g.cout);
-    const cblocks = Math.ceil(g.cout / (eight ? 8 : cb));
-    const xblocks = Math.ceil(g.wo / xp);
-    const threads = g.n * cblocks * g.ho * xblocks;
-    launch(spec('forward', 'conv_forward_1x1', { ...constants, EIGHT_CHANNELS: eight ? 1 : 0 }, bindings), buffers, params(g, threads, cblocks, xblocks), threadsGrid(threads, WG));
+    const gp = flatPlanes(g) ?? g;
+    const eight = eightChannels(gp.cout);
+    const positions = positionsPerThread(gp.wo);
+    const cblocks = Math.ceil(gp.cout / (eight ? 8 : cb));
+    const xblocks = Math.ceil(gp.wo / positions);
+    const threads = gp.n * cblocks * gp.ho * xblocks;
+    const entry = spec('forward', 'conv_forward_1x1', { ...constants, XP: positions, EIGHT_CHANNELS: eight ? 1 : 0 }, bindings);
+    launch(entry, buffers, params(gp, threads, cblocks, xblocks), threadsGrid(threads, WG));
   } else {
     const cblocks = Math.ceil(g.cout / cb);
     const xblocks = Math.ceil(g.wo / xp);
