@@ -227,12 +227,12 @@ function fourRows(g: Geometry): boolean {
 }
 
 /**
- * The two-row and four-row forwards read a zero-padded copy of their input, on which the conv is a
- * valid one (pad 0), so their loads need no bounds checks (conv_forward.wgsl's PADDED). The copy
- * holds every row and column their blocks read, including those of block rows and positions past the
- * output, which are computed and not stored: `rows` output rows and `columns` output positions. The
- * one-row conv_forward keeps its checks: there (stride 2, the horizontal stacks) the copy cost what
- * it saved (docs/performance.md).
+ * The two-row and four-row forwards and conv_forward at stride 2 read a zero-padded copy of their
+ * input, on which the conv is a valid one (pad 0), so their loads need no bounds checks
+ * (conv_forward.wgsl's PADDED). The copy holds every row and column their blocks read, including those
+ * of block rows and positions past the output, which are computed and not stored: `rows` output rows
+ * and `columns` output positions. The horizontal stacks (masks A/B at stride 1 in conv_forward) keep
+ * their checks: there the copy cost what it saved (docs/performance.md).
  */
 function paddedInput(x: Tensor, g: Geometry, rows: number, columns: number): { input: Tensor; geometry: Geometry } {
   const height = (rows - 1) * g.stride + g.kh;
@@ -253,6 +253,11 @@ function paddedInput(x: Tensor, g: Geometry, rows: number, columns: number): { i
 function flatPlanes(g: Geometry): Geometry | null {
   const band = g.padL === 0 && g.wo === g.w && g.padT <= 0 && g.ho - g.padT <= g.h;
   return band ? { ...g, h: 1, w: g.h * g.w, ho: 1, wo: g.ho * g.wo, padT: 0, padL: g.padT * g.w } : null;
+}
+
+/** conv_forward at stride 2 without masks A/B reads a padded input (paddedInput). */
+function stridedPadded(g: Geometry): boolean {
+  return g.stride === 2 && g.mask !== MASK_CODE.A && g.mask !== MASK_CODE.B;
 }
 
 /** A scratch buffer for an unused read-write binding. */
@@ -322,6 +327,13 @@ function runForward(x: Tensor, w: Tensor, g: Geometry, extras: ForwardExtras = {
     const threads = gp.n * cblocks * gp.ho * xblocks;
     const entry = spec('forward', 'conv_forward_1x1', { ...constants, XP: positions, EIGHT_CHANNELS: eight ? 1 : 0 }, bindings);
     launch(entry, buffers, params(gp, threads, cblocks, xblocks), threadsGrid(threads, WG));
+  } else if (stridedPadded(g)) {
+    const cblocks = Math.ceil(g.cout / cb);
+    const xblocks = Math.ceil(g.wo / xp);
+    const threads = g.n * cblocks * g.ho * xblocks;
+    const { input, geometry } = paddedInput(x, g, g.ho, xblocks * xp);
+    launch(spec('forward', 'conv_forward', { ...constants, PADDED: 1 }, bindings), [input.binding, ...buffers.slice(1)], params(geometry, threads, cblocks, xblocks), threadsGrid(threads, WG));
+    input.dispose();
   } else {
     const cblocks = Math.ceil(g.cout / cb);
     const xblocks = Math.ceil(g.wo / xp);
