@@ -63,6 +63,23 @@ describe('concat', () => {
       gpu: (a, b) => E.concat([a, b], -1),
       ref: (a, b) => R.concat([a, b], 2),
     }));
+  // Contiguous runs of 16 or more elements go through copy.wgsl's copy_rows (runs of 64).
+  it('concat along channels with rows of 143 and 429 elements (runs of 64, a partial last run)', () =>
+    checkOp({
+      name: 'concat rows',
+      inputs: [{ shape: [2, 1, 13, 11] }, { shape: [2, 3, 13, 11] }],
+      gpu: (a, b) => E.concat([a, b], 1),
+      ref: (a, b) => R.concat([a, b], 1),
+    }));
+  it('pad and slice with rows of 20 and 37 elements', () => {
+    const pads = [[1, 0], [0, 2], [3, 1], [2, 15]] as const;
+    return checkOp({
+      name: 'pad+slice rows',
+      inputs: [{ shape: [2, 3, 5, 20] }],
+      gpu: (x) => E.slice(E.pad(x, pads), [0, 1, 2, 1], [3, 4, 6, 36]),
+      ref: (x) => R.slice(R.pad(x, pads), [0, 1, 2, 1], [3, 4, 6, 36]),
+    });
+  });
   it('concat of u32 tensors', async () => {
     const a = E.fromArray([1, 2, 3, 4], [2, 2], 'u32');
     const b = E.fromArray([5, 6], [2, 1], 'u32');

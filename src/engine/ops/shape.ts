@@ -8,6 +8,9 @@ import type { KernelSpec } from '../../gpu/context';
 import { empty, sizeOf, Tensor, ShapeError, shapeString, type Shape } from '../tensor';
 
 const COPY_SPEC: KernelSpec = { name: 'copy.wgsl', code: copyWgsl, entry: 'copy', bindings: ['read', 'rw'] };
+const COPY_ROWS_SPEC: KernelSpec = { name: 'copy.wgsl', code: copyWgsl, entry: 'copy_rows', bindings: ['read', 'rw'] };
+/** Elements a copy_rows thread moves (ROW_RUN in copy.wgsl). */
+const ROW_RUN = 64;
 const ZERO_SPEC: KernelSpec = { name: 'copy.wgsl', code: copyWgsl, entry: 'zero', bindings: ['rw'] };
 
 /** A region copy: `shape` elements from src (offset, strides) to dst (offset, strides), in elements. */
@@ -49,13 +52,17 @@ function copyRegion(op: string, from: Tensor, to: Tensor, region: Region): void 
   if (r.shape.length > MAX_RANK) throw new ShapeError(op, `copy of rank ${r.shape.length} > ${MAX_RANK}`);
   const n = sizeOf(r.shape);
   if (n === 0) return;
+  const rank = r.shape.length;
+  // Rows of at least 16 contiguous elements go by runs (copy_rows), the rest element by element.
+  const rows = rank > 0 && r.srcStrides[rank - 1] === 1 && r.dstStrides[rank - 1] === 1 && r.shape[rank - 1] >= 16;
+  const threads = rows ? (n / r.shape[rank - 1]) * Math.ceil(r.shape[rank - 1] / ROW_RUN) : n;
   const params = new Params()
-    .u(n, r.shape.length, r.srcOffset, r.dstOffset)
+    .u(threads, rank, r.srcOffset, r.dstOffset)
     .array(r.shape, 8, 1)
     .array(r.srcStrides, 8)
     .array(r.dstStrides, 8)
     .build();
-  launch(COPY_SPEC, [from.binding, to.binding], params, threadsGrid(n));
+  launch(rows ? COPY_ROWS_SPEC : COPY_SPEC, [from.binding, to.binding], params, rows ? threadsGrid(threads, 64) : threadsGrid(n));
 }
 
 function zeroFill(t: Tensor): void {
