@@ -305,7 +305,8 @@ function runForward(x: Tensor, w: Tensor, g: Geometry, extras: ForwardExtras = {
     const patch = ((TILE_H - 1) * g.stride + g.kh) * ((TILE_W - 1) * g.stride + g.kw);
     constants.CIT = tiledChunk(patch + cot * g.kh * g.kw, g.cin);
     launch(spec('forwardTiled', 'conv_forward_tiled', constants, bindings), buffers, params(g, 0, cblocks, 0, tilesX, tilesY), grid1d(g.n * cblocks * tilesX * tilesY));
-  } else if (fourRows(g) || twoRows(g)) {
+  } else if (twoRows(g)) {
+    // fourRows() picks four rows of 4 positions among the two-row convs.
     const four = fourRows(g);
     const positions = four ? 4 : xp;
     const rowsPerThread = four ? 4 : 2;
